@@ -1,0 +1,199 @@
+// Command reference-server runs the bundled POP3 server that the
+// conformance suite uses as its default target.
+//
+//	reference-server --profile exchange2010 --listen 127.0.0.1:1110 \
+//	    --tls-listen 127.0.0.1:1995 [--data DIR] [--seed DIR] [--smtp-listen ADDR]
+//
+// Once both listeners are up it prints exactly one line,
+// "listening pop3=ADDR pop3s=ADDR", on stdout ("none" for a disabled
+// listener). It logs to stderr and stops cleanly on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"pop3conformance/fixtures"
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/reference-server/delivery"
+	"pop3conformance/reference-server/maildrop"
+	"pop3conformance/reference-server/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a problem with the command line or the profile: exit 2.
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := serve(ctx, args, stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "reference-server: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "reference-server: %v\n", err)
+		return 1
+	}
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("reference-server", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var (
+		profName  = fl.String("profile", "exchange2010", "profile: "+strings.Join(profile.Bundled(), ", ")+", or a YAML file")
+		listen    = fl.String("listen", "127.0.0.1:1110", "plain POP3 (and STLS) listen address; \"\" disables it")
+		tlsListen = fl.String("tls-listen", "127.0.0.1:1995", "implicit-TLS POP3 listen address; \"\" disables it")
+		dataDir   = fl.String("data", "", "maildrop directory (default: a temporary directory removed at exit)")
+		seedDir   = fl.String("seed", "", "seed users and messages from this directory (users.yaml + .eml; default: the embedded fixtures)")
+		unauth    = fl.Duration("unauth-timeout", 0, "override timers.unauthenticated")
+		authT     = fl.Duration("auth-timeout", 0, "override timers.authenticated")
+		maxCmd    = fl.Int("max-command-octets", 0, "override max_command_octets (40..1024)")
+		certFile  = fl.String("cert", "", "TLS certificate (PEM); default: a self-signed one")
+		keyFile   = fl.String("key", "", "TLS private key (PEM)")
+		maxConns  = fl.Int("max-connections", 0, "maximum concurrent sessions; 0: unlimited")
+		logLevel  = fl.String("log-level", "info", "debug, info, warn or error")
+		site      = fl.String("site", "", "this server's site (C0010); default \"local\"")
+		smtpAddr  = fl.String("smtp-listen", "", "also accept mail over SMTP on this (loopback) address; no authentication")
+		lmtp      = fl.Bool("lmtp", false, "speak LMTP instead of SMTP on --smtp-listen")
+	)
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fl.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fl.Arg(0))}
+	}
+	set := map[string]bool{}
+	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	prof, err := profile.Load(*profName)
+	if err != nil {
+		return usageError{err}
+	}
+	prof = prof.Clone()
+	if set["unauth-timeout"] {
+		prof.Timers.Unauthenticated = profile.Duration(*unauth)
+	}
+	if set["auth-timeout"] {
+		prof.Timers.Authenticated = profile.Duration(*authT)
+	}
+	if set["max-command-octets"] {
+		prof.MaxCommandOctets = *maxCmd
+	}
+	if err := prof.Validate(); err != nil {
+		return usageError{fmt.Errorf("profile %s after overrides: %w", prof.Name, err)}
+	}
+	if *maxConns < 0 {
+		return usageError{errors.New("--max-connections must not be negative")}
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usageError{errors.New("--cert and --key go together")}
+	}
+	var tlsConfig *tls.Config
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return usageError{fmt.Errorf("load certificate: %w", err)}
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if *listen == "" && *tlsListen == "" {
+		return usageError{errors.New("both listeners are disabled")}
+	}
+
+	dir := *dataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "reference-server-*"); err != nil {
+			return fmt.Errorf("temporary data directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	store, err := maildrop.Open(dir, maildrop.Options{Logger: log.With("component", "maildrop")})
+	if err != nil {
+		return err
+	}
+	var seed fs.FS
+	if *seedDir != "" {
+		seed = os.DirFS(*seedDir)
+	} else if seed, err = fs.Sub(fixtures.FS, "mailboxes"); err != nil {
+		return fmt.Errorf("embedded fixtures: %w", err)
+	}
+	if err := store.Seed(seed); err != nil {
+		return err
+	}
+
+	srv, err := server.New(server.Config{
+		Profile:        prof,
+		Store:          store,
+		TLS:            tlsConfig,
+		Logger:         log,
+		MaxConnections: *maxConns,
+		Site:           *site,
+	})
+	if err != nil {
+		return err
+	}
+	if *smtpAddr != "" {
+		ln, err := net.Listen("tcp", *smtpAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", *smtpAddr, err)
+		}
+		mta := delivery.New(delivery.Config{Store: store, Logger: log.With("component", "delivery"), LMTP: *lmtp})
+		go func() {
+			if err := mta.Serve(ln); err != nil {
+				log.Error("delivery listener stopped", "err", err)
+			}
+		}()
+		defer mta.Close()
+		log.Info("delivery listening", "addr", ln.Addr().String(), "lmtp", *lmtp)
+	}
+	if err := srv.Start(*listen, *tlsListen); err != nil {
+		return err
+	}
+	plain, secure := srv.Addrs()
+	fmt.Fprintf(stdout, "listening pop3=%s pop3s=%s\n", addrOrNone(plain), addrOrNone(secure))
+	log.Info("reference server ready", "profile", prof.Name, "data", dir)
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func addrOrNone(a net.Addr) string {
+	if a == nil {
+		return "none"
+	}
+	return a.String()
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"crypto/md5"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/reference-server/maildrop"
+)
+
+const authFailed = "Logon failure: unknown user name or bad password"
+
+func (s *session) cmdUser(cmd command) {
+	if len(cmd.Args) != 1 {
+		s.err("", "USER takes exactly one argument: the mailbox name")
+		return
+	}
+	s.user = ""
+	name := cmd.Args[0]
+	_, exists := s.srv.store.Lookup(name)
+	switch {
+	case exists && !s.plaintextAllowed():
+		// V0010: the mailbox exists but may not log in in clear text.
+		s.err("", "Plaintext login is not permitted on an unencrypted connection; use STLS first")
+	case !exists && s.prof.UnknownUserReply == profile.ReplyErr:
+		s.err("", "No such mailbox")
+	default:
+		// V0008, V0009: with unknown_user_reply ok the name is only
+		// checked at PASS.
+		s.user = name
+		s.ok("Send your password")
+	}
+}
+
+func (s *session) cmdPass(cmd command) {
+	if s.user == "" {
+		s.err("", "Send USER first")
+		return
+	}
+	name := s.user
+	s.user = ""
+	password := cmd.Rest
+	if !s.prof.PassSpaces {
+		if len(cmd.Args) != 1 {
+			s.err("", "PASS takes exactly one argument")
+			return
+		}
+		password = cmd.Args[0]
+	}
+	if password == "" {
+		s.err("", "PASS needs a password")
+		return
+	}
+	if !s.plaintextAllowed() || !s.srv.store.CheckPassword(name, password) {
+		s.log.Info("login failed", "mechanism", "USER", "user", name)
+		s.err(codeAuth, authFailed)
+		return
+	}
+	s.login(name, "USER")
+}
+
+func (s *session) cmdAPOP(cmd command) {
+	if !s.prof.APOP {
+		s.err("", "APOP is not supported")
+		return
+	}
+	if len(cmd.Args) != 2 {
+		s.err("", "APOP takes two arguments: name and digest")
+		return
+	}
+	name, digest := cmd.Args[0], strings.ToLower(cmd.Args[1])
+	secret, ok := s.srv.store.Secret(name)
+	sum := md5.Sum([]byte(s.stamp + secret))
+	want := hex.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(digest), []byte(want)) != 1 || !ok {
+		s.log.Info("login failed", "mechanism", "APOP", "user", name)
+		s.err(codeAuth, authFailed)
+		return
+	}
+	s.login(name, "APOP")
+}
+
+// login opens the maildrop of an authenticated user and enters
+// TRANSACTION, or answers why it cannot.
+func (s *session) login(name, mechanism string) bool {
+	acc, ok := s.srv.store.Lookup(name)
+	if !ok {
+		s.err(codeAuth, authFailed)
+		return false
+	}
+	site := acc.Site
+	if site == "" {
+		site = defaultSite
+	}
+	if site != s.srv.site && s.prof.CrossSite == profile.CrossSiteFail {
+		// C0010 (Exchange 2007): no proxying to the user's home site. Not
+		// [AUTH]: the credentials were right, retrying will not help.
+		s.log.Info("login failed: homed in another site", "user", acc.Name, "site", site)
+		s.err(codeSysPerm, "Logon failure: the mailbox is homed in another site")
+		return false
+	}
+	md, err := s.srv.store.Acquire(acc.Name, s.prof.Lock == profile.LockExclusive)
+	if errors.Is(err, maildrop.ErrLocked) {
+		s.log.Info("login refused: maildrop locked", "user", acc.Name)
+		s.err(codeInUse, "Mailbox is locked by another session")
+		return false
+	}
+	if err != nil {
+		s.log.Error("open maildrop", "user", acc.Name, "err", err)
+		s.err(codeSysTemp, "Cannot open the mailbox, try again later")
+		return false
+	}
+	s.md = md
+	s.msgs = md.Messages()
+	s.deleted = make([]bool, len(s.msgs))
+	s.state = stateTransaction
+	s.user = ""
+	s.log.Info("login", "user", acc.Name, "mechanism", mechanism, "messages", len(s.msgs))
+	n, size := s.totals()
+	s.ok(fmt.Sprintf("%s has %d messages (%d octets)", acc.Name, n, size))
+	return true
+}
+
+// cmdSTLS starts TLS (RFC 2595 §4).
+func (s *session) cmdSTLS(cmd command) {
+	switch {
+	case !s.prof.STLS || s.implicitTLS && !s.underTLS:
+		s.err("", "STLS is not supported")
+		return
+	case s.underTLS:
+		s.err("", "Already under TLS")
+		return
+	case len(cmd.Args) != 0:
+		s.err("", "STLS takes no argument")
+		return
+	}
+	s.ok("Begin TLS negotiation")
+	if err := s.bw.Flush(); err != nil {
+		s.done = true
+		return
+	}
+	// Anything the client sent after STLS before the handshake is
+	// plaintext injected ahead of TLS: drop it (RFC 2595 §4, CVE-2011-0411
+	// class).
+	if n := s.br.Buffered(); n > 0 {
+		s.br.Discard(n)
+		s.log.Warn("discarded octets pipelined after STLS", "octets", n)
+	}
+	tc := tls.Server(s.raw, s.srv.tls)
+	s.raw.SetDeadline(time.Now().Add(s.timeout()))
+	if err := tc.HandshakeContext(s.srv.ctx); err != nil {
+		s.log.Info("STLS handshake failed", "err", err)
+		s.done = true
+		return
+	}
+	s.raw.SetDeadline(time.Time{})
+	s.setConn(tc)
+	s.underTLS = true
+	// Forget everything learnt in clear text.
+	s.user = ""
+}

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+)
+
+// capabilities is the CAPA list for the session's current state.
+//
+// Choices (RFC 2449 §5 says tags valid in AUTHORIZATION must be listed in
+// both states):
+//   - the profile's tags, USER and SASL are listed in both states, the
+//     same before and after login;
+//   - STLS is listed only when the command is "present and permitted in
+//     the current state" (RFC 2595 §4): plain listener, not yet under TLS,
+//     AUTHORIZATION state;
+//   - when plaintext logins need TLS (V0010), USER and SASL PLAIN are left
+//     out until TLS is up (RFC 5034 §3 lets the list change after STLS).
+func (s *session) capabilities() []string {
+	var out []string
+	plain := s.plaintextAllowed()
+	for _, c := range s.prof.Capabilities {
+		if !plain && strings.EqualFold(c, "USER") {
+			continue
+		}
+		out = append(out, c)
+	}
+	if mechs := s.mechanisms(); len(mechs) > 0 {
+		out = append(out, "SASL "+strings.Join(mechs, " "))
+	}
+	if s.prof.STLS && !s.implicitTLS && !s.underTLS && s.state == stateAuthorization {
+		out = append(out, "STLS")
+	}
+	if s.prof.Implementation != "" {
+		out = append(out, "IMPLEMENTATION "+s.prof.Implementation)
+	}
+	if st := s.prof.Storage; st.AdvertiseExpire && st.RetentionDays > 0 {
+		out = append(out, fmt.Sprintf("EXPIRE %d", st.RetentionDays))
+	}
+	return out
+}
+
+// mechanisms are the SASL mechanisms usable now, in profile order.
+func (s *session) mechanisms() []string {
+	var out []string
+	for _, m := range s.prof.SASL {
+		if m == "PLAIN" && !s.plaintextAllowed() {
+			continue
+		}
+		if _, ok := saslMechanisms[m]; !ok {
+			continue // a profile may name one this server cannot do
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (s *session) cmdCAPA(cmd command) {
+	if !s.noArgs(cmd) {
+		return
+	}
+	s.ok("Capability list follows")
+	for _, c := range s.capabilities() {
+		s.writeLine(truncate(c, s.prof.MaxResponseOctets-2))
+	}
+	s.writeLine(".")
+}

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/reference-server/maildrop"
+)
+
+// state is the RFC 1939 session state. UPDATE is not a resting state: it
+// runs inside QUIT and ends the session.
+type state int
+
+const (
+	stateAuthorization state = 1 << iota
+	stateTransaction
+)
+
+func (st state) String() string {
+	if st == stateTransaction {
+		return "TRANSACTION"
+	}
+	return "AUTHORIZATION"
+}
+
+// Response codes (RFC 2449 §8, RFC 3206).
+const (
+	codeInUse   = "IN-USE"
+	codeSysTemp = "SYS/TEMP"
+	codeSysPerm = "SYS/PERM"
+	codeAuth    = "AUTH"
+)
+
+// handler runs one command; states says where it is valid.
+type handler struct {
+	states state
+	run    func(*session, command)
+}
+
+// commands is the dispatch table; it is never modified.
+var commands = map[string]handler{
+	"USER": {stateAuthorization, (*session).cmdUser},
+	"PASS": {stateAuthorization, (*session).cmdPass},
+	"APOP": {stateAuthorization, (*session).cmdAPOP},
+	"AUTH": {stateAuthorization, (*session).cmdAuth},
+	"STLS": {stateAuthorization, (*session).cmdSTLS},
+	"CAPA": {stateAuthorization | stateTransaction, (*session).cmdCAPA},
+	"QUIT": {stateAuthorization | stateTransaction, (*session).cmdQuit},
+	"STAT": {stateTransaction, (*session).cmdStat},
+	"LIST": {stateTransaction, (*session).cmdList},
+	"RETR": {stateTransaction, (*session).cmdRetr},
+	"DELE": {stateTransaction, (*session).cmdDele},
+	"NOOP": {stateTransaction, (*session).cmdNoop},
+	"RSET": {stateTransaction, (*session).cmdRset},
+	"TOP":  {stateTransaction, (*session).cmdTop},
+	"UIDL": {stateTransaction, (*session).cmdUIDL},
+}
+
+// secretArgs are commands whose arguments are never logged.
+var secretArgs = map[string]bool{"PASS": true, "APOP": true, "AUTH": true}
+
+type session struct {
+	srv  *Server
+	prof *profile.Profile
+	log  *slog.Logger
+
+	raw         net.Conn // the TCP connection
+	conn        net.Conn // raw, or TLS over it
+	br          *bufio.Reader
+	bw          *bufio.Writer
+	implicitTLS bool
+	underTLS    bool
+	buf         []byte
+
+	state state
+	user  string // name from an accepted USER, waiting for PASS
+	stamp string // APOP timestamp, "" when APOP is off
+
+	md      *maildrop.Maildrop
+	msgs    []maildrop.Message
+	deleted []bool
+
+	errs int  // -ERR replies so far (C0005)
+	done bool // close after the current response
+}
+
+func newSession(srv *Server, raw, conn net.Conn, implicitTLS bool, id uint64, log *slog.Logger) *session {
+	s := &session{
+		srv:         srv,
+		prof:        srv.prof,
+		log:         log,
+		raw:         raw,
+		implicitTLS: implicitTLS,
+		underTLS:    implicitTLS,
+		state:       stateAuthorization,
+	}
+	s.setConn(conn)
+	if s.prof.APOP {
+		s.stamp = fmt.Sprintf("<%d.%d.%d@%s>", os.Getpid(), id, time.Now().UnixNano(), srv.hostname)
+	}
+	return s
+}
+
+func (s *session) setConn(c net.Conn) {
+	s.conn = c
+	s.br = bufio.NewReader(c)
+	s.bw = bufio.NewWriter(deadlineWriter{conn: c, timeout: s.timeout})
+}
+
+// timeout is the inactivity timer of the current state (V0002).
+func (s *session) timeout() time.Duration {
+	if s.state == stateTransaction {
+		return s.prof.Timers.Authenticated.D()
+	}
+	return s.prof.Timers.Unauthenticated.D()
+}
+
+func (s *session) serve() {
+	s.log.Debug("session start", "tls", s.underTLS)
+	defer func() {
+		if s.md != nil {
+			// No QUIT: never UPDATE (RFC 1939 §6, V0003).
+			s.md.Close()
+		}
+		s.bw.Flush()
+		s.log.Debug("session end")
+	}()
+	greeting := s.prof.Greeting
+	if s.stamp != "" {
+		greeting += " " + s.stamp
+	}
+	s.ok(greeting)
+	if s.bw.Flush() != nil {
+		return
+	}
+	for !s.done {
+		line, err := s.readLine(s.prof.MaxCommandOctets)
+		switch {
+		case err == nil:
+			s.dispatch(line)
+		case errors.Is(err, errLineTooLong):
+			s.err("", fmt.Sprintf("Command too long: the limit is %d octets including CRLF", s.prof.MaxCommandOctets))
+		case isTimeout(err):
+			s.autologout()
+			return
+		default:
+			s.log.Debug("connection lost", "err", err)
+			return
+		}
+		// Pipelined commands are answered in order; write them out in one
+		// go when the client has nothing more queued.
+		if s.done || s.br.Buffered() == 0 {
+			if err := s.bw.Flush(); err != nil {
+				s.log.Debug("write failed", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// readLine waits for a line under the inactivity timer: the deadline is
+// set afresh for every line, so any received line resets the timer.
+func (s *session) readLine(max int) ([]byte, error) {
+	if err := s.conn.SetReadDeadline(time.Now().Add(s.timeout())); err != nil {
+		return nil, err
+	}
+	line, err := readLine(s.br, max, s.buf)
+	if cap(line) > cap(s.buf) {
+		s.buf = line[:0]
+	}
+	return line, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// autologout ends an idle session: Exchange says why (V0003), RFC 1939
+// closes silently. Either way nothing is removed.
+func (s *session) autologout() {
+	s.log.Info("inactivity timeout", "state", s.state.String(), "after", s.timeout())
+	if !s.prof.Timers.Notice {
+		return
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.bw.WriteString(truncate("-ERR "+s.prof.Timers.NoticeText, s.prof.MaxResponseOctets-2) + "\r\n")
+	s.bw.Flush()
+}
+
+func (s *session) dispatch(line []byte) {
+	cmd, err := parseCommand(line, s.prof.Separators)
+	switch {
+	case errors.Is(err, errBadOctet):
+		s.err("", "Invalid command: NUL or bare CR octet")
+		return
+	case errors.Is(err, errEmptyLine):
+		s.err("", "Empty command")
+		return
+	case errors.Is(err, errSeparator):
+		s.err("", "Protocol error: "+strings.TrimPrefix(err.Error(), errSeparator.Error()+": "))
+		return
+	}
+	h, known := commands[cmd.Keyword]
+	if secretArgs[cmd.Keyword] {
+		s.log.Debug("command", "keyword", cmd.Keyword, "args", len(cmd.Args))
+	} else {
+		s.log.Debug("command", "keyword", cmd.Keyword, "args", cmd.Args)
+	}
+	if !known {
+		s.err("", "Unknown command")
+		return
+	}
+	if h.states&s.state == 0 {
+		s.err("", fmt.Sprintf("%s is not valid in the %s state", cmd.Keyword, s.state))
+		return
+	}
+	if n := s.prof.MaxArgumentChars; n > 0 {
+		for _, a := range cmd.Args {
+			if utf8.RuneCountInString(a) > n {
+				s.err("", fmt.Sprintf("Argument too long: at most %d characters", n))
+				return
+			}
+		}
+	}
+	h.run(s, cmd)
+}
+
+// ok writes a positive status line.
+func (s *session) ok(text string) {
+	line := "+OK"
+	if text != "" {
+		line += " " + text
+	}
+	s.writeLine(truncate(line, s.prof.MaxResponseOctets-2))
+}
+
+// err writes a negative status line and counts it (C0005).
+func (s *session) err(code, text string) {
+	s.writeLine(errLine(s.prof, code, text))
+	s.errs++
+	if n := s.prof.CloseAfterErrors; n > 0 && s.errs >= n {
+		s.log.Info("closing after negative replies", "count", s.errs)
+		s.done = true
+	}
+}
+
+func (s *session) writeLine(line string) {
+	s.bw.WriteString(line)
+	s.bw.WriteString("\r\n")
+}
+
+// errLine formats "-ERR [CODE] text" for prof: codes only when the
+// profile advertises them (RESP-CODES; AUTH-RESP-CODE for [AUTH]), text
+// only when the profile gives text (V0001), and never longer than a
+// response line may be (C0001).
+func errLine(prof *profile.Profile, code, text string) string {
+	switch {
+	case code == codeAuth && !prof.HasCapability("AUTH-RESP-CODE"):
+		code = ""
+	case code != "" && code != codeAuth && !prof.HasCapability("RESP-CODES"):
+		code = ""
+	}
+	line := "-ERR"
+	if code != "" {
+		line += " [" + code + "]"
+	}
+	if prof.ErrText && text != "" {
+		line += " " + text
+	}
+	return truncate(line, prof.MaxResponseOctets-2)
+}
+
+// truncate cuts s to at most n octets on a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// plaintextAllowed says whether USER/PASS and AUTH PLAIN may be used now
+// (V0010, RFC 5034 §4).
+func (s *session) plaintextAllowed() bool {
+	return s.prof.PlaintextBeforeTLS || s.underTLS
+}
+
+func (s *session) cmdQuit(cmd command) {
+	if s.state == stateTransaction {
+		s.update()
+		return
+	}
+	s.ok("Bye")
+	s.done = true
+}
+
+// copyBody streams r to the client as a byte-stuffed multi-line body.
+func (s *session) copyBody(r io.Reader, top int) error {
+	st := newStuffer(s.bw)
+	var err error
+	if top < 0 {
+		_, err = io.Copy(st, r)
+	} else {
+		err = copyTop(st, r, top)
+	}
+	if err != nil {
+		return err
+	}
+	return st.finish()
+}
