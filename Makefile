@@ -1,0 +1,49 @@
+# pop3conformance: the two commands a newcomer needs are
+#   make conformance   the suite against the bundled reference server, reports written
+#   make test          every test: unit, server, suite in all profiles, discrimination
+
+GO      ?= go
+GINKGO  ?= $(GO) run github.com/onsi/ginkgo/v2/ginkgo
+PROFILE ?= exchange2010
+REPORTS ?= reports/latest
+FUZZTIME ?= 30s
+
+.PHONY: all build test unit suite conformance fuzz bench lint clean
+
+all: build
+
+build:
+	mkdir -p bin
+	$(GO) build -o bin/reference-server ./reference-server
+	$(GO) build -o bin/probe ./probe
+
+## test: unit tests, server tests, the suite under each bundled profile, and
+## the discrimination test that proves the specs fail on a deviating server.
+test: lint unit suite
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+suite:
+	for p in exchange2010 exchange2007 rfc1939; do \
+		POP3_PROFILE=$$p $(GINKGO) -race -p --label-filter='!slow' --output-dir=reports/test-$$p --json-report=report.json ./suites/conformance || exit 1; \
+	done
+
+## conformance: the suite against the bundled reference server ($(PROFILE)),
+## with the conformance report in $(REPORTS).
+conformance: build
+	./bin/probe --profile $(PROFILE) --out $(REPORTS) --format json,yaml,md,html,junit
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzCommandReader -fuzztime=$(FUZZTIME) ./reference-server/server
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin reports/latest reports/test-*

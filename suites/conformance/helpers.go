@@ -1,0 +1,73 @@
+package conformance
+
+import (
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/suites/harness"
+)
+
+// login opens a session in the TRANSACTION state for a fresh account like
+// the fixture "alice" (on a remote host: POP3_USER).
+func login(ctx SpecContext, t *harness.Target) (*harness.Conn, harness.Account) {
+	a := need(t.Account(ctx))
+	c, err := t.Login(ctx, a)
+	Expect(err).NotTo(HaveOccurred(), "log in as %s", a.User)
+	return c, a
+}
+
+// dial opens a session in the AUTHORIZATION state.
+func dial(ctx SpecContext, t *harness.Target) *harness.Conn {
+	c, err := t.Dial(ctx)
+	Expect(err).NotTo(HaveOccurred(), "connect")
+	Expect(c.Greeting.OK()).To(BeTrue(), "greeting %q", c.Greeting)
+	return c
+}
+
+// cmd sends a command and returns its status line; a transport error is a
+// failure of the server (it closed or stalled).
+func cmd(c *harness.Conn, line string) harness.Reply {
+	r, err := c.Cmd(line)
+	Expect(err).NotTo(HaveOccurred(), "reply to %q", redactForMessage(line))
+	return r
+}
+
+// multi sends a command that answers with a multi-line response.
+func multi(c *harness.Conn, line string) harness.Multi {
+	m, err := c.CmdMulti(line)
+	Expect(err).NotTo(HaveOccurred(), "multi-line reply to %q", line)
+	return m
+}
+
+// expectOK and expectErr check a status indicator and name the command in
+// the failure message.
+func expectOK(r harness.Reply, what string) {
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "%s: want +OK, got %q", what, r.String())
+}
+
+func expectErr(r harness.Reply, what string) {
+	ExpectWithOffset(1, r.Err()).To(BeTrue(), "%s: want -ERR, got %q", what, r.String())
+}
+
+// redactForMessage keeps passwords out of failure messages, which end up
+// in reports next to the transcript.
+func redactForMessage(line string) string {
+	kw, _, _ := strings.Cut(line, " ")
+	switch strings.ToUpper(kw) {
+	case "PASS", "APOP", "AUTH":
+		return kw + " <redacted>"
+	}
+	return line
+}
+
+// commandOf builds a command of exactly n octets including CRLF: keyword,
+// one space, then filler in the argument.
+func commandOf(keyword string, n int) string {
+	fill := n - len(keyword) - 1 - 2
+	if fill < 1 {
+		fill = 1
+	}
+	return keyword + " " + strings.Repeat("x", fill)
+}

@@ -1,0 +1,89 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"pop3conformance/suites/harness"
+)
+
+// The target lives for one suite run in one process. Ginkgo runs the specs
+// of a process one after another, so a single value suffices; the mutex
+// only guards the hand-over between setup and specs.
+var (
+	targetMu  sync.Mutex
+	target    *harness.Target
+	configSet *harness.Config
+)
+
+// UseConfig makes the next suite run test cfg instead of reading the
+// POP3_* environment. The probe calls it before RunSpecs.
+func UseConfig(cfg harness.Config) {
+	targetMu.Lock()
+	defer targetMu.Unlock()
+	c := cfg
+	configSet = &c
+}
+
+func currentTarget() *harness.Target {
+	targetMu.Lock()
+	defer targetMu.Unlock()
+	if target == nil {
+		Fail("the suite has no target: BeforeSuite did not run or failed")
+	}
+	return target
+}
+
+// Each process starts its own target: with the bundled server that is a
+// server of its own, so `ginkgo -p` processes never share a maildrop.
+var _ = BeforeSuite(func(ctx SpecContext) {
+	targetMu.Lock()
+	cfg := configSet
+	targetMu.Unlock()
+	if cfg == nil {
+		c, err := harness.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			AbortSuite(fmt.Sprintf("target configuration: %v", err))
+		}
+		cfg = &c
+	}
+	t, err := harness.Open(context.WithoutCancel(ctx), *cfg)
+	if err != nil {
+		AbortSuite(fmt.Sprintf("target: %v", err))
+	}
+	targetMu.Lock()
+	target = t
+	targetMu.Unlock()
+	AddReportEntry("target", t.Name(), ReportEntryVisibilityNever)
+	AddReportEntry("profile", t.Profile.Name, ReportEntryVisibilityNever)
+})
+
+var _ = AfterSuite(func() {
+	targetMu.Lock()
+	t := target
+	target = nil
+	targetMu.Unlock()
+	if t != nil {
+		if err := t.Close(); err != nil {
+			GinkgoWriter.Printf("closing the target: %v\n", err)
+		}
+	}
+})
+
+// Every spec's connections are closed and their transcripts attached to
+// the spec as evidence, passwords and SASL payloads already redacted.
+var _ = AfterEach(func() {
+	targetMu.Lock()
+	t := target
+	targetMu.Unlock()
+	if t == nil {
+		return
+	}
+	if tr := t.Recorder().Flush(); tr != "" {
+		AddReportEntry("transcript", tr, ReportEntryVisibilityFailureOrVerbose)
+	}
+})

@@ -1,0 +1,450 @@
+// Package harness connects the conformance specs to a POP3 server: the
+// bundled reference server started in-process, or a remote host. It holds
+// the strict wire client and the transcripts used as evidence.
+package harness
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"gopkg.in/yaml.v3"
+
+	"pop3conformance/fixtures"
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/reference-server/maildrop"
+	"pop3conformance/reference-server/server"
+)
+
+// ErrUnavailable says the target cannot provide what a spec needs; specs
+// turn it into an inconclusive verdict.
+var ErrUnavailable = errors.New("not available on this target")
+
+// Account is a mailbox login.
+type Account struct {
+	User     string
+	Password string
+	// Fixture names the fixture account whose messages the maildrop holds
+	// ("" when unknown).
+	Fixture string
+}
+
+// Reference is the bundled server when it is the target.
+type Reference struct {
+	Server *server.Server
+	Store  *maildrop.Store
+	// Profile is what the server does (it may differ from the
+	// expectations when discrimination is being tested).
+	Profile *profile.Profile
+	dir     string
+}
+
+// Target is the server under test plus what the suite expects of it.
+type Target struct {
+	Config Config
+	// Profile is what the specs expect.
+	Profile *profile.Profile
+
+	rec       Recorder
+	tlsConf   *tls.Config
+	plainAddr string // "" when the target has no plain listener
+	tlsAddr   string // "" when the target has no implicit TLS listener
+	ref       *Reference
+	seq       atomic.Int64
+
+	mu       sync.Mutex
+	variants []*Target
+}
+
+// Open prepares the target: it loads the profiles and, for the bundled
+// server, starts it on loopback ports of its own.
+func Open(ctx context.Context, cfg Config) (*Target, error) {
+	expect, err := profile.Load(cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{Config: cfg, Profile: expect}
+	if cfg.Remote() {
+		if err := t.openRemote(); err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	serverProfile := expect.Clone()
+	if cfg.ReferenceProfile != "" {
+		if serverProfile, err = profile.Load(cfg.ReferenceProfile); err != nil {
+			return nil, fmt.Errorf("reference server: %w", err)
+		}
+	}
+	if err := t.startReference(ctx, serverProfile); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Target) openRemote() error {
+	c := t.Config
+	conf := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if conf.ServerName == "" {
+		conf.ServerName = c.Host
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", EnvCAFile, err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s %s: no PEM certificate found", EnvCAFile, c.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	t.tlsConf = conf
+	if c.TLS == TLSImplicit {
+		t.tlsAddr = c.Addr()
+	} else {
+		t.plainAddr = c.Addr()
+	}
+	return nil
+}
+
+func (t *Target) startReference(_ context.Context, p *profile.Profile) error {
+	dir, err := os.MkdirTemp("", "pop3conformance-ref-")
+	if err != nil {
+		return fmt.Errorf("reference server: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := maildrop.Open(dir, maildrop.Options{Logger: logger})
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("reference server: open store: %w", err)
+	}
+	seed, err := fs.Sub(fixtures.FS, "mailboxes")
+	if err != nil {
+		return fmt.Errorf("reference server: %w", err)
+	}
+	if err := store.Seed(seed); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("reference server: seed: %w", err)
+	}
+	srv, err := server.New(server.Config{Profile: p, Store: store, Logger: logger})
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("reference server: %w", err)
+	}
+	if err := srv.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("reference server: %w", err)
+	}
+	plain, tlsA := srv.Addrs()
+	t.plainAddr, t.tlsAddr = plain.String(), tlsA.String()
+	t.tlsConf = &tls.Config{RootCAs: srv.CertPool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	t.ref = &Reference{Server: srv, Store: store, Profile: p, dir: dir}
+	return nil
+}
+
+// Close stops the bundled server and every variant.
+func (t *Target) Close() error {
+	t.rec.Flush()
+	t.mu.Lock()
+	vs := t.variants
+	t.variants = nil
+	t.mu.Unlock()
+	var errs []error
+	for _, v := range vs {
+		errs = append(errs, v.Close())
+	}
+	if t.ref != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+		defer cancel()
+		errs = append(errs, t.ref.Server.Shutdown(ctx))
+		errs = append(errs, os.RemoveAll(t.ref.dir))
+		t.ref = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Name describes the target for reports.
+func (t *Target) Name() string {
+	if t.ref != nil {
+		return "bundled reference server (profile " + t.ref.Profile.Name + ")"
+	}
+	return t.Config.Addr() + " (" + string(t.Config.TLS) + ")"
+}
+
+// Reference returns the bundled server, or nil for a remote host.
+func (t *Target) Reference() *Reference { return t.ref }
+
+// Recorder returns the transcripts of the connections opened since the
+// last flush.
+func (t *Target) Recorder() *Recorder { return &t.rec }
+
+// TLSConfig is the client TLS configuration for the target.
+func (t *Target) TLSConfig() *tls.Config { return t.tlsConf.Clone() }
+
+// Mode is how Dial reaches the server.
+func (t *Target) Mode() TLSMode {
+	if t.ref != nil {
+		return TLSNone
+	}
+	return t.Config.TLS
+}
+
+// Dial connects the usual way for the target (plain, STLS or implicit TLS)
+// and reads the greeting.
+func (t *Target) Dial(ctx context.Context) (*Conn, error) {
+	switch t.Mode() {
+	case TLSImplicit:
+		return t.DialTLS(ctx)
+	case TLSStartTLS:
+		c, err := t.DialPlain(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r, err := c.StartTLS(t.tlsConf)
+		if err != nil {
+			return c, fmt.Errorf("STLS: %w", err)
+		}
+		if !r.OK() {
+			return c, fmt.Errorf("STLS refused: %s", r)
+		}
+		return c, nil
+	}
+	return t.DialPlain(ctx)
+}
+
+// DialPlain opens a connection without TLS.
+func (t *Target) DialPlain(ctx context.Context) (*Conn, error) {
+	if t.plainAddr == "" {
+		return nil, fmt.Errorf("plain POP3 port: %w (the target is configured for implicit TLS)", ErrUnavailable)
+	}
+	return t.dial(ctx, t.plainAddr, false)
+}
+
+// DialTLS opens an implicit TLS connection.
+func (t *Target) DialTLS(ctx context.Context) (*Conn, error) {
+	if t.tlsAddr == "" {
+		return nil, fmt.Errorf("implicit TLS port: %w (set %s=implicit to test one)", ErrUnavailable, EnvTLS)
+	}
+	return t.dial(ctx, t.tlsAddr, true)
+}
+
+// HasPlain and HasTLS say which listeners the target has.
+func (t *Target) HasPlain() bool { return t.plainAddr != "" }
+func (t *Target) HasTLS() bool   { return t.tlsAddr != "" }
+
+// PlainAddr and TLSAddr are the listener addresses ("" when absent).
+func (t *Target) PlainAddr() string { return t.plainAddr }
+func (t *Target) TLSAddr() string   { return t.tlsAddr }
+
+func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, error) {
+	d := net.Dialer{Timeout: DefaultTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", addr, err)
+	}
+	name := fmt.Sprintf("connection %d to %s", t.seq.Add(1), addr)
+	if implicit {
+		name += " (implicit TLS)"
+	}
+	c := newConn(nc, newTranscript(name), false)
+	t.rec.track(c)
+	if implicit {
+		if err := c.handshake(t.tlsConf); err != nil {
+			return c, err
+		}
+	}
+	g, err := c.ReadReply()
+	if err != nil {
+		return c, fmt.Errorf("greeting: %w", err)
+	}
+	c.Greeting = g
+	return c, nil
+}
+
+// Account returns a login whose maildrop holds the fixture "alice" when
+// the target is the bundled server (a fresh copy for every call, so specs
+// never see each other's changes), or POP3_USER on a remote host.
+func (t *Target) Account(ctx context.Context) (Account, error) {
+	return t.AccountLike(ctx, "alice")
+}
+
+// AccountLike returns a fresh copy of the named fixture account on the
+// bundled server. On a remote host it returns POP3_USER when its maildrop
+// is declared to hold that fixture (POP3_MAILBOX_FIXTURE), or, for
+// "alice", POP3_USER with unknown content.
+func (t *Target) AccountLike(_ context.Context, fixture string) (Account, error) {
+	if t.ref == nil {
+		c := t.Config
+		switch {
+		case c.MailboxFixture == fixture:
+			return Account{User: c.User, Password: c.Password, Fixture: fixture}, nil
+		case fixture == "alice":
+			return Account{User: c.User, Password: c.Password}, nil
+		}
+		return Account{}, fmt.Errorf("a mailbox like fixture %q: %w (set %s=%s on an account prepared that way)", fixture, ErrUnavailable, EnvMailboxFixture, fixture)
+	}
+	src, err := FixtureAccount(fixture)
+	if err != nil {
+		return Account{}, err
+	}
+	name := fmt.Sprintf("%s.%d", fixture, t.seq.Add(1))
+	if err := t.ref.Store.CloneUser(fixture, name, src.Password); err != nil {
+		return Account{}, fmt.Errorf("clone fixture %s: %w", fixture, err)
+	}
+	return Account{User: name, Password: src.Password, Fixture: fixture}, nil
+}
+
+// SecondAccount returns another mailbox on the same server: a copy of
+// "bob" on the bundled server, POP3_USER2 on a remote host.
+func (t *Target) SecondAccount(ctx context.Context) (Account, error) {
+	if t.ref == nil {
+		if t.Config.User2 == "" {
+			return Account{}, fmt.Errorf("a second account: %w (set %s and %s)", ErrUnavailable, EnvUser2, EnvPassword2)
+		}
+		return Account{User: t.Config.User2, Password: t.Config.Password2}, nil
+	}
+	return t.AccountLike(ctx, "bob")
+}
+
+// Login connects and logs in with USER/PASS, after STLS when the profile
+// does not allow plaintext logins before TLS. The connection is in the
+// TRANSACTION state when err is nil.
+func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
+	c, err := t.Dial(ctx)
+	if err != nil {
+		return c, err
+	}
+	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
+			return c, fmt.Errorf("STLS before login: %v %v", r, err)
+		}
+	}
+	if err := LoginUserPass(c, a); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// LoginUserPass runs USER and PASS on an open connection.
+func LoginUserPass(c *Conn, a Account) error {
+	r, err := c.Cmd("USER " + a.User)
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return fmt.Errorf("USER %s: %s", a.User, r)
+	}
+	r, err = c.Cmd("PASS " + a.Password)
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return fmt.Errorf("PASS for %s: %s", a.User, r)
+	}
+	return nil
+}
+
+// Variant starts another bundled server whose profile, and the
+// expectations, are changed by mutate: a short timer, LoginType
+// SecureLogin, a quota. It fails with ErrUnavailable on a remote host,
+// where only the server's operator can change such settings.
+func (t *Target) Variant(ctx context.Context, mutate func(*profile.Profile)) (*Target, error) {
+	if t.ref == nil {
+		return nil, fmt.Errorf("a server with changed settings: %w (only the bundled reference server can be reconfigured)", ErrUnavailable)
+	}
+	serverProfile := t.ref.Profile.Clone()
+	mutate(serverProfile)
+	expect := t.Profile.Clone()
+	mutate(expect)
+	if err := serverProfile.Validate(); err != nil {
+		return nil, fmt.Errorf("variant profile: %w", err)
+	}
+	v := &Target{Config: t.Config, Profile: expect}
+	if err := v.startReference(ctx, serverProfile); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.variants = append(t.variants, v)
+	t.mu.Unlock()
+	return v, nil
+}
+
+// FixtureMessage is one message of a fixture account, as the server must
+// return it: CRLF line ends, not byte-stuffed.
+type FixtureMessage struct {
+	Name string
+	Data []byte
+}
+
+type fixtureUser struct {
+	Name     string   `yaml:"name"`
+	Password string   `yaml:"password"`
+	Site     string   `yaml:"site"`
+	Messages []string `yaml:"messages"`
+}
+
+// FixtureAccount returns the fixture account's login as users.yaml gives it.
+func FixtureAccount(name string) (Account, error) {
+	u, err := fixtureUserNamed(name)
+	if err != nil {
+		return Account{}, err
+	}
+	return Account{User: u.Name, Password: u.Password, Fixture: u.Name}, nil
+}
+
+func fixtureUserNamed(name string) (fixtureUser, error) {
+	data, err := fs.ReadFile(fixtures.FS, "mailboxes/users.yaml")
+	if err != nil {
+		return fixtureUser{}, fmt.Errorf("fixtures: %w", err)
+	}
+	var f struct {
+		Users []fixtureUser `yaml:"users"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return fixtureUser{}, fmt.Errorf("fixtures users.yaml: %w", err)
+	}
+	for _, u := range f.Users {
+		if u.Name == name {
+			return u, nil
+		}
+	}
+	return fixtureUser{}, fmt.Errorf("fixtures: no account %q", name)
+}
+
+// FixtureMessages returns the messages of the named fixture account in
+// maildrop order.
+func FixtureMessages(name string) ([]FixtureMessage, error) {
+	u, err := fixtureUserNamed(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FixtureMessage, 0, len(u.Messages))
+	for _, m := range u.Messages {
+		data, err := fs.ReadFile(fixtures.FS, "mailboxes/"+m)
+		if err != nil {
+			return nil, fmt.Errorf("fixtures: %w", err)
+		}
+		out = append(out, FixtureMessage{Name: m, Data: ToCRLF(data)})
+	}
+	return out, nil
+}
+
+// ToCRLF turns bare LF line ends into CRLF, leaving CRLF alone.
+func ToCRLF(b []byte) []byte {
+	s := strings.ReplaceAll(string(b), "\r\n", "\n")
+	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
+}

@@ -1,0 +1,368 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// MaxLineOctets bounds what the client reads as one line. A server that
+// sends more without a line end is broken; reading on would let it fill the
+// client's memory.
+const MaxLineOctets = 1 << 20
+
+// DefaultTimeout bounds each read and write unless a spec sets its own.
+const DefaultTimeout = 10 * time.Second
+
+// ErrLineTooLong is returned when a line exceeds MaxLineOctets.
+var ErrLineTooLong = errors.New("line longer than the client's limit")
+
+// Reply is one status line as the server sent it.
+type Reply struct {
+	// Raw is the line exactly as received, line end included.
+	Raw []byte
+	// Status is "+OK", "-ERR", "+" (a SASL continuation) or whatever the
+	// line began with.
+	Status string
+	// Text follows the status and one space, without the line end.
+	Text string
+}
+
+// OK reports a positive status indicator.
+func (r Reply) OK() bool { return r.Status == "+OK" }
+
+// Err reports a negative status indicator.
+func (r Reply) Err() bool { return r.Status == "-ERR" }
+
+// CRLF reports whether the line ended with CRLF rather than a bare LF.
+func (r Reply) CRLF() bool { return bytes.HasSuffix(r.Raw, []byte("\r\n")) }
+
+// Code returns the RFC 2449 response code without brackets ("IN-USE",
+// "SYS/TEMP"), or "" when the text does not start with one.
+func (r Reply) Code() string {
+	if !strings.HasPrefix(r.Text, "[") {
+		return ""
+	}
+	end := strings.IndexByte(r.Text, ']')
+	if end < 0 {
+		return ""
+	}
+	return r.Text[1:end]
+}
+
+func (r Reply) String() string { return strings.TrimRight(string(r.Raw), "\r\n") }
+
+func parseReply(raw []byte) Reply {
+	line := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), "\r")
+	status, text, _ := strings.Cut(line, " ")
+	return Reply{Raw: raw, Status: status, Text: text}
+}
+
+// Multi is a multi-line response.
+type Multi struct {
+	Reply
+	// Lines are the raw lines between the status line and the
+	// terminator, still byte-stuffed, each with its line end.
+	Lines [][]byte
+	// Terminator is the raw terminating line (".\r\n" when correct).
+	Terminator []byte
+}
+
+// Body removes byte-stuffing and joins the lines: for RETR and TOP it is
+// the message as the server holds it, line ends as sent.
+func (m Multi) Body() []byte {
+	var b bytes.Buffer
+	for _, l := range m.Lines {
+		if len(l) > 0 && l[0] == '.' {
+			l = l[1:]
+		}
+		b.Write(l)
+	}
+	return b.Bytes()
+}
+
+// Texts returns the lines without line ends and without stuffing, for
+// listings such as LIST, UIDL and CAPA.
+func (m Multi) Texts() []string {
+	out := make([]string, len(m.Lines))
+	for i, l := range m.Lines {
+		s := strings.TrimSuffix(strings.TrimSuffix(string(l), "\n"), "\r")
+		out[i] = strings.TrimPrefix(s, ".")
+	}
+	return out
+}
+
+// Conn is a strict POP3 client connection. It never normalises what it
+// sends or receives and records everything in a transcript.
+type Conn struct {
+	nc      net.Conn
+	r       *bufio.Reader
+	tr      *Transcript
+	tlsOn   bool
+	Timeout time.Duration
+	// Greeting is the first line the server sent.
+	Greeting Reply
+	// inSASL is true between an AUTH command and its final status, so that
+	// every client line in between is redacted.
+	inSASL bool
+}
+
+func newConn(nc net.Conn, tr *Transcript, tlsOn bool) *Conn {
+	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), tr: tr, tlsOn: tlsOn, Timeout: DefaultTimeout}
+}
+
+// TLS reports whether the connection runs under TLS.
+func (c *Conn) TLS() bool { return c.tlsOn }
+
+// ConnectionState returns the TLS state, or nil for a plain connection.
+func (c *Conn) ConnectionState() *tls.ConnectionState {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		return &st
+	}
+	return nil
+}
+
+// Transcript returns the connection's transcript.
+func (c *Conn) Transcript() *Transcript { return c.tr }
+
+// Close closes the connection without QUIT.
+func (c *Conn) Close() error {
+	c.tr.note("client closed the connection")
+	return c.nc.Close()
+}
+
+// CloseWrite half-closes the connection when the transport allows it.
+func (c *Conn) CloseWrite() error {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.nc.(closeWriter); ok {
+		c.tr.note("client half-closed the connection")
+		return cw.CloseWrite()
+	}
+	return errors.New("transport cannot half-close")
+}
+
+// SendRaw writes b exactly as given.
+func (c *Conn) SendRaw(b []byte) error {
+	c.tr.sent(b, c.redactSent(b))
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.Timeout)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// Send writes line followed by CRLF.
+func (c *Conn) Send(line string) error { return c.SendRaw([]byte(line + "\r\n")) }
+
+// redactSent decides whether a client line must be hidden in the
+// transcript: passwords, APOP digests and every SASL payload.
+func (c *Conn) redactSent(b []byte) string {
+	if c.inSASL {
+		return "<redacted SASL response>"
+	}
+	s := string(b)
+	kw, rest, _ := cutSep(strings.TrimRight(s, "\r\n"))
+	switch strings.ToUpper(kw) {
+	case "PASS":
+		return kw + " <redacted>"
+	case "APOP":
+		user, _, _ := cutSep(rest)
+		return kw + " " + user + " <redacted>"
+	case "AUTH":
+		c.inSASL = true
+		mech, ir, _ := cutSep(rest)
+		if ir != "" {
+			return kw + " " + mech + " <redacted initial response>"
+		}
+	}
+	return ""
+}
+
+func cutSep(s string) (before, after string, ok bool) {
+	i := strings.IndexAny(s, " \t")
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], strings.TrimLeft(s[i:], " \t"), true
+}
+
+// ReadLine reads one raw line, up to and including LF.
+func (c *Conn) ReadLine() ([]byte, error) { return c.readLine(c.Timeout) }
+
+func (c *Conn) readLine(timeout time.Duration) ([]byte, error) {
+	if err := c.nc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, fmt.Errorf("set read deadline: %w", err)
+	}
+	var line []byte
+	for {
+		frag, err := c.r.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > MaxLineOctets {
+			c.tr.received(line[:256], "<line cut: over the client's limit>")
+			return nil, ErrLineTooLong
+		}
+		if err == nil {
+			c.tr.received(line, "")
+			return line, nil
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if len(line) > 0 {
+			c.tr.received(line, "<incomplete line>")
+		}
+		if errors.Is(err, io.EOF) {
+			c.tr.note("server closed the connection")
+		}
+		return line, fmt.Errorf("read: %w", err)
+	}
+}
+
+// ReadReply reads one status line.
+func (c *Conn) ReadReply() (Reply, error) {
+	raw, err := c.ReadLine()
+	if err != nil {
+		return Reply{Raw: raw}, err
+	}
+	r := parseReply(raw)
+	if r.Status != "+" {
+		c.inSASL = false
+	}
+	return r, nil
+}
+
+// Cmd sends line and reads its status line.
+func (c *Conn) Cmd(line string) (Reply, error) {
+	if err := c.Send(line); err != nil {
+		return Reply{}, err
+	}
+	return c.ReadReply()
+}
+
+// ReadMulti reads a status line and, when it is positive, the lines up to
+// the terminator.
+func (c *Conn) ReadMulti() (Multi, error) {
+	r, err := c.ReadReply()
+	m := Multi{Reply: r}
+	if err != nil || !r.OK() {
+		return m, err
+	}
+	return c.readBlock(m)
+}
+
+func (c *Conn) readBlock(m Multi) (Multi, error) {
+	for {
+		raw, err := c.ReadLine()
+		if err != nil {
+			return m, fmt.Errorf("multi-line response not terminated: %w", err)
+		}
+		if len(raw) > 0 && raw[0] == '.' {
+			rest := strings.TrimRight(string(raw[1:]), "\r\n")
+			if rest == "" {
+				m.Terminator = raw
+				return m, nil
+			}
+		}
+		m.Lines = append(m.Lines, raw)
+	}
+}
+
+// CmdMulti sends line and reads a multi-line response.
+func (c *Conn) CmdMulti(line string) (Multi, error) {
+	if err := c.Send(line); err != nil {
+		return Multi{}, err
+	}
+	return c.ReadMulti()
+}
+
+// ExpectClosed waits up to d for the server to close the connection and
+// returns the lines it sent meanwhile. It fails when the connection is
+// still open after d.
+func (c *Conn) ExpectClosed(d time.Duration) ([][]byte, error) {
+	deadline := time.Now().Add(d)
+	var got [][]byte
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return got, fmt.Errorf("connection still open after %v", d)
+		}
+		line, err := c.readLine(left)
+		if err == nil {
+			got = append(got, line)
+			continue
+		}
+		if len(line) > 0 {
+			got = append(got, line)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return got, fmt.Errorf("connection still open after %v", d)
+		}
+		// EOF or a reset: the server closed.
+		return got, nil
+	}
+}
+
+// Quiet checks that the server sends nothing for d. It returns what
+// arrived, if anything, and whether the connection was closed meanwhile.
+func (c *Conn) Quiet(d time.Duration) (unsolicited []byte, closed bool) {
+	line, err := c.readLine(d)
+	if err == nil {
+		return line, false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return line, false
+	}
+	return line, true
+}
+
+// StartTLS sends STLS and, after +OK, runs the TLS handshake on the same
+// connection. The returned reply is the answer to STLS.
+func (c *Conn) StartTLS(cfg *tls.Config) (Reply, error) {
+	r, err := c.Cmd("STLS")
+	if err != nil || !r.OK() {
+		return r, err
+	}
+	if c.r.Buffered() > 0 {
+		// Bytes the server sent after its +OK but before the handshake
+		// would be a protocol error; keep them as evidence.
+		extra, _ := c.r.Peek(c.r.Buffered())
+		c.tr.received(extra, "<sent by the server between +OK and the TLS handshake>")
+		return r, fmt.Errorf("server sent %d octets after +OK to STLS", len(extra))
+	}
+	if err := c.handshake(cfg); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func (c *Conn) handshake(cfg *tls.Config) error {
+	tc := tls.Client(c.nc, cfg)
+	if err := tc.SetDeadline(time.Now().Add(c.Timeout)); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	if err := tc.Handshake(); err != nil {
+		c.tr.note("TLS handshake failed: " + err.Error())
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	c.tr.note(fmt.Sprintf("TLS handshake done: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite)))
+	c.nc = tc
+	c.r = bufio.NewReaderSize(tc, 64<<10)
+	c.tlsOn = true
+	return nil
+}
+
+// Quit sends QUIT and reads its reply.
+func (c *Conn) Quit() (Reply, error) { return c.Cmd("QUIT") }
