@@ -1,0 +1,241 @@
+// Package cli is the probe command: flag parsing, the subcommands and the
+// exit codes. Running the specs is injected as a Runner so that this
+// package can be tested without a POP3 server and without Ginkgo's
+// one-suite-per-process limit.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"pop3conformance/fixtures/catalog"
+	"pop3conformance/suites/verdict"
+)
+
+// Exit codes; `probe --help` documents them.
+const (
+	ExitConformant = 0 // every applicable statement conformant
+	ExitDeviates   = 1 // at least one statement deviates (or a spec could not finish)
+	ExitUsage      = 2 // usage, configuration or connection error
+)
+
+// Request is one suite run as the flags describe it. It mirrors
+// harness.Config without importing it, so the CLI builds without the suite.
+type Request struct {
+	Host               string
+	Port               int
+	TLS                string // none, starttls, implicit
+	InsecureSkipVerify bool
+	ServerName         string
+	CAFile             string
+	User               string
+	Password           string
+	User2              string
+	Password2          string
+	Profile            string
+	ReferenceProfile   string
+	MailboxFixture     string
+	AllowMutating      bool
+	AllowDisruptive    bool
+	AllowSlow          bool
+	LabelFilter        string
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+}
+
+// Allowed names the classes the user allowed, for the report.
+func (r Request) Allowed() []string {
+	var out []string
+	for _, a := range []struct {
+		on   bool
+		name string
+	}{{r.AllowMutating, "mutating"}, {r.AllowDisruptive, "disruptive"}, {r.AllowSlow, "slow"}} {
+		if a.on {
+			out = append(out, a.name)
+		}
+	}
+	return out
+}
+
+// SpecEvent reports one finished spec.
+type SpecEvent struct {
+	N, Total int
+	Verdict  verdict.Verdict
+	IDs      []string
+	Text     string
+	Reason   string
+	Elapsed  time.Duration
+}
+
+// Progress hears about the run as it goes.
+type Progress interface {
+	Start(total int)
+	Spec(SpecEvent)
+}
+
+// Runner runs the conformance specs once and returns Ginkgo's reports.
+type Runner func(ctx context.Context, req Request, p Progress) ([]types.Report, error)
+
+// Env is what the command may touch of the outside world.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Runner runs the suite in this process.
+	Runner Runner
+	// Executable is the probe binary, for one child process per target
+	// with --targets.
+	Executable string
+	// Catalog overrides the embedded requirement catalogue; for tests.
+	Catalog *catalog.Catalog
+}
+
+func (e Env) catalog() (*catalog.Catalog, error) {
+	if e.Catalog != nil {
+		return e.Catalog, nil
+	}
+	c, err := catalog.Load()
+	if err != nil {
+		return nil, fmt.Errorf("loading the requirement catalogue: %w", err)
+	}
+	return c, nil
+}
+
+// usageError is a mistake in the command line or configuration; the probe
+// exits 2 with its message.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// Main runs the probe with args (without the program name) and returns
+// the exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	cmd, rest := "run", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = args[0], args[1:]
+	}
+	var err error
+	code := ExitConformant
+	switch cmd {
+	case "run":
+		code, err = runCommand(ctx, rest, env)
+	case "report":
+		code, err = reportCommand(rest, env)
+	case "list":
+		err = listCommand(rest, env)
+	case "diff":
+		code, err = diffCommand(rest, env)
+	case "version":
+		_, err = fmt.Fprintf(env.Stdout, "probe %s\n", Version())
+	case "help":
+		_, err = io.WriteString(env.Stdout, usage)
+	default:
+		err = usagef("unknown command %q: use run, report, list, diff, version or help", cmd)
+	}
+	if err == nil {
+		return code
+	}
+	if errors.Is(err, errHelp) {
+		return ExitConformant
+	}
+	fmt.Fprintf(env.Stderr, "probe: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(env.Stderr, "Run 'probe --help' for usage.")
+	}
+	return ExitUsage
+}
+
+// Version is the module version and VCS revision the binary was built
+// from.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " " + rev + dirty
+	}
+	return v
+}
+
+const usage = `probe: audit a POP3 server with the pop3conformance specs and write a
+conformance report.
+
+Usage:
+  probe [run] [flags]                 run the specs (default command)
+  probe report FILE.json [flags]      rebuild the report from a 'ginkgo --json-report' file
+  probe list                          print the requirement catalogue
+  probe diff OLD.json NEW.json        compare two probe JSON reports
+  probe version                       print the version
+
+Without --host the target is the bundled reference server, started in
+this process (what 'make conformance' uses).
+
+Target:
+  --host HOST              server to audit
+  --port N                 port (default 110, or 995 with --tls)
+  --tls                    implicit TLS (POP3S)
+  --starttls               upgrade with STLS
+  --insecure-skip-verify   do not verify the server certificate (verification is on by default)
+  --server-name NAME       name to verify in the certificate
+  --ca-file FILE           PEM bundle to trust besides the system roots
+  --user NAME              account to log in with
+  --password-env VAR       read the password from environment variable VAR
+  --password-file FILE     read the password from FILE (first line)
+  --user2, --password2-env, --password2-file
+                           a second account, for specs that need two
+  --mailbox-fixture NAME   --user's mailbox holds exactly fixture account NAME's mail
+  Passwords are never taken from the command line and never printed.
+
+Expectations and safety:
+  --profile NAME|FILE      exchange2010 (default), exchange2007, rfc1939, or a profile YAML
+  --allow-mutating         run specs that delete or change mail
+  --allow-disruptive       run specs that wait out timeouts, contend for locks, open many connections
+  --slow                   run specs that wait for real server timers (minutes)
+  --label-filter EXPR      Ginkgo label filter, e.g. 'req: containsAny {V0008}'
+  --timeout D              bound for the whole run (default 1h)
+  Readonly specs only by default; a spec that needs a permission is
+  reported as not-run with the flag that would enable it.
+
+Output:
+  --out DIR                report directory (default reports/latest)
+  --format LIST            comma-separated: json,yaml,md,html,junit (default all five)
+  --quiet                  no progress lines on stderr
+
+Exit codes:
+  0  every applicable statement is conformant
+  1  at least one statement deviates, or a spec could not finish
+     (probe diff: at least one statement regressed)
+  2  usage, configuration or connection error; the message says what to fix
+`
+
+var errHelp = errors.New("help shown")

@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"pop3conformance/fixtures/catalog"
+	"pop3conformance/probe/report"
+)
+
+const (
+	password  = "Hunter2-sekrit"
+	password2 = "other-Pa55word"
+)
+
+const testCatalog = `
+requirements:
+  - {id: V0001, source: MS-STANXPOP3, section: "3.1.5", summary: "-ERR carries text", level: MUST, verification: wire}
+  - {id: V0008, source: MS-STANXPOP3, section: "3.1.5", summary: USER of unknown user, level: MUST, verification: wire}
+  - {id: C0002, source: MS-STANXPOP3, section: "2.2", summary: internal, level: MUST, verification: not-observable, reason: server internals}
+`
+
+func testCat(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Parse([]byte(testCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// envChild makes the test binary act as a child probe for --targets.
+const envChild = "PROBE_CLI_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) == "1" {
+		cat, err := catalog.Parse([]byte(testCatalog))
+		if err != nil {
+			panic(err)
+		}
+		os.Exit(Main(context.Background(), os.Args[1:], Env{
+			Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+			Runner: fakeRunner(nil), Catalog: cat,
+		}))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeRunner stands in for the suite: V0008 deviates when the host is
+// "deviant", the BeforeSuite aborts for "down", and the server echoes the
+// password into a failure message and a transcript, so the tests can
+// prove the probe scrubs it.
+func fakeRunner(got *Request) Runner {
+	return func(_ context.Context, req Request, p Progress) ([]types.Report, error) {
+		if got != nil {
+			*got = req
+		}
+		start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		run := types.Report{StartTime: start, EndTime: start.Add(time.Second)}
+		before := types.SpecReport{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed,
+			ReportEntries: []types.ReportEntry{{Name: "target", Value: types.WrapEntryValue("fake " + req.Host)}}}
+		if req.Host == "down" {
+			before.State = types.SpecStateAborted
+			before.Failure.Message = "target: dial tcp down:110: connection refused"
+		}
+		run.SpecReports = append(run.SpecReports, before)
+		ok := types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: "err text", State: types.SpecStatePassed,
+			LeafNodeLabels: []string{"readonly", "req:V0001"}}
+		user := types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: "unknown user", State: types.SpecStatePassed,
+			LeafNodeLabels: []string{"readonly", "req:V0008"}}
+		if req.Host == "deviant" {
+			user.State = types.SpecStateFailed
+			user.Failure.Message = "expected -ERR, server said +OK " + req.Password
+			user.ReportEntries = []types.ReportEntry{{Name: "transcript", Value: types.WrapEntryValue("C: PASS " + req.Password + "\r\nS: +OK " + req.Password2)}}
+		}
+		if req.Host == "down" {
+			ok.State, user.State = types.SpecStateSkipped, types.SpecStateSkipped
+		}
+		p.Start(2)
+		for i, sr := range []types.SpecReport{ok, user} {
+			run.SpecReports = append(run.SpecReports, sr)
+			s, ids := report.SpecOf(sr)
+			p.Spec(SpecEvent{N: i + 1, Total: 2, Verdict: s.Verdict, IDs: ids, Text: s.Text, Reason: s.Reason})
+		}
+		return []types.Report{run}, nil
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, env map[string]string, got *Request, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), args, Env{
+		Stdout: &stdout, Stderr: &stderr,
+		Getenv:  func(k string) string { return env[k] },
+		Runner:  fakeRunner(got),
+		Catalog: testCat(t),
+	})
+	return result{code, stdout.String(), stderr.String()}
+}
+
+func TestRunExitCodesAndNoSecrets(t *testing.T) {
+	env := map[string]string{"PW": password, "PW2": password2}
+	tests := []struct {
+		name     string
+		host     string
+		wantCode int
+		wantOut  string
+	}{
+		{"conformant", "good", ExitConformant, "2 conformant"},
+		{"deviates", "deviant", ExitDeviates, "1 deviates"},
+		{"cannot connect", "down", ExitUsage, "could not judge"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			pwFile := filepath.Join(t.TempDir(), "pw2")
+			if err := os.WriteFile(pwFile, []byte(password2+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := run(t, env, nil, "--host", tt.host, "--user", "alice", "--password-env", "PW",
+				"--user2", "bob", "--password2-file", pwFile, "--out", out)
+			if r.code != tt.wantCode {
+				t.Errorf("exit %d, want %d\nstdout:%s\nstderr:%s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stdout+r.stderr, tt.wantOut) {
+				t.Errorf("output lacks %q:\n%s%s", tt.wantOut, r.stdout, r.stderr)
+			}
+			files, _ := filepath.Glob(filepath.Join(out, "*"))
+			if len(files) != len(report.Formats) {
+				t.Errorf("wrote %v, want one file per format", files)
+			}
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, pw := range []string{password, password2} {
+					if bytes.Contains(data, []byte(pw)) {
+						t.Errorf("%s holds a password", filepath.Base(f))
+					}
+				}
+			}
+			for _, pw := range []string{password, password2} {
+				if strings.Contains(r.stdout+r.stderr, pw) {
+					t.Errorf("console output holds a password:\n%s%s", r.stdout, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestRunProgressAndQuiet(t *testing.T) {
+	r := run(t, nil, nil, "--out", t.TempDir(), "--format", "json")
+	if !strings.Contains(r.stderr, "[1/2] conformant     V0001  err text") {
+		t.Errorf("progress lines:\n%s", r.stderr)
+	}
+	r = run(t, nil, nil, "--out", t.TempDir(), "--format", "json", "--quiet")
+	if r.stderr != "" {
+		t.Errorf("--quiet printed %q", r.stderr)
+	}
+}
+
+func TestParseRun(t *testing.T) {
+	env := map[string]string{"PW": password, "EMPTY": ""}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // substring; empty means success
+		check   func(t *testing.T, r Request)
+	}{
+		{name: "bundled defaults", args: nil, check: func(t *testing.T, r Request) {
+			if r.Host != "" || r.Profile != "exchange2010" || r.TLS != "none" || r.Timeout != time.Hour {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "remote implicit tls", args: []string{"--host", "h", "--tls", "--user", "u", "--password-env", "PW", "--allow-mutating", "--slow", "--profile", "rfc1939"},
+			check: func(t *testing.T, r Request) {
+				if r.Port != 995 || r.TLS != "implicit" || r.Password != password || !r.AllowMutating || r.AllowDisruptive || !r.AllowSlow || r.Profile != "rfc1939" {
+					t.Errorf("%+v", r)
+				}
+			}},
+		{name: "starttls default port", args: []string{"--host", "h", "--starttls", "--user", "u", "--password-env", "PW"},
+			check: func(t *testing.T, r Request) {
+				if r.Port != 110 || r.TLS != "starttls" {
+					t.Errorf("%+v", r)
+				}
+			}},
+		{name: "password on argv", args: []string{"--host", "h", "--password=" + password}, wantErr: "not taken from the command line"},
+		{name: "password2 on argv", args: []string{"--password2", "x"}, wantErr: "--password2-env"},
+		{name: "missing user", args: []string{"--host", "h", "--password-env", "PW"}, wantErr: "--user NAME"},
+		{name: "missing password", args: []string{"--host", "h", "--user", "u"}, wantErr: "--password-env VAR or --password-file"},
+		{name: "empty env", args: []string{"--host", "h", "--user", "u", "--password-env", "EMPTY"}, wantErr: "EMPTY: the environment variable is empty"},
+		{name: "missing file", args: []string{"--host", "h", "--user", "u", "--password-file", "/nonexistent/pw"}, wantErr: "--password-file"},
+		{name: "both tls", args: []string{"--host", "h", "--user", "u", "--password-env", "PW", "--tls", "--starttls"}, wantErr: "exclude each other"},
+		{name: "user without host", args: []string{"--user", "u"}, wantErr: "--host is not"},
+		{name: "half second account", args: []string{"--host", "h", "--user", "u", "--password-env", "PW", "--user2", "b"}, wantErr: "--user2 and"},
+		{name: "bad profile", args: []string{"--profile", "exchange2099"}, wantErr: "unknown profile"},
+		{name: "bad label filter", args: []string{"--label-filter", "req: containsAny {"}, wantErr: "--label-filter"},
+		{name: "bad format", args: []string{"--format", "pdf"}, wantErr: "--format"},
+		{name: "bad port", args: []string{"--host", "h", "--port", "70000", "--user", "u", "--password-env", "PW"}, wantErr: "not a TCP port"},
+		{name: "stray argument", args: []string{"mail.example.com"}, wantErr: "unexpected argument"},
+		{name: "unknown flag", args: []string{"--hots", "h"}, wantErr: "-hots"},
+		{name: "targets with host", args: []string{"--targets", "t.yaml", "--host", "h"}, wantErr: "--host and --targets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseRun(tt.args, func(k string) string { return env[k] }, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), password) {
+					t.Errorf("the error repeats the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, o.Request)
+			}
+		})
+	}
+}
+
+func TestMainUsageExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"--help"}, ExitConformant, "Exit codes:"},
+		{[]string{"help"}, ExitConformant, "--password-env VAR"},
+		{[]string{"version"}, ExitConformant, "probe "},
+		{[]string{"frobnicate"}, ExitUsage, "unknown command"},
+		{[]string{"--host", "h"}, ExitUsage, "--user NAME"},
+		{[]string{"list"}, ExitConformant, "V0008"},
+		{[]string{"list", "extra"}, ExitUsage, "no arguments"},
+		{[]string{"diff", "one.json"}, ExitUsage, "two probe JSON reports"},
+		{[]string{"report"}, ExitUsage, "one ginkgo JSON report"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := run(t, nil, nil, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stdout+r.stderr, tt.out) {
+				t.Errorf("exit %d (want %d), output lacks %q?\n%s%s", r.code, tt.code, tt.out, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestReportAndDiffCommands(t *testing.T) {
+	// A ginkgo --json-report file, as `ginkgo ./suites/conformance` writes it.
+	runs, err := fakeRunner(nil)(context.Background(), Request{Host: "deviant", Password: password}, quietProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	gj := filepath.Join(dir, "ginkgo.json")
+	data, _ := json.Marshal(runs)
+	if err := os.WriteFile(gj, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newDir := filepath.Join(dir, "new")
+	r := run(t, nil, nil, "report", gj, "--out", newDir, "--format", "json,md")
+	if r.code != ExitDeviates {
+		t.Fatalf("report: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	oldDir := filepath.Join(dir, "old")
+	if r := run(t, nil, nil, "--out", oldDir, "--format", "json"); r.code != ExitConformant {
+		t.Fatalf("run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	oldJSON, newJSON := filepath.Join(oldDir, "report.json"), filepath.Join(newDir, "report.json")
+	r = run(t, nil, nil, "diff", oldJSON, newJSON)
+	if r.code != ExitDeviates || !strings.Contains(r.stdout, "regressed V0008") && !strings.Contains(r.stdout, "regressed") {
+		t.Errorf("diff old new: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, nil, nil, "diff", newJSON, oldJSON)
+	if r.code != ExitConformant || !strings.Contains(r.stdout, "1 fixed") {
+		t.Errorf("diff new old: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, nil, nil, "diff", gj, oldJSON); r.code != ExitUsage {
+		t.Errorf("diff of a ginkgo report: exit %d, want usage error", r.code)
+	}
+}

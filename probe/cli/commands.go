@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"pop3conformance/probe/report"
+)
+
+func tool() report.Tool { return report.Tool{Name: "pop3conformance probe", Version: Version()} }
+
+func runCommand(ctx context.Context, args []string, env Env) (int, error) {
+	o, err := parseRun(args, env.Getenv, env.Stdout)
+	if err != nil {
+		return ExitUsage, err
+	}
+	if o.Targets != "" {
+		return runTargets(ctx, o, env)
+	}
+	if env.Runner == nil {
+		return ExitUsage, errors.New("this build of the probe cannot run the suite")
+	}
+	cat, err := env.catalog()
+	if err != nil {
+		return ExitUsage, err
+	}
+	secrets := report.Secrets{o.Password, o.Password2}
+	var prog Progress = quietProgress{}
+	if !o.Quiet {
+		prog = newLineProgress(env.Stderr, secrets)
+	}
+	slog.Debug("probe run", "target", o.Request.String(), "out", o.Out)
+	runs, err := env.Runner(ctx, o.Request, prog)
+	if err != nil {
+		return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, secrets.String(err.Error()))
+	}
+	r := report.Build(runs, cat, report.Input{Tool: tool(), Target: targetOf(o.Request), Profile: o.Profile})
+	return finish(r, o.Out, o.Formats, secrets, env)
+}
+
+// finish writes the report, prints where it went and its summary line,
+// and picks the exit code.
+func finish(r *report.Report, out string, formats []report.Format, secrets report.Secrets, env Env) (int, error) {
+	paths, err := report.Write(out, formats, r, secrets)
+	if err != nil {
+		return ExitUsage, err
+	}
+	fmt.Fprintf(env.Stdout, "%s\n", secrets.String(r.Line()))
+	fmt.Fprintf(env.Stdout, "reports: %s\n", strings.Join(paths, " "))
+	if r.SuiteError != "" {
+		return ExitUsage, fmt.Errorf("the suite could not judge the target: %s\n(check --host, --port, --tls/--starttls, the certificate flags and the credentials)",
+			secrets.String(r.SuiteError))
+	}
+	if r.Failed() {
+		return ExitDeviates, nil
+	}
+	return ExitConformant, nil
+}
+
+func targetOf(req Request) report.Target {
+	t := report.Target{
+		Host: req.Host, Port: req.Port, TLS: req.TLS, User: req.User,
+		Reference: req.Host == "", Allowed: req.Allowed(), LabelFilter: req.LabelFilter,
+	}
+	t.Name = "bundled reference server"
+	if req.Host != "" {
+		t.Name = fmt.Sprintf("%s:%d", req.Host, req.Port)
+	}
+	return t
+}
+
+// reportCommand rebuilds the report from a `ginkgo --json-report` file.
+func reportCommand(args []string, env Env) (int, error) {
+	fs := newFlagSet("report")
+	out := fs.String("out", "reports/latest", "")
+	formats := fs.String("format", "json,yaml,md,html,junit", "")
+	prof := fs.String("profile", "", "")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			_, _ = io.WriteString(env.Stdout, usage)
+		}
+		return ExitUsage, err
+	}
+	if len(pos) != 1 {
+		return ExitUsage, usagef("report takes one ginkgo JSON report file, e.g. probe report reports/test-exchange2010/report.json")
+	}
+	fmts, err := report.ParseFormats(*formats)
+	if err != nil {
+		return ExitUsage, usagef("--format: %v", err)
+	}
+	runs, err := report.LoadGinkgo(pos[0])
+	if err != nil {
+		return ExitUsage, err
+	}
+	cat, err := env.catalog()
+	if err != nil {
+		return ExitUsage, err
+	}
+	r := report.Build(runs, cat, report.Input{Tool: tool(), Profile: *prof})
+	return finish(r, *out, fmts, nil, env)
+}
+
+func listCommand(args []string, env Env) error {
+	fs := newFlagSet("list")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("list takes no arguments")
+	}
+	cat, err := env.catalog()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSOURCE\tVERIFICATION\tSUMMARY")
+	for _, r := range cat.Requirements {
+		fmt.Fprintf(tw, "%s\t%s §%s\t%s\t%s\n", r.ID, r.Source, r.Section, r.Verification, r.Summary)
+	}
+	return tw.Flush()
+}
+
+func diffCommand(args []string, env Env) (int, error) {
+	fs := newFlagSet("diff")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return ExitUsage, err
+	}
+	if len(pos) != 2 {
+		return ExitUsage, usagef("diff takes two probe JSON reports: probe diff OLD/report.json NEW/report.json")
+	}
+	old, err := report.Load(pos[0])
+	if err != nil {
+		return ExitUsage, err
+	}
+	cur, err := report.Load(pos[1])
+	if err != nil {
+		return ExitUsage, err
+	}
+	d := report.Compare(old, cur)
+	if err := d.WriteText(env.Stdout); err != nil {
+		return ExitUsage, err
+	}
+	if d.Regressions() > 0 {
+		return ExitDeviates, nil
+	}
+	return ExitConformant, nil
+}
+
+type quietProgress struct{}
+
+func (quietProgress) Start(int)      {}
+func (quietProgress) Spec(SpecEvent) {}
+
+// lineProgress prints one plain line per finished spec: readable in a CI
+// log and on a terminal alike.
+type lineProgress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	secrets report.Secrets
+	total   int
+}
+
+func newLineProgress(w io.Writer, secrets report.Secrets) *lineProgress {
+	return &lineProgress{w: w, secrets: secrets}
+}
+
+func (p *lineProgress) Start(total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total = total
+	fmt.Fprintf(p.w, "running %d specs\n", total)
+}
+
+func (p *lineProgress) Spec(e SpecEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	width := len(fmt.Sprint(max(p.total, e.N)))
+	line := fmt.Sprintf("[%*d/%d] %-14s %s  %s", width, e.N, p.total, e.Verdict, strings.Join(e.IDs, ","), e.Text)
+	if e.Reason != "" && e.Verdict != "conformant" {
+		line += "  (" + firstLine(e.Reason) + ")"
+	}
+	fmt.Fprintln(p.w, p.secrets.String(line))
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	const limit = 120
+	if r := []rune(l); len(r) > limit {
+		l = string(r[:limit]) + "…"
+	}
+	return l
+}

@@ -1,0 +1,30 @@
+// Command probe audits a POP3 server with the conformance specs of
+// suites/conformance and writes a conformance report. See `probe --help`.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"pop3conformance/probe/cli"
+	"pop3conformance/probe/runner"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	exe, err := os.Executable()
+	if err != nil {
+		exe = ""
+	}
+	code := cli.Main(ctx, os.Args[1:], cli.Env{
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		Getenv:     os.Getenv,
+		Runner:     runner.Run,
+		Executable: exe,
+	})
+	stop()
+	os.Exit(code)
+}

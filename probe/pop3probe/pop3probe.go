@@ -1,0 +1,151 @@
+// Package pop3probe runs the POP3 conformance suite from a server
+// implementer's own `go test`: start your server, call Require (or Run)
+// with its address and accounts, and the test fails on every deviation.
+//
+// Ginkgo allows one suite run per process, so call Run once per test
+// binary, and not from a binary that runs Ginkgo suites of its own.
+package pop3probe
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"pop3conformance/fixtures/catalog"
+	"pop3conformance/probe/cli"
+	"pop3conformance/probe/report"
+	"pop3conformance/probe/runner"
+	"pop3conformance/suites/verdict"
+)
+
+// Options say which server to audit and what may be done to it.
+type Options struct {
+	// Addr is the server's host:port; empty audits the bundled reference
+	// server.
+	Addr string
+	// TLS is none (default), starttls or implicit.
+	TLS                string
+	InsecureSkipVerify bool
+	ServerName         string
+	CAFile             string
+	User, Password     string
+	// User2 and Password2 are a second account, for the specs that need
+	// two; optional.
+	User2, Password2 string
+	// Profile is a bundled profile name or a YAML path; default
+	// exchange2010.
+	Profile string
+	// MailboxFixture declares that User's maildrop holds exactly that
+	// fixture account's mail.
+	MailboxFixture                       string
+	AllowMutating, AllowDisruptive, Slow bool
+	// LabelFilter is a Ginkgo label filter such as "!slow".
+	LabelFilter string
+	// Timeout bounds the run; default one hour.
+	Timeout time.Duration
+	// Progress, when set, hears about every finished spec.
+	Progress func(cli.SpecEvent)
+}
+
+func (o Options) request() (cli.Request, error) {
+	req := cli.Request{
+		TLS: o.TLS, InsecureSkipVerify: o.InsecureSkipVerify, ServerName: o.ServerName, CAFile: o.CAFile,
+		User: o.User, Password: o.Password, User2: o.User2, Password2: o.Password2,
+		Profile: o.Profile, MailboxFixture: o.MailboxFixture,
+		AllowMutating: o.AllowMutating, AllowDisruptive: o.AllowDisruptive, AllowSlow: o.Slow,
+		LabelFilter: o.LabelFilter, Timeout: o.Timeout,
+	}
+	if req.Profile == "" {
+		req.Profile = "exchange2010"
+	}
+	if req.TLS == "" {
+		req.TLS = "none"
+	}
+	if req.Timeout == 0 {
+		req.Timeout = time.Hour
+	}
+	if o.Addr != "" {
+		host, port, err := net.SplitHostPort(o.Addr)
+		if err != nil {
+			return req, fmt.Errorf("pop3probe: Addr %q: %w", o.Addr, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return req, fmt.Errorf("pop3probe: Addr %q: port: %w", o.Addr, err)
+		}
+		req.Host, req.Port = host, p
+	}
+	return req, nil
+}
+
+type progress func(cli.SpecEvent)
+
+func (progress) Start(int)              {}
+func (p progress) Spec(e cli.SpecEvent) { p(e) }
+
+// Run runs the suite against the server and returns the conformance
+// report. An error means the suite could not judge the server at all.
+func Run(ctx context.Context, o Options) (*report.Report, error) {
+	req, err := o.request()
+	if err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Load()
+	if err != nil {
+		return nil, fmt.Errorf("pop3probe: %w", err)
+	}
+	var p cli.Progress = progress(func(cli.SpecEvent) {})
+	if o.Progress != nil {
+		p = progress(o.Progress)
+	}
+	runs, err := runner.Run(ctx, req, p)
+	if err != nil {
+		return nil, fmt.Errorf("pop3probe: %w", err)
+	}
+	r := report.Build(runs, cat, report.Input{
+		Tool:    report.Tool{Name: "pop3conformance pop3probe", Version: cli.Version()},
+		Target:  report.Target{Host: req.Host, Port: req.Port, TLS: req.TLS, User: req.User, Reference: req.Host == "", Allowed: req.Allowed(), LabelFilter: req.LabelFilter},
+		Profile: req.Profile,
+	})
+	report.Secrets{o.Password, o.Password2}.Scrub(r)
+	if r.SuiteError != "" {
+		return r, fmt.Errorf("pop3probe: the suite could not judge the server: %s", r.SuiteError)
+	}
+	return r, nil
+}
+
+// Require runs the suite and fails t with one line per deviating
+// statement, its failure messages and transcripts logged as evidence.
+func Require(t testing.TB, o Options) *report.Report {
+	t.Helper()
+	ctx := context.Background()
+	if dl, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if d, ok := dl.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, d.Add(-5*time.Second))
+			defer cancel()
+		}
+	}
+	r, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range r.Statements {
+		if st.Verdict != verdict.Deviates && st.Verdict != verdict.Error {
+			continue
+		}
+		var ev []string
+		for _, s := range st.Specs {
+			if s.Verdict == verdict.Deviates || s.Verdict == verdict.Error {
+				ev = append(ev, fmt.Sprintf("  %s: %s\n%s", s.Text, s.Reason, s.Transcript))
+			}
+		}
+		t.Errorf("%s (%s §%s) %s: %s\n%s", st.ID, st.Source, st.Section, st.Verdict, st.Summary, strings.Join(ev, "\n"))
+	}
+	t.Log(r.Line())
+	return r
+}

@@ -1,0 +1,85 @@
+package report
+
+import (
+	"html/template"
+	"io"
+	"strings"
+
+	"pop3conformance/suites/verdict"
+)
+
+// The HTML report is one file with inline CSS and no script or external
+// asset, so it can be attached to a ticket and opened offline.
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"verdicts": func() []verdict.Verdict { return Verdicts },
+	"count":    func(m map[verdict.Verdict]int, v verdict.Verdict) int { return m[v] },
+	"judged": func(v verdict.Verdict) bool {
+		return v == verdict.Deviates || v == verdict.Error
+	},
+	"class": func(v verdict.Verdict) string { return "v-" + string(v) },
+	"time":  func(r *Report) string { return r.StartTime.UTC().Format("2006-01-02 15:04:05 MST") },
+	"join":  strings.Join,
+}).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>POP3 conformance: {{.Target.Name}}</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#1b1f24;line-height:1.4}
+h1{font-size:1.6em;margin-bottom:.2em}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}
+dl.meta dt{font-weight:600}
+table{border-collapse:collapse;width:100%;margin:1em 0}
+th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f6f8fa}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.v-conformant{color:#116329}
+.v-deviates,.v-error{color:#a40e26;font-weight:700}
+.v-inconclusive{color:#7d4e00}
+.v-not-applicable,.v-not-observable,.v-not-run{color:#57606a}
+tr.v-deviates td,tr.v-error td{background:#ffebe9}
+pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:.85em}
+.error{border-left:4px solid #a40e26;background:#ffebe9;padding:.5em 1em}
+details summary{cursor:pointer}
+</style>
+</head>
+<body>
+<h1>POP3 conformance report</h1>
+<dl class="meta">
+<dt>Target</dt><dd>{{.Target.Name}}</dd>
+<dt>Profile</dt><dd>{{.Profile}}</dd>
+{{if not .StartTime.IsZero}}<dt>Started</dt><dd>{{time .}}, took {{printf "%.1f" .DurationSeconds}} s</dd>{{end}}
+<dt>Tool</dt><dd>{{.Tool.Name}} {{.Tool.Version}}</dd>
+{{with .Target.Allowed}}<dt>Allowed</dt><dd>{{join . ", "}}</dd>{{end}}
+{{with .Target.LabelFilter}}<dt>Label filter</dt><dd><code>{{.}}</code></dd>{{end}}
+</dl>
+{{with .SuiteError}}<p class="error"><strong>The suite could not judge the target:</strong> {{.}}</p>{{end}}
+{{range .Warnings}}<p class="error"><strong>Warning:</strong> {{.}}</p>{{end}}
+
+<h2>Summary</h2>
+<table>
+<tr><th>group</th><th>total</th>{{range verdicts}}<th class="{{class .}}">{{.}}</th>{{end}}</tr>
+{{range .Summary.Groups}}{{$g := .}}<tr><td>{{.Name}}</td><td class="n">{{.Total}}</td>{{range verdicts}}<td class="n">{{count $g.Counts .}}</td>{{end}}</tr>
+{{end}}<tr><th>all</th><th class="n">{{.Summary.Total}}</th>{{$s := .Summary}}{{range verdicts}}<th class="n">{{count $s.Counts .}}</th>{{end}}</tr>
+</table>
+
+<h2>Statements</h2>
+<table>
+<tr><th>id</th><th>source</th><th>§</th><th>level</th><th>verdict</th><th>summary and evidence</th></tr>
+{{range .Statements}}<tr class="{{class .Verdict}}" id="{{.ID}}">
+<td><a href="#{{.ID}}">{{.ID}}</a></td><td>{{.Source}}</td><td>{{.Section}}</td><td>{{.Level}}</td>
+<td class="{{class .Verdict}}">{{.Verdict}}</td>
+<td>{{.Summary}}{{with .Reason}}<br><small>{{.}}</small>{{end}}
+{{range .Specs}}{{if judged .Verdict}}<details open><summary><span class="{{class .Verdict}}">{{.Verdict}}</span>: {{.Text}}</summary>
+{{with .Reason}}<pre>{{.}}</pre>{{end}}{{with .Location}}<small>{{.}}</small>{{end}}
+{{with .Transcript}}<details><summary>transcript</summary><pre>{{.}}</pre></details>{{end}}
+</details>{{else}}<div><small><span class="{{class .Verdict}}">{{.Verdict}}</span>: {{.Text}}{{with .Reason}} — {{.}}{{end}}</small></div>{{end}}{{end}}
+</td></tr>
+{{end}}</table>
+{{with .UnknownIDs}}<p>Specs named requirements the catalogue does not hold: {{join . ", "}}</p>{{end}}
+</body>
+</html>
+`))
+
+func writeHTML(w io.Writer, r *Report) error { return htmlTemplate.Execute(w, r) }

@@ -1,0 +1,155 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"pop3conformance/suites/verdict"
+)
+
+// maxMarkdownTranscript bounds each transcript so the document still fits a
+// pull-request comment (GitHub allows 65536 characters).
+const maxMarkdownTranscript = 4000
+
+// writeMarkdown writes a summary, the deviations with evidence, and a table
+// of every statement.
+func writeMarkdown(w io.Writer, r *Report) error {
+	b := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+
+	p("# POP3 conformance report\n\n")
+	p("- **Target:** %s\n", mdInline(r.Target.Name))
+	p("- **Profile:** %s\n", mdInline(r.Profile))
+	if !r.StartTime.IsZero() {
+		p("- **Started:** %s, took %.1fs\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), r.DurationSeconds)
+	}
+	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
+	if len(r.Target.Allowed) > 0 {
+		p("- **Allowed:** %s\n", strings.Join(r.Target.Allowed, ", "))
+	}
+	if r.Target.LabelFilter != "" {
+		p("- **Label filter:** `%s`\n", strings.ReplaceAll(r.Target.LabelFilter, "`", "'"))
+	}
+	p("\n")
+	if r.SuiteError != "" {
+		p("> **The suite could not judge the target:** %s\n\n", mdInline(r.SuiteError))
+	}
+	for _, w := range r.Warnings {
+		p("> **Warning:** %s\n\n", mdInline(w))
+	}
+
+	p("## Summary\n\n| group | total |")
+	for _, v := range Verdicts {
+		p(" %s |", v)
+	}
+	p("\n|---|---:|")
+	for range Verdicts {
+		p("---:|")
+	}
+	p("\n")
+	row := func(name string, total int, counts map[verdict.Verdict]int) {
+		p("| %s | %d |", name, total)
+		for _, v := range Verdicts {
+			p(" %d |", counts[v])
+		}
+		p("\n")
+	}
+	for _, g := range r.Summary.Groups {
+		row(mdCell(g.Name), g.Total, g.Counts)
+	}
+	row("**all**", r.Summary.Total, r.Summary.Counts)
+	p("\n")
+
+	var bad []Statement
+	for _, st := range r.Statements {
+		if st.Verdict == verdict.Deviates || st.Verdict == verdict.Error {
+			bad = append(bad, st)
+		}
+	}
+	if len(bad) > 0 {
+		p("## Deviations\n\n")
+		for _, st := range bad {
+			p("### %s (%s §%s): %s\n\n", mdInline(st.ID), mdInline(st.Source), mdInline(st.Section), st.Verdict)
+			p("%s\n\n", mdInline(st.Summary))
+			for _, s := range st.Specs {
+				if s.Verdict != verdict.Deviates && s.Verdict != verdict.Error {
+					continue
+				}
+				p("- **%s** — %s\n", mdInline(s.Text), s.Verdict)
+				if s.Reason != "" {
+					p("\n  ```text\n%s\n  ```\n", indent(fence(s.Reason), "  "))
+				}
+				if s.Transcript != "" {
+					t := s.Transcript
+					if len(t) > maxMarkdownTranscript {
+						t = t[:maxMarkdownTranscript] + "\n… (cut; the JSON and HTML reports hold all of it)"
+					}
+					p("\n  <details><summary>transcript</summary>\n\n  ```text\n%s\n  ```\n\n  </details>\n", indent(fence(t), "  "))
+				}
+				p("\n")
+			}
+		}
+	}
+
+	p("## Statements\n\n| id | source | section | verdict | summary | reason |\n|---|---|---|---|---|---|\n")
+	for _, st := range r.Statements {
+		p("| %s | %s | %s | %s | %s | %s |\n", mdCell(st.ID), mdCell(st.Source), mdCell(st.Section),
+			verdictMark(st.Verdict), mdCell(st.Summary), mdCell(firstLine(st.Reason)))
+	}
+	if len(r.UnknownIDs) > 0 {
+		p("\nSpecs named requirements the catalogue does not hold: %s\n", mdInline(strings.Join(r.UnknownIDs, ", ")))
+	}
+	return b.Flush()
+}
+
+func verdictMark(v verdict.Verdict) string {
+	switch v {
+	case verdict.Conformant:
+		return "✅ conformant"
+	case verdict.Deviates:
+		return "❌ **deviates**"
+	case verdict.Error:
+		return "⚠️ **error**"
+	case verdict.Inconclusive:
+		return "❔ inconclusive"
+	}
+	return string(v)
+}
+
+// mdCell makes text safe inside a table cell.
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "\r", "")
+	s = strings.ReplaceAll(s, "\n", " ")
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return mdInline(s)
+}
+
+// mdInline keeps server-controlled text from turning into markup or HTML.
+func mdInline(s string) string {
+	r := strings.NewReplacer("<", "&lt;", ">", "&gt;", "`", "'", "\n", " ")
+	return r.Replace(s)
+}
+
+// fence keeps text from closing the code fence it sits in.
+func fence(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r", ""), "```", "'''")
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	const max = 160
+	if len(l) > max {
+		l = l[:max] + "…"
+	}
+	return l
+}

@@ -1,0 +1,161 @@
+// Package runner runs the conformance specs of suites/conformance in this
+// process, the way `ginkgo ./suites/conformance` would, and hands back
+// Ginkgo's reports. Ginkgo allows one RunSpecs per process, so Run works
+// once per process.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/formatter"
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega"
+
+	"pop3conformance/probe/cli"
+	"pop3conformance/probe/report"
+	"pop3conformance/suites/conformance"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+// ran guards Ginkgo's own process-wide rule: a second RunSpecs would exit
+// the process instead of returning an error.
+var ran atomic.Bool
+
+// ErrAlreadyRan is returned by a second Run in one process.
+var ErrAlreadyRan = errors.New("the suite already ran in this process (Ginkgo allows one run per process; start another process)")
+
+// Config maps a probe request onto the harness's target configuration.
+func Config(req cli.Request) harness.Config {
+	tls := harness.TLSMode(req.TLS)
+	if tls == "" {
+		tls = harness.TLSNone
+	}
+	return harness.Config{
+		Host:               req.Host,
+		Port:               req.Port,
+		TLS:                tls,
+		InsecureSkipVerify: req.InsecureSkipVerify,
+		ServerName:         req.ServerName,
+		CAFile:             req.CAFile,
+		User:               req.User,
+		Password:           req.Password,
+		User2:              req.User2,
+		Password2:          req.Password2,
+		Profile:            req.Profile,
+		ReferenceProfile:   req.ReferenceProfile,
+		MailboxFixture:     req.MailboxFixture,
+		Allow: harness.Permissions{
+			Mutating:   req.AllowMutating,
+			Disruptive: req.AllowDisruptive,
+			Slow:       req.AllowSlow,
+		},
+	}
+}
+
+// testingT is the GinkgoTestingT of a run outside `go test`: the verdicts
+// come from the report, so a failure only needs noting.
+type testingT struct{ failed atomic.Bool }
+
+func (t *testingT) Fail() { t.failed.Store(true) }
+
+// Run is a cli.Runner: it runs every spec the request's label filter and
+// permissions select, serially, and returns Ginkgo's reports.
+func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, error) {
+	cfg := Config(req)
+	if cfg.Profile == "" {
+		cfg.Profile = harness.DefaultProfile
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("target configuration: %w", err)
+	}
+	if cfg.Remote() {
+		if err := preflight(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if !ran.CompareAndSwap(false, true) {
+		return nil, ErrAlreadyRan
+	}
+	dir, err := os.MkdirTemp("", "probe-ginkgo-*")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory for the ginkgo report: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	jsonPath := filepath.Join(dir, "ginkgo-report.json")
+
+	suiteCfg := types.NewDefaultSuiteConfig()
+	suiteCfg.LabelFilter = req.LabelFilter
+	// Specs run in file order: the probe is serial, and a stable order
+	// makes two reports of one server comparable line by line.
+	suiteCfg.RandomSeed = 1
+	suiteCfg.Timeout = req.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); suiteCfg.Timeout <= 0 || left < suiteCfg.Timeout {
+			suiteCfg.Timeout = left
+		}
+	}
+	if suiteCfg.Timeout <= 0 {
+		return nil, fmt.Errorf("no time left to run the suite: %w", context.DeadlineExceeded)
+	}
+	repCfg := types.ReporterConfig{NoColor: true, Succinct: true, SilenceSkips: true, JSONReport: jsonPath}
+
+	conformance.UseConfig(cfg)
+	gomega.RegisterFailHandler(ginkgo.Fail)
+	registerProgress(p)
+	// Ginkgo's console reporter would print failures, transcripts
+	// included, to stdout; the probe prints its own lines and writes the
+	// evidence into the scrubbed report instead.
+	formatter.ColorableStdOut = io.Discard
+
+	t := &testingT{}
+	ginkgo.RunSpecs(t, "POP3 conformance", suiteCfg, repCfg)
+	runs, err := report.LoadGinkgo(jsonPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading the suite's report: %w", err)
+	}
+	return runs, nil
+}
+
+// registerProgress adds the report nodes that feed the progress display.
+// They run in this process between specs, so the counter needs no more
+// than a mutex against the progress display's own goroutines.
+func registerProgress(p cli.Progress) {
+	if p == nil {
+		return
+	}
+	var (
+		mu    sync.Mutex
+		n     int
+		total int
+	)
+	ginkgo.ReportBeforeSuite(func(r types.Report) {
+		mu.Lock()
+		total = r.PreRunStats.SpecsThatWillRun
+		mu.Unlock()
+		p.Start(total)
+	})
+	ginkgo.ReportAfterEach(func(sr types.SpecReport) {
+		v, _ := verdict.Of(sr.State, sr.Failure.Message)
+		if v == verdict.NotRun && sr.Failure.Message == "" {
+			// Left out by the label filter: not part of n of m.
+			return
+		}
+		mu.Lock()
+		n++
+		e := cli.SpecEvent{N: n, Total: total}
+		mu.Unlock()
+		s, ids := report.SpecOf(sr)
+		e.Verdict, e.IDs, e.Text, e.Reason, e.Elapsed = s.Verdict, ids, s.Text, s.Reason, sr.RunTime
+		p.Spec(e)
+	})
+}

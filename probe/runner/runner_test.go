@@ -1,0 +1,92 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pop3conformance/fixtures/catalog"
+	"pop3conformance/probe/cli"
+	"pop3conformance/probe/report"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		req  cli.Request
+		want harness.Config
+	}{
+		{"bundled", cli.Request{Profile: "rfc1939", ReferenceProfile: "exchange2010"},
+			harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: "exchange2010"}},
+		{"remote", cli.Request{Host: "h", Port: 995, TLS: "implicit", User: "u", Password: "p", ServerName: "s", CAFile: "ca.pem",
+			InsecureSkipVerify: true, AllowMutating: true, AllowSlow: true, MailboxFixture: "alice"},
+			harness.Config{Host: "h", Port: 995, TLS: harness.TLSImplicit, User: "u", Password: "p", ServerName: "s", CAFile: "ca.pem",
+				InsecureSkipVerify: true, Allow: harness.Permissions{Mutating: true, Slow: true}, MailboxFixture: "alice"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Config(tt.req); got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPreflightNamesTheProblem(t *testing.T) {
+	// Port 1 on loopback refuses connections.
+	_, err := Run(context.Background(), cli.Request{Host: "127.0.0.1", Port: 1, TLS: "none", User: "u", Password: "p", Profile: "exchange2010", Timeout: time.Minute}, nil)
+	if !errors.Is(err, ErrPreflight) || !strings.Contains(err.Error(), "cannot connect") || !strings.Contains(err.Error(), "--port") {
+		t.Errorf("err %v, want a preflight error that names the flags to check", err)
+	}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	total  int
+	events []cli.SpecEvent
+}
+
+func (r *recorder) Start(n int) { r.mu.Lock(); r.total = n; r.mu.Unlock() }
+func (r *recorder) Spec(e cli.SpecEvent) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+// TestRunBundled is this binary's one suite run (Ginkgo allows one per
+// process): a few statements against the bundled reference server.
+func TestRunBundled(t *testing.T) {
+	var rec recorder
+	runs, err := Run(context.Background(), cli.Request{Profile: "exchange2010", LabelFilter: "req: containsAny {V0001, V0008}", Timeout: 2 * time.Minute}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.total == 0 || len(rec.events) != rec.total {
+		t.Errorf("progress: %d events of %d announced", len(rec.events), rec.total)
+	}
+	for i, e := range rec.events {
+		if e.N != i+1 || len(e.IDs) == 0 {
+			t.Errorf("event %d: %+v", i, e)
+		}
+	}
+	r := report.Build(runs, catalog.MustLoad(), report.Input{})
+	if r.SuiteError != "" {
+		t.Fatal(r.SuiteError)
+	}
+	for _, st := range r.Statements {
+		switch st.ID {
+		case "V0001", "V0008":
+			if st.Verdict != verdict.Conformant {
+				t.Errorf("%s: %s %s", st.ID, st.Verdict, st.Reason)
+			}
+		}
+	}
+	if _, err := Run(context.Background(), cli.Request{Profile: "exchange2010", Timeout: time.Minute}, nil); !errors.Is(err, ErrAlreadyRan) {
+		t.Errorf("second run: %v, want ErrAlreadyRan", err)
+	}
+}
