@@ -148,9 +148,18 @@ func (c *Conn) CloseWrite() error {
 	return errors.New("transport cannot half-close")
 }
 
-// SendRaw writes b exactly as given.
+// SendRaw writes b exactly as given. Each line of b is recorded (and
+// redacted) on its own, so a pipelined USER/PASS batch keeps its password
+// out of the transcript too.
 func (c *Conn) SendRaw(b []byte) error {
-	c.tr.sent(b, c.redactSent(b))
+	for rest := b; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		c.tr.sent(line, c.redactSent(line))
+	}
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.Timeout)); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
@@ -345,6 +354,11 @@ func (c *Conn) StartTLS(cfg *tls.Config) (Reply, error) {
 	}
 	return r, nil
 }
+
+// Handshake runs a client TLS handshake on the connection now, for specs
+// that write STLS themselves (for instance pipelined with more commands)
+// and read its reply before upgrading.
+func (c *Conn) Handshake(cfg *tls.Config) error { return c.handshake(cfg) }
 
 func (c *Conn) handshake(cfg *tls.Config) error {
 	tc := tls.Client(c.nc, cfg)
