@@ -1,0 +1,526 @@
+package conformance
+
+// RFC 1939 section 3, basic operation: the greeting, command syntax, status
+// indicators and response lines, multi-line replies and byte-stuffing,
+// session states, negative replies to unknown and misplaced commands,
+// unsolicited output, the autologout timer, and what a session that ends
+// without QUIT leaves behind. RFC1939-3-unstuff-client binds the client
+// alone and is not-observable (the catalogue gives the reason).
+//
+// Where MS-STANXPOP3 varies a rule (2.1.1 separators, V0002 timers, V0003
+// the close notice, E0001 ports, E0006 the command limit) a profile that
+// follows the variation makes the RFC check not applicable; otherwise the
+// RFC rule is checked as written.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+var _ = Describe("RFC 1939 section 3: greeting and states", func() {
+	Spec("speaks first, with one positive greeting line ending in CRLF", IDs("RFC1939-3-greeting"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		// The harness reads the greeting before it sends anything, so a
+		// server that waited for the client would time out here.
+		c := rfc1939aDialUntouched(ctx, t)
+		g := c.Greeting
+		Expect(g.Status).To(Equal("+OK"), "greeting %q must be a positive response", g.String())
+		Expect(g.CRLF()).To(BeTrue(), "greeting %q must end in CRLF", g.Raw)
+		extra, closed := c.Quiet(rfc1939aQuiet)
+		Expect(extra).To(BeEmpty(), "the greeting is one line; the server sent more: %q", extra)
+		Expect(closed).To(BeFalse(), "the server closed the connection after its greeting")
+	})
+
+	Spec("is in AUTHORIZATION after the greeting: maildrop commands are refused until login", IDs("RFC1939-3-auth-state-after-greeting"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aAuthDial(ctx, t)
+		expectErr(cmd(c, "STAT"), "STAT straight after the greeting")
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		expectOK(cmd(c, "STAT"), "STAT after login")
+	})
+
+	Spec("moves AUTHORIZATION -> TRANSACTION on login and TRANSACTION -> UPDATE on QUIT", IDs("RFC1939-3-states"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aAuthDial(ctx, t)
+		// AUTHORIZATION: TRANSACTION commands are refused.
+		expectErr(cmd(c, "NOOP"), "NOOP in AUTHORIZATION")
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		// TRANSACTION: maildrop commands work, USER no longer does.
+		expectOK(cmd(c, "NOOP"), "NOOP in TRANSACTION")
+		rfc1939aStat(c)
+		expectErr(cmd(c, "USER "+a.User), "USER in TRANSACTION")
+		// UPDATE: QUIT is answered and the session ends.
+		r := rfc1939aQuit(c)
+		expectOK(r, "QUIT in TRANSACTION")
+	})
+
+	Spec("answers commands given in the wrong state with -ERR: AUTHORIZATION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		open := func() *harness.Conn { return rfc1939aAuthDial(ctx, t) }
+		c := open()
+		cmds := []string{"STAT", "LIST", "LIST 1", "RETR 1", "DELE 1", "NOOP", "RSET", "UIDL", "UIDL 1", "TOP 1 0"}
+		c = rfc1939aExpectErrs(c, t, cmds, open, func(c *harness.Conn) { c.Close() }, func(*harness.Conn) {})
+		// Still in AUTHORIZATION and usable: a login works.
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		rfc1939aStat(c)
+	})
+
+	Spec("answers commands given in the wrong state with -ERR: TRANSACTION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		// Identification commands belong to AUTHORIZATION (RFC 1939 4 and
+		// 7, RFC 2595 4 for STLS, RFC 5034 4 for AUTH).
+		cmds := []string{
+			"USER " + a.User,
+			"PASS " + a.Password,
+			"APOP " + a.User + " " + strings.Repeat("0", 32),
+			"AUTH PLAIN",
+			"STLS",
+		}
+		c := rfc1939aExpectErrs(open(), t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+			expectOK(cmd(c, "NOOP"), "NOOP: the session must still be in TRANSACTION")
+		})
+		rfc1939aStat(c)
+	})
+})
+
+var _ = Describe("RFC 1939 section 3: command syntax", func() {
+	Spec("recognises keywords in any mix of upper and lower case", IDs("RFC1939-3-cmd-keyword-case"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := dial(ctx, t)
+		if capa, err := c.CmdMulti("CAPA"); err == nil && capa.OK() {
+			for _, kw := range []string{"capa", "Capa"} {
+				m := multi(c, kw)
+				expectOK(m.Reply, kw)
+				Expect(m.Texts()).To(Equal(capa.Texts()), "%s must list what CAPA lists", kw)
+			}
+		}
+		rfc1939aLoginOn(c, t, a, "user", "Pass")
+		stat := cmd(c, "STAT")
+		for _, kw := range []string{"stat", "StAt"} {
+			r := cmd(c, kw)
+			Expect(r.String()).To(Equal(stat.String()), "%s must answer like STAT", kw)
+		}
+		list := multi(c, "LIST")
+		expectOK(list.Reply, "LIST")
+		l := multi(c, "list")
+		expectOK(l.Reply, "list")
+		Expect(l.Texts()).To(Equal(list.Texts()), "list must answer like LIST")
+		expectOK(cmd(c, "noop"), "noop")
+		expectOK(cmd(c, "rSeT"), "rSeT")
+		r := cmd(c, "quit")
+		expectOK(r, "quit")
+	})
+
+	Spec("treats a keyword of other than three or four characters as an unknown command", IDs("RFC1939-3-cmd-keyword-len"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		// Near misses of real commands: a server must not take a prefix
+		// or an extension of a keyword for the keyword.
+		cmds := []string{"XX", "XXXXX", "ST", "STA", "STATS", "LISTS", "LISTX 1", "NOOPS", "QUITS"}
+		c := rfc1939aExpectErrs(open(), t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+			expectOK(cmd(c, "NOOP"), "NOOP: the session must go on after an unknown keyword")
+		})
+		expectOK(rfc1939aQuit(c), "QUIT")
+	})
+
+	Spec("accepts a single SPACE between the keyword and each argument", IDs("RFC1939-3-cmd-arg-sep"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aAuthDial(ctx, t)
+		// USER and PASS with one SPACE each are the login itself.
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		n, _ := rfc1939aStat(c)
+		if n == 0 {
+			rfc1939aRecord("separators", "the maildrop is empty: only USER and PASS were checked")
+			return
+		}
+		r := cmd(c, "LIST 1")
+		expectOK(r, "LIST 1")
+		Expect(r.Text).To(HavePrefix("1 "), "LIST 1 must list message 1: %q", r.String())
+		if capa := rfc1939aCapa(c); capa["TOP"] {
+			m := multi(c, "TOP 1 0")
+			expectOK(m.Reply, "TOP 1 0 (two arguments, one SPACE each)")
+		}
+	})
+
+	Spec("does not take a TAB or two SPACEs for the single SPACE separator", IDs("RFC1939-3-cmd-arg-sep"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		if t.Profile.Separators != profile.SeparatorsSingleSpace {
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 2.1.1 instead (separators: %s)", t.Profile.Separators)
+		}
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		n, _ := rfc1939aStat(c)
+		if n == 0 {
+			verdict.SkipInconclusive("the maildrop is empty, so a refused LIST 1 could not be told from a missing message")
+		}
+		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		cmds := []string{"LIST\t1", "LIST  1", "LIST \t1"}
+		c = rfc1939aExpectErrs(c, t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+			expectOK(cmd(c, "NOOP"), "NOOP after a badly separated command")
+		})
+		expectOK(cmd(c, "LIST 1"), "LIST 1 with a single SPACE")
+	})
+
+	Spec("accepts an argument of 40 characters", IDs("RFC1939-3-cmd-arg-len"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		const argLen = 40 // RFC 1939 section 3: "up to 40 characters"
+		p := t.Profile
+		if p.MaxArgumentChars > 0 && p.MaxArgumentChars < argLen {
+			verdict.SkipNotApplicable("the profile limits arguments to %d characters, as MS-STANXPOP3 2.1.2 lets it", p.MaxArgumentChars)
+		}
+		if need := len("USER ") + argLen + 2; p.MaxCommandOctets < need {
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 instead: its %d-octet command limit cannot carry USER with a %d-character argument (%d octets)", p.MaxCommandOctets, argLen, need)
+		}
+		a := need(t.Account(ctx))
+		c := rfc1939aAuthDial(ctx, t)
+		unknown := rfc1939aNoSuchUser()
+		name := "x" + strings.Repeat("0", argLen-len(unknown)-1) + unknown
+		Expect(name).To(HaveLen(argLen))
+		// Neither name exists, so whatever the profile answers for unknown
+		// names (V0008), the 40-character one must be answered like the
+		// short one: its length alone must not make a difference.
+		long := cmd(c, "USER "+name)
+		short := cmd(c, "USER "+unknown)
+		Expect(long.Status).To(Equal(short.Status), "USER with a 40-character name (%q) must be answered like a short unknown name (%q)", long.String(), short.String())
+		// The session goes on: a login on it still works.
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+	})
+
+	Spec("acts on a command only once its CRLF has arrived", IDs("RFC1939-3-cmd-crlf"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, _ := login(ctx, t)
+		for _, part := range [][2]string{{"STAT", "\r\n"}, {"STAT\r", "\n"}} {
+			Expect(c.SendRaw([]byte(part[0]))).To(Succeed())
+			early, closed := c.Quiet(rfc1939aQuiet)
+			Expect(early).To(BeEmpty(), "the server answered %q before the command's CRLF: %q", part[0], early)
+			Expect(closed).To(BeFalse(), "the server closed the connection on a partial command %q", part[0])
+			Expect(c.SendRaw([]byte(part[1]))).To(Succeed())
+			r, err := c.ReadReply()
+			Expect(err).NotTo(HaveOccurred(), "reply to %q", part[0]+part[1])
+			expectOK(r, fmt.Sprintf("STAT sent as %q then %q", part[0], part[1]))
+		}
+		// What a bare LF does is left open: record it, judge nothing.
+		Expect(c.SendRaw([]byte("NOOP\n"))).To(Succeed())
+		line, closed := c.Quiet(500 * time.Millisecond)
+		switch {
+		case len(line) > 0:
+			rfc1939aRecord("bare LF", "NOOP ended by a bare LF was answered: %q", bytes.TrimRight(line, "\r\n"))
+		case closed:
+			rfc1939aRecord("bare LF", "NOOP ended by a bare LF made the server close the connection")
+		default:
+			rfc1939aRecord("bare LF", "NOOP ended by a bare LF got no answer within 500ms")
+		}
+	})
+
+	Spec("answers unknown, unimplemented and malformed commands with -ERR and goes on", IDs("RFC1939-3-unknown-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		// AUTHORIZATION: unknown keywords, then a login shows the session
+		// survived them.
+		openAuth := func() *harness.Conn { return rfc1939aAuthDial(ctx, t) }
+		c := rfc1939aExpectErrs(openAuth(), t, []string{"FOO", "XYZZY bar", "XTND XLST"}, openAuth, func(c *harness.Conn) { c.Close() }, func(*harness.Conn) {})
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		n, _ := rfc1939aStat(c)
+		cmds := []string{"FOO", "LIST abc", "LIST -1", "RETR", "RETR x", "DELE", "DELE abc"}
+		if capa := rfc1939aCapa(c); capa["TOP"] {
+			cmds = append(cmds, "TOP 1", "TOP x 1")
+		}
+		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		c = rfc1939aExpectErrs(c, t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+			expectOK(cmd(c, "NOOP"), "NOOP: the session must go on after a negative reply")
+		})
+		// The malformed DELEs marked nothing.
+		after, _ := rfc1939aStat(c)
+		Expect(after).To(Equal(n), "STAT after malformed DELE commands")
+	})
+})
+
+var _ = Describe("RFC 1939 section 3: responses", func() {
+	statusRE := regexp.MustCompile(`^(\+OK|-ERR)( [^\r\n]*)?\r\n$`)
+
+	Spec("starts every reply with +OK or -ERR, alone or followed by a space and text", IDs("RFC1939-3-status-indicators"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		for _, l := range rfc1939aRichSession(ctx, t) {
+			if !l.Status {
+				continue
+			}
+			Expect(statusRE.Match(l.Raw)).To(BeTrue(), "%s: reply %q is not +OK or -ERR [SP text] CRLF", l.What, l.Raw)
+		}
+	})
+
+	Spec("writes +OK and -ERR in capitals", IDs("RFC1939-3-status-uppercase"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		for _, l := range rfc1939aRichSession(ctx, t) {
+			if !l.Status {
+				continue
+			}
+			word, _, _ := strings.Cut(strings.TrimRight(string(l.Raw), "\r\n"), " ")
+			if strings.EqualFold(word, "+OK") || strings.EqualFold(word, "-ERR") {
+				Expect(word).To(Equal(strings.ToUpper(word)), "%s: status indicator %q is not in capitals", l.What, word)
+				continue
+			}
+			Fail(fmt.Sprintf("%s: reply %q has no status indicator", l.What, l.Raw))
+		}
+	})
+
+	Spec("keeps every response line within the profile's limit, CRLF included", IDs("RFC1939-3-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		max := t.Profile.MaxResponseOctets
+		for _, l := range rfc1939aRichSession(ctx, t) {
+			Expect(len(l.Raw)).To(BeNumerically("<=", max), "%s: a line of %d octets: %q", l.What, len(l.Raw), l.Raw)
+		}
+	})
+
+	Spec("ends multi-line replies with a line of a single dot, every line ending in CRLF", IDs("RFC1939-3-multiline-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, _ := login(ctx, t)
+		n, _ := rfc1939aStat(c)
+		check := func(what string, m harness.Multi) {
+			expectOK(m.Reply, what)
+			Expect(m.CRLF()).To(BeTrue(), "%s: status line %q must end in CRLF", what, m.Raw)
+			for i, l := range m.Lines {
+				Expect(bytes.HasSuffix(l, []byte("\r\n"))).To(BeTrue(), "%s: line %d %q must end in CRLF", what, i+1, l)
+			}
+			Expect(string(m.Terminator)).To(Equal(".\r\n"), "%s: terminator", what)
+		}
+		list := multi(c, "LIST")
+		check("LIST", list)
+		Expect(list.Lines).To(HaveLen(n), "LIST must have one line per message STAT counts")
+		capa := rfc1939aCapa(c)
+		if capa != nil {
+			check("CAPA", multi(c, "CAPA"))
+		}
+		if m, err := c.CmdMulti("UIDL"); err == nil && m.OK() {
+			check("UIDL", m)
+		}
+		if n > 0 {
+			check("RETR 1", multi(c, "RETR 1"))
+			if capa["TOP"] {
+				check("TOP 1 0", multi(c, "TOP 1 0"))
+			}
+		}
+		// An empty listing is the status line and the terminator alone:
+		// mark every message deleted (RSET undoes it).
+		if n > 200 {
+			rfc1939aRecord("empty listing", "not checked: %d messages are too many to mark deleted", n)
+			return
+		}
+		for i := 1; i <= n; i++ {
+			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
+		}
+		empty := multi(c, "LIST")
+		check("LIST with every message marked deleted", empty)
+		Expect(empty.Lines).To(BeEmpty(), "LIST must not list messages marked deleted")
+		expectOK(cmd(c, "RSET"), "RSET")
+		Expect(multi(c, "LIST").Lines).To(HaveLen(n), "LIST after RSET")
+	})
+
+	Spec("byte-stuffs data lines that begin with a dot (RETR and TOP of the dot fixtures)", IDs("RFC1939-3-byte-stuffing"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, a := login(ctx, t)
+		fx := rfc1939aAliceFixture(a)
+		top := rfc1939aCapa(c)["TOP"]
+		// Messages 02 and 04 hold lines that start with ".", "..", a lone
+		// "." and "...".
+		for _, num := range []int{2, 4} {
+			want := fx[num-1].Data
+			lines := rfc1939aSplitLines(want)
+			stuffed := func(i int) []byte {
+				if bytes.HasPrefix(lines[i], []byte(".")) {
+					return append([]byte("."), lines[i]...)
+				}
+				return lines[i]
+			}
+			m := multi(c, fmt.Sprintf("RETR %d", num))
+			expectOK(m.Reply, fmt.Sprintf("RETR %d", num))
+			Expect(m.Lines).To(HaveLen(len(lines)), "RETR %d: one wire line per message line (%s)", num, fx[num-1].Name)
+			dotted := 0
+			for i := range lines {
+				if lines[i][0] == '.' {
+					dotted++
+				}
+				Expect(m.Lines[i]).To(Equal(stuffed(i)), "RETR %d line %d (%s)", num, i+1, fx[num-1].Name)
+			}
+			Expect(dotted).To(BeNumerically(">", 0), "fixture %s has no dot-leading lines", fx[num-1].Name)
+			Expect(m.Body()).To(Equal(want), "RETR %d after un-stuffing must be %s", num, fx[num-1].Name)
+			if !top {
+				continue
+			}
+			// TOP with the whole body in range stuffs the same lines.
+			tm := multi(c, fmt.Sprintf("TOP %d %d", num, len(lines)))
+			expectOK(tm.Reply, fmt.Sprintf("TOP %d", num))
+			Expect(len(tm.Lines)).To(BeNumerically("<=", len(lines)))
+			for i := range tm.Lines {
+				Expect(tm.Lines[i]).To(Equal(stuffed(i)), "TOP %d line %d (%s)", num, i+1, fx[num-1].Name)
+			}
+		}
+	})
+
+	Spec("sends nothing but replies to commands after the greeting", IDs("RFC1939-3-no-response-without-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aDialUntouched(ctx, t)
+		quiet := func(after string) {
+			extra, closed := c.Quiet(rfc1939aQuiet)
+			Expect(extra).To(BeEmpty(), "after %s the server sent %q unprompted", after, extra)
+			Expect(closed).To(BeFalse(), "after %s the server closed the connection", after)
+		}
+		quiet("the greeting")
+		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		quiet("PASS")
+		expectOK(multi(c, "LIST").Reply, "LIST")
+		quiet("the LIST listing")
+		expectErr(cmd(c, "XYZZY"), "an unknown command")
+		quiet("a negative reply")
+	})
+})
+
+var _ = Describe("RFC 1939 section 3: autologout", func() {
+	// states lists the sessions an idle check keeps, by the profile's
+	// timer for each state; a state whose timer is under the RFC minimum
+	// follows MS-STANXPOP3 V0002 and is left out.
+	states := func(ctx SpecContext, t *harness.Target, p *profile.Profile, min time.Duration) ([]rfc1939aIdleSession, []string) {
+		var (
+			ss    []rfc1939aIdleSession
+			moot  []string
+			limit = func(d profile.Duration) bool { return d.D() >= min }
+		)
+		if limit(p.Timers.Unauthenticated) {
+			c := dial(ctx, t)
+			// CAPA is valid before login (RFC 2449); any command, even
+			// one answered -ERR, restarts the timer.
+			ss = append(ss, rfc1939aIdleSession{state: "AUTHORIZATION", c: c, poke: "CAPA", multi: true})
+		} else {
+			moot = append(moot, fmt.Sprintf("unauthenticated timer %v", p.Timers.Unauthenticated))
+		}
+		if limit(p.Timers.Authenticated) {
+			c, _ := login(ctx, t)
+			ss = append(ss, rfc1939aIdleSession{state: "TRANSACTION", c: c, poke: "NOOP"})
+		} else {
+			moot = append(moot, fmt.Sprintf("authenticated timer %v", p.Timers.Authenticated))
+		}
+		return ss, moot
+	}
+
+	Spec("keeps an idle session open for at least ten minutes, and a command restarts the timer (scaled clock)", IDs("RFC1939-3-autologout-min"), Disruptive, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		v := rfc1939aScaled(ctx, t)
+		ss, moot := states(ctx, v, v.Profile, rfc1939aScaledMin)
+		if len(ss) == 0 {
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0002 instead (%s, under the RFC's %v)", strings.Join(moot, ", "), rfc1939aAutologoutMin)
+		}
+		if len(moot) > 0 {
+			rfc1939aRecord("not checked", "the profile follows MS-STANXPOP3 V0002 for the %s", strings.Join(moot, ", "))
+		}
+		rfc1939aIdleRounds(ss, rfc1939aScaledMin)
+	})
+
+	Spec("keeps an idle session open for at least ten minutes, and a command restarts the timer (real clock)", IDs("RFC1939-3-autologout-min"), Readonly, Slow, func(ctx SpecContext, t *harness.Target) {
+		if t.Reference() != nil {
+			verdict.SkipNotApplicable("the bundled server is judged on a scaled clock by the reference-only spec")
+		}
+		ss, moot := states(ctx, t, t.Profile, rfc1939aAutologoutMin)
+		if len(ss) == 0 {
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0002 instead (%s, under the RFC's %v)", strings.Join(moot, ", "), rfc1939aAutologoutMin)
+		}
+		rfc1939aIdleRounds(ss, rfc1939aAutologoutMin)
+	})
+
+	// noUpdate marks messages deleted, lets the authenticated timer end
+	// the session and checks that nothing was removed.
+	noUpdate := func(ctx SpecContext, t *harness.Target, wait time.Duration) {
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		before := rfc1939aLook(c)
+		if before.Count == 0 {
+			verdict.SkipInconclusive("the maildrop is empty: there is nothing to mark deleted")
+		}
+		for i := 1; i <= min(before.Count, 2); i++ {
+			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
+		}
+		lines, err := c.ExpectClosed(wait)
+		if err != nil {
+			verdict.SkipInconclusive("the server did not end the idle session within %v, so no autologout happened to judge", wait)
+		}
+		if t.Profile.Timers.Notice {
+			rfc1939aRecord("close notice", "the profile follows MS-STANXPOP3 V0003: the server may say why it closes; it sent %q", lines)
+		} else {
+			Expect(lines).To(BeEmpty(), "the autologout should close without a response (RFC 1939 section 3); the server sent %q", lines)
+		}
+		after := rfc1939aLook(rfc1939aLoginSoon(ctx, t, a))
+		rfc1939aExpectNothingRemoved(before, after, "the session ended by autologout, which must not enter UPDATE")
+	}
+
+	Spec("does not enter UPDATE when the autologout timer ends a session (short timers)", IDs("RFC1939-3-autologout-no-update"), Disruptive, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		const timer = 500 * time.Millisecond
+		// Only the authenticated timer is short: the login itself must
+		// not race it.
+		v := need(t.Variant(ctx, func(p *profile.Profile) { p.Timers.Authenticated = profile.Duration(timer) }))
+		noUpdate(ctx, v, timer+2*time.Second)
+	})
+
+	Spec("does not enter UPDATE when the autologout timer ends a session (real clock)", IDs("RFC1939-3-autologout-no-update"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
+		if t.Reference() != nil {
+			verdict.SkipNotApplicable("the bundled server is judged with short timers by the reference-only spec")
+		}
+		d := t.Profile.Timers.Authenticated.D()
+		noUpdate(ctx, t, d+d/10+30*time.Second)
+	})
+
+	Spec("closes a session idle in AUTHORIZATION without sending anything (short timers)", IDs("RFC1939-3-autologout-no-update", "RFC1939-3-no-response-without-cmd"), Disruptive, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		if t.Profile.Timers.Notice {
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0003 instead: a notice precedes the autologout")
+		}
+		const timer = 400 * time.Millisecond
+		v := rfc1939aShortTimers(ctx, t, timer)
+		c := dial(ctx, v)
+		lines, err := c.ExpectClosed(timer + 2*time.Second)
+		Expect(err).NotTo(HaveOccurred(), "the %v unauthenticated timer must end the idle session", timer)
+		Expect(lines).To(BeEmpty(), "the server must close an idle session without a response; it sent %q", lines)
+	})
+})
+
+var _ = Describe("RFC 1939 section 3: sessions that end without QUIT", func() {
+	Spec("removes nothing when the client closes the connection without QUIT", IDs("RFC1939-3-tcp-close-no-update"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		before := rfc1939aLook(c)
+		if before.Count == 0 {
+			verdict.SkipInconclusive("the maildrop is empty: there is nothing to mark deleted")
+		}
+		for i := 1; i <= before.Count && i <= 3; i++ {
+			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
+		}
+		Expect(c.Close()).To(Succeed())
+		after := rfc1939aLook(rfc1939aLoginSoon(ctx, t, a))
+		rfc1939aExpectNothingRemoved(before, after, "the session ended without QUIT, which must not enter UPDATE")
+	})
+})
+
+var _ = Describe("RFC 1939 section 3: port 110", func() {
+	Spec("offers POP3 on TCP port 110", IDs("RFC1939-3-port-110"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		if t.Reference() != nil {
+			verdict.SkipNotApplicable("the bundled server listens on ports the suite picks, as MS-STANXPOP3 E0001 lets a server do")
+		}
+		cfg := t.Config
+		if cfg.Port == 110 && cfg.TLS != harness.TLSImplicit {
+			c := dial(ctx, t)
+			expectOK(c.Greeting, "greeting on port 110")
+			return
+		}
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(110))
+		d := net.Dialer{Timeout: 5 * time.Second}
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			verdict.SkipNotApplicable("POP3 is served on port %d as configured and %s does not answer (%v); MS-STANXPOP3 E0001 lets the port be moved", cfg.Port, addr, err)
+		}
+		defer nc.Close()
+		Expect(nc.SetReadDeadline(time.Now().Add(harness.DefaultTimeout))).To(Succeed())
+		g, err := bufio.NewReader(nc).ReadString('\n')
+		rfc1939aRecord("port 110", "%s answered %q", addr, g)
+		Expect(err).NotTo(HaveOccurred(), "greeting on %s", addr)
+		Expect(g).To(HavePrefix("+OK"), "whatever listens on %s must greet as a POP3 server", addr)
+	})
+})

@@ -1,0 +1,151 @@
+package conformance
+
+// RFC 1939 section 6, the UPDATE state: QUIT in TRANSACTION removes the
+// messages marked deleted and nothing else, is answered, releases the lock
+// (even when removal fails) and closes; the next session numbers the
+// remaining messages afresh.
+//
+// The specs that really remove mail are mutating. The lock-release specs
+// hold sessions on one mailbox back to back and are disruptive against a
+// remote host. The removal-failure spec needs a fault injected into the
+// bundled server's store.
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+var _ = Describe("RFC 1939 section 6: QUIT in TRANSACTION", func() {
+	Spec("removes the messages marked deleted, and only those, on QUIT", IDs("RFC1939-6-quit-update"), Mutating, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		before := rfc1939aLook(c)
+		if before.Count < 3 {
+			verdict.SkipInconclusive("the maildrop has fewer than 3 messages")
+		}
+		marked := []int{1, 3}
+		for _, i := range marked {
+			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
+		}
+		expectOK(rfc1939aQuit(c), "QUIT after DELE 1 and DELE 3")
+
+		c = rfc1939aLoginSoon(ctx, t, a)
+		after := rfc1939aLook(c)
+		if before.UIDs != nil && after.UIDs != nil {
+			want := []string{before.UIDs[1]}
+			want = append(want, before.UIDs[3:]...)
+			// Mail delivered meanwhile may follow the old messages.
+			Expect(len(after.UIDs)).To(BeNumerically(">=", len(want)))
+			Expect(after.UIDs[:len(want)]).To(Equal(want), "the unique-ids left after removing messages 1 and 3")
+		} else {
+			Expect(after.Count).To(BeNumerically(">=", before.Count-len(marked)))
+			Expect(after.Count).To(BeNumerically("<", before.Count), "QUIT removed nothing")
+		}
+		if a.Fixture == "alice" {
+			fx := rfc1939aAliceFixture(a)
+			Expect(after.Count).To(Equal(len(fx) - len(marked)))
+			m := multi(c, "RETR 1")
+			Expect(m.Body()).To(Equal(fx[1].Data), "message 1 is now %s", fx[1].Name)
+		}
+	})
+
+	Spec("numbers the remaining messages afresh from 1 in the next session", IDs("RFC1939-6-numbers-reassigned"), Mutating, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		before := rfc1939aLook(c)
+		if before.Count < 3 {
+			verdict.SkipInconclusive("the maildrop has fewer than 3 messages")
+		}
+		expectOK(cmd(c, "DELE 2"), "DELE 2")
+		expectOK(rfc1939aQuit(c), "QUIT after DELE 2")
+
+		c = rfc1939aLoginSoon(ctx, t, a)
+		n, _ := rfc1939aStat(c)
+		_, list := rfc1939aListAll(c, "LIST")
+		Expect(list).To(HaveLen(n))
+		for i, l := range list {
+			Expect(l.Num).To(Equal(strconv.Itoa(i+1)), "scan listing %d after the removal of message 2: no gap", i+1)
+		}
+		// The old message 3 is the new message 2.
+		if before.UIDs != nil {
+			r := cmd(c, "UIDL 2")
+			expectOK(r, "UIDL 2")
+			Expect(r.Text).To(Equal("2 "+before.UIDs[2]), "message 2 must now be the old message 3")
+		}
+		if a.Fixture == "alice" {
+			fx := rfc1939aAliceFixture(a)
+			Expect(multi(c, "RETR 2").Body()).To(Equal(fx[2].Data), "message 2 is now %s", fx[2].Name)
+		}
+	})
+
+	Spec("answers QUIT with +OK and removes no message that is not marked deleted", IDs("RFC1939-6-quit-reply"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		before := rfc1939aLook(c)
+		if before.Count > 0 {
+			// Marked, then unmarked: no longer marked at QUIT.
+			expectOK(cmd(c, "DELE 1"), "DELE 1")
+			expectOK(cmd(c, "RSET"), "RSET")
+		}
+		expectOK(rfc1939aQuit(c), "QUIT with nothing marked deleted")
+		after := rfc1939aLook(rfc1939aLoginSoon(ctx, t, a))
+		rfc1939aExpectNothingRemoved(before, after, "no message was marked deleted at QUIT")
+	})
+
+	Spec("closes the connection after answering QUIT", IDs("RFC1939-6-quit-close"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, _ := login(ctx, t)
+		expectOK(cmd(c, "QUIT"), "QUIT")
+		lines, err := c.ExpectClosed(5 * time.Second)
+		Expect(err).NotTo(HaveOccurred(), "the server must close the connection after QUIT")
+		Expect(lines).To(BeEmpty(), "the server sent more after its QUIT reply: %q", lines)
+	})
+})
+
+var _ = Describe("RFC 1939 section 6: the lock after UPDATE", func() {
+	Spec("lets the user log in again as soon as UPDATE is over", IDs("RFC1939-6-update-lock-release"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := rfc1939aLoginAs(ctx, t, a)
+		expectOK(rfc1939aQuit(c), "QUIT")
+		// The connection is closed, so UPDATE is over: no retry.
+		c, err := t.Login(ctx, a)
+		Expect(err).NotTo(HaveOccurred(), "log in again right after the first session's QUIT")
+		rfc1939aStat(c)
+	})
+
+	Spec("releases the lock even when removing messages fails", IDs("RFC1939-6-update-failure-no-lock"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		// A server of its own, so the fault touches no other spec and
+		// goes away with the variant.
+		v := need(t.Variant(ctx, func(*profile.Profile) {}))
+		fr := v.Reference().Store
+		a := need(v.Account(ctx))
+		injected := errors.New("removal failure injected by the suite")
+		fr.SetFailRemove(func(user, _ string) error {
+			if user == a.User {
+				return injected
+			}
+			return nil
+		})
+
+		c := rfc1939aLoginAs(ctx, v, a)
+		before := rfc1939aLook(c)
+		if before.Count == 0 {
+			verdict.SkipInconclusive("the maildrop is empty: there is nothing to mark deleted")
+		}
+		expectOK(cmd(c, "DELE 1"), "DELE 1")
+		expectErr(rfc1939aQuit(c), "QUIT when the marked message cannot be removed")
+		// The connection is closed: the lock must be gone already.
+		c2, err := v.Login(ctx, a)
+		Expect(err).NotTo(HaveOccurred(), "log in again after an UPDATE that failed")
+		after := rfc1939aLook(c2)
+		Expect(after.Count).To(Equal(before.Count), "the removal failed, so the message is still there")
+	})
+})
