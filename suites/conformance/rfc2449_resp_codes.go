@@ -1,0 +1,133 @@
+package conformance
+
+// RFC 2449 sections 3, 4 and 8: the response grammar (greeting,
+// single-line replies, dot-stuffed multi-line replies), the 512-octet
+// first line, and the response codes LOGIN-DELAY and IN-USE.
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+// extMsgIDRE is an RFC 822 msg-id in its usual form, <local@domain>.
+var extMsgIDRE = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`)
+
+// extStatusLineRE is single-line = status [SP text] CRLF.
+var extStatusLineRE = regexp.MustCompile(`^(\+OK|-ERR)( [^\r\n]*)?\r\n$`)
+
+var _ = Describe("RFC 2449 section 3 response grammar", func() {
+	Spec("greets with +OK, at most one msg-id timestamp, within the first-line limit", IDs("RFC2449-3-greeting-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c := dial(ctx, t)
+		g := c.Greeting
+		Expect(extStatusLineRE.Match(g.Raw)).To(BeTrue(), "greeting %q is not +OK [SP text] CRLF", g.Raw)
+		Expect(g.OK()).To(BeTrue())
+		Expect(len(g.Raw)).To(BeNumerically("<=", t.Profile.MaxResponseOctets), "greeting length")
+		if strings.HasPrefix(g.Text, "[") {
+			Expect(extCodeRE.MatchString(g.Text)).To(BeTrue(), "greeting text starts with \"[\" but no response code")
+		}
+		// gchar excludes "<": the only "<" may open the timestamp.
+		Expect(strings.Count(g.Text, "<")).To(BeNumerically("<=", 1), "more than one timestamp in %q", g.Text)
+		if i := strings.IndexByte(g.Text, '<'); i >= 0 {
+			j := strings.IndexByte(g.Text[i:], '>')
+			Expect(j).To(BeNumerically(">", 0), "unterminated timestamp in %q", g.Text)
+			Expect(extMsgIDRE.MatchString(g.Text[i:i+j+1])).To(BeTrue(), "timestamp %q is not an RFC 822 msg-id", g.Text[i:i+j+1])
+		}
+	})
+
+	Spec("answers with status [SP text] CRLF lines within the first-line limit", IDs("RFC2449-3-single-line-syntax", "RFC2449-4-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c := extPlainReady(ctx, t)
+		a := need(t.Account(ctx))
+		max := t.Profile.MaxResponseOctets
+		var seen []harness.Reply
+		seen = append(seen, c.Greeting)
+		// Long arguments invite a server to echo them; the reply must
+		// still fit.
+		long := commandOf("XYZZ", t.Profile.MaxCommandOctets)
+		for _, line := range []string{"STAT", "NOOP", long, "USER " + a.User, "PASS x" + a.Password} {
+			seen = append(seen, cmd(c, line))
+		}
+		Expect(harness.LoginUserPass(c, a)).To(Succeed())
+		for _, line := range []string{"STAT", "NOOP", "LIST 1", "UIDL 1", "RETR 999999", "DELE 999999", "RSET", long, "USER " + a.User} {
+			seen = append(seen, cmd(c, line))
+		}
+		for _, r := range seen {
+			Expect(extStatusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
+			Expect(len(r.Raw)).To(BeNumerically("<=", max), "%q has %d octets", r.String(), len(r.Raw))
+		}
+	})
+
+	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		l, a := login(ctx, t)
+		n := extMessageCount(l)
+		if n == 0 {
+			verdict.SkipInconclusive("the maildrop is empty")
+		}
+		var fixture []harness.FixtureMessage
+		if a.Fixture != "" {
+			fixture = need(harness.FixtureMessages(a.Fixture))
+		}
+		dotted := 0
+		for i := 1; i <= n; i++ {
+			m := multi(l, fmt.Sprintf("RETR %d", i))
+			expectOK(m.Reply, fmt.Sprintf("RETR %d", i))
+			for _, line := range m.Lines {
+				// A data line that starts with "." carries the stuffing
+				// dot, so the line as sent starts with "..".
+				if bytes.HasPrefix(line, []byte(".")) {
+					dotted++
+					Expect(bytes.HasPrefix(line, []byte(".."))).To(BeTrue(), "RETR %d: line %q starts with a single dot", i, line)
+				}
+			}
+			if i <= len(fixture) {
+				Expect(m.Body()).To(Equal(fixture[i-1].Data), "RETR %d without the stuffing dots is %s", i, fixture[i-1].Name)
+			}
+		}
+		if dotted == 0 {
+			verdict.SkipInconclusive("no message in the maildrop has a line that starts with a dot")
+		}
+	})
+})
+
+var _ = Describe("RFC 2449 section 8 response codes", func() {
+	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c := extPlainReady(ctx, t)
+		k := extNeedCAPA(c)
+		if !k.Has("RESP-CODES") && !k.Has("AUTH-RESP-CODE") {
+			verdict.SkipNotApplicable("the server advertises neither RESP-CODES nor AUTH-RESP-CODE")
+		}
+		a := need(t.Account(ctx))
+		expectOK(cmd(c, "USER "+a.User), "USER")
+		r := cmd(c, "PASS x"+a.Password)
+		expectErr(r, "PASS with a wrong password")
+		Expect(r.Raw).To(HavePrefix("-ERR ["), "a wrong password draws [AUTH] right after \"-ERR \"")
+		Expect(extCodeRE.MatchString(r.Text)).To(BeTrue(), "%q: code syntax", r.String())
+	})
+
+	Spec("sends [IN-USE] when the maildrop is locked by another session", IDs("RFC2449-8.1.2-in-use-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		if t.Profile.Lock != profile.LockExclusive {
+			verdict.SkipNotApplicable("the profile expects no maildrop lock, so no login is refused as busy")
+		}
+		first, a := login(ctx, t)
+		k := extNeedCAPA(first)
+		c := extPlainReady(ctx, t)
+		expectOK(cmd(c, "USER "+a.User), "USER for the second session")
+		r := cmd(c, "PASS "+a.Password)
+		if r.OK() {
+			verdict.SkipNotApplicable("the second login succeeded, so the maildrop was not busy (the lock itself is RFC1939-4-lock-on-success)")
+		}
+		expectErr(r, "PASS while the maildrop is locked")
+		if !k.Has("RESP-CODES") {
+			verdict.SkipNotApplicable("the server does not advertise RESP-CODES")
+		}
+		Expect(strings.ToUpper(r.Code())).To(Equal("IN-USE"), "the refusal %q", r.String())
+	})
+})
