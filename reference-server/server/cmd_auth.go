@@ -57,9 +57,16 @@ func (s *session) cmdPass(cmd command) {
 		s.err("", "PASS needs a password")
 		return
 	}
-	if !s.plaintextAllowed() || !s.srv.store.CheckPassword(name, password) {
+	if !s.plaintextAllowed() {
+		// V0010 / RFC 5034 section 4: no clear-text password before TLS,
+		// whatever it is; the password is not even checked.
+		s.log.Info("login refused: plaintext password before TLS", "mechanism", "USER", "user", name)
+		s.err(codeAuth, "Plaintext login is not permitted on an unencrypted connection; use STLS first")
+		return
+	}
+	if !s.srv.store.CheckPassword(name, password) {
 		s.log.Info("login failed", "mechanism", "USER", "user", name)
-		s.err(codeAuth, authFailed)
+		s.loginFailed(authFailed)
 		return
 	}
 	s.login(name, "USER")
@@ -74,13 +81,19 @@ func (s *session) cmdAPOP(cmd command) {
 		s.err("", "APOP takes two arguments: name and digest")
 		return
 	}
+	if s.user != "" {
+		// RFC 1939 section 7: APOP follows the greeting or a failed USER
+		// or PASS, not a USER that was accepted.
+		s.err("", "APOP is not allowed while a USER is pending; send PASS or QUIT")
+		return
+	}
 	name, digest := cmd.Args[0], strings.ToLower(cmd.Args[1])
 	secret, ok := s.srv.store.Secret(name)
 	sum := md5.Sum([]byte(s.stamp + secret))
 	want := hex.EncodeToString(sum[:])
 	if subtle.ConstantTimeCompare([]byte(digest), []byte(want)) != 1 || !ok {
 		s.log.Info("login failed", "mechanism", "APOP", "user", name)
-		s.err(codeAuth, authFailed)
+		s.loginFailed(authFailed)
 		return
 	}
 	s.login(name, "APOP")
@@ -103,6 +116,13 @@ func (s *session) login(name, mechanism string) bool {
 		// [AUTH]: the credentials were right, retrying will not help.
 		s.log.Info("login failed: homed in another site", "user", acc.Name, "site", site)
 		s.err(codeSysPerm, "Logon failure: the mailbox is homed in another site")
+		return false
+	}
+	if !s.srv.loginAllowed(acc.Name, time.Now()) {
+		// RFC 2449 section 8.1.1: the credentials were right, the login
+		// came too soon after the last one.
+		s.log.Info("login refused: LOGIN-DELAY", "user", acc.Name, "delay", s.prof.LoginDelay.D())
+		s.err(codeDelay, fmt.Sprintf("Logins to this mailbox are allowed every %d seconds", int(s.prof.LoginDelay.D()/time.Second)))
 		return false
 	}
 	md, err := s.srv.store.Acquire(acc.Name, s.prof.Lock == profile.LockExclusive)

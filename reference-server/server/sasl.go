@@ -29,9 +29,20 @@ var errAuthz = errors.New("authorization identity differs from authentication id
 
 func newPlainServer(s *session, user *string) sasl.Server {
 	return sasl.NewPlainServer(func(authz, authc, password string) error {
-		// RFC 4616 §2: acting as another user is not supported.
-		if authz != "" && !strings.EqualFold(authz, authc) {
-			return errAuthz
+		// RFC 5034 section 4: identities are compared after SASLprep.
+		authc, err := saslPrep(authc)
+		if err != nil {
+			return err
+		}
+		if authz != "" {
+			if authz, err = saslPrep(authz); err != nil || authz == "" {
+				// An identity that prepares to nothing fails (RFC 5034).
+				return errAuthz
+			}
+			// RFC 4616 §2: acting as another user is not supported.
+			if !strings.EqualFold(authz, authc) {
+				return errAuthz
+			}
 		}
 		if !s.srv.store.CheckPassword(authc, password) {
 			return errBadCredentials
@@ -62,7 +73,9 @@ func (s *session) cmdAuth(cmd command) {
 	mech := strings.ToUpper(cmd.Args[0])
 	if !slices.Contains(offered, mech) {
 		if mech == sasl.Plain && slices.Contains(s.prof.SASL, mech) {
-			s.err("", "PLAIN is not permitted on an unencrypted connection; use STLS first")
+			// RFC 3206 section 5: [AUTH] covers an attempt that breaks
+			// policy, here a clear-text password before TLS.
+			s.err(codeAuth, "PLAIN is not permitted on an unencrypted connection; use STLS first")
 			return
 		}
 		s.err("", "Unsupported SASL mechanism")
@@ -87,7 +100,7 @@ func (s *session) cmdAuth(cmd command) {
 		if err != nil {
 			// The error says why without quoting the payload.
 			s.log.Info("login failed", "mechanism", mech, "reason", err.Error())
-			s.err(codeAuth, "Authentication failed")
+			s.loginFailed("Authentication failed")
 			return
 		}
 		if done {
