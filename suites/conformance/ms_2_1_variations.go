@@ -1,0 +1,242 @@
+package conformance
+
+// MS-STANXPOP3 2.1: the normative variations from RFC 1939 (2.1.1
+// separators, 2.1.2 argument and command length, 2.1.3 no exclusive lock,
+// 2.1.4 STAT size, 2.1.5 LIST sizes), plus E0006 and E0007 (the command
+// limit of 2.2.13 and 2.2.14), which 2.1.2 depends on.
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", func() {
+	// Each case sends a USER command; USER is valid in AUTHORIZATION on
+	// every server, so the separator is the only thing that can differ.
+	type sepCase struct {
+		name, sep string
+	}
+	cases := []sepCase{
+		{"a TAB", "\t"},
+		{"two SPACEs", "  "},
+		{"two TABs", "\t\t"},
+	}
+	for _, tc := range cases {
+		Spec(fmt.Sprintf("treats %s between keyword and argument as the profile says", tc.name), IDs("2.1.1"), Readonly, func(ctx SpecContext, t *harness.Target) {
+			a := need(t.Account(ctx))
+			c := dial(ctx, t)
+			r := cmd(c, "USER"+tc.sep+a.User)
+			switch t.Profile.Separators {
+			case profile.SeparatorsSpaceOrTab:
+				expectOK(r, "USER with "+tc.name)
+			case profile.SeparatorsSingleSpace:
+				expectErr(r, "USER with "+tc.name+" under a single-space profile")
+			}
+		})
+	}
+
+	Spec("accepts a single SPACE in every profile", IDs("2.1.1"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := dial(ctx, t)
+		expectOK(cmd(c, "USER "+a.User), "USER with one SPACE")
+	})
+})
+
+// msUnknownName normalises a reply text that may echo the name sent.
+func msUnknownName(text, name string) string { return strings.ReplaceAll(text, name, "<name>") }
+
+// msUserOfLength sends a short USER for an unknown name, then one that
+// makes the command line n octets long (CRLF included), and returns both
+// replies, with the names in their texts replaced by "<name>". Comparing
+// them tells a line the server refused for its length from one it took as
+// a command, whatever the server answers for unknown names (V0008): the
+// reply to an accepted line matches the short one.
+func msUserOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
+	name := msNoSuchUser()
+	short = cmd(c, "USER "+name)
+	Expect(short.OK() || short.Err()).To(BeTrue(), "status line %q", short)
+	line := commandOf("USER", n)
+	Expect(len(line) + 2).To(Equal(n))
+	long = cmd(c, line)
+	Expect(long.OK() || long.Err()).To(BeTrue(), "status line %q", long)
+	short.Text = msUnknownName(short.Text, name)
+	long.Text = msUnknownName(long.Text, line[len("USER "):])
+	return short, long
+}
+
+// msExpectLineAccepted checks that a USER command of n octets is answered
+// like a short one.
+func msExpectLineAccepted(c *harness.Conn, n int, why string) {
+	short, long := msUserOfLength(c, n)
+	ExpectWithOffset(1, long.Status).To(Equal(short.Status), "a %d-octet USER command (%s) must be answered like a short one (%q), but got %q", n, why, short, long)
+	if short.Err() {
+		ExpectWithOffset(1, long.Text).To(Equal(short.Text), "a %d-octet USER command (%s) must get the -ERR of a short one", n, why)
+	}
+	r := multi(c, "CAPA")
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "the session must still work after a %d-octet command: %q", n, r)
+}
+
+// msExpectLineRefused checks that a USER command of n octets is refused
+// for its length: -ERR, and not the -ERR a short unknown name gets.
+func msExpectLineRefused(c *harness.Conn, n int, why string) {
+	short, long := msUserOfLength(c, n)
+	ExpectWithOffset(1, long.Err()).To(BeTrue(), "a %d-octet command (%s): want -ERR, got %q", n, why, long)
+	if short.Err() {
+		ExpectWithOffset(1, long.Text).NotTo(Equal(short.Text), "a %d-octet command got the same -ERR as a short USER for an unknown name, so it was taken as a command (%s)", n, why)
+	}
+	r := multi(c, "CAPA")
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "the session must stay usable after an over-long command: %q", r)
+}
+
+var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
+	Spec("accepts a command of exactly the profile's maximum length", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		max := t.Profile.MaxCommandOctets
+		msExpectLineAccepted(dial(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
+	})
+
+	// Labelled with the Exchange statements only: a server that fails
+	// this differs in its command limit, not in how it treats unknown
+	// commands.
+	Spec("refuses a command one octet over the maximum and stays usable", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		max := t.Profile.MaxCommandOctets
+		msExpectLineRefused(dial(ctx, t), max+1, fmt.Sprintf("the profile's limit is %d", max))
+	})
+
+	Spec("does not check the 40-character argument limit of RFC 1939", IDs("2.1.2"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		if t.Profile.MaxArgumentChars > 0 {
+			verdict.SkipNotApplicable("the profile enforces %d characters per argument", t.Profile.MaxArgumentChars)
+		}
+		// 41 characters is the smallest argument RFC 1939 would not allow;
+		// it only fits when the command limit leaves room for it.
+		n := 4 + 1 + 41 + 2
+		if n > t.Profile.MaxCommandOctets {
+			verdict.SkipNotApplicable("a 41-character argument does not fit in the profile's %d-octet command limit", t.Profile.MaxCommandOctets)
+		}
+		msExpectLineAccepted(dial(ctx, t), n, "a 41-character argument")
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() {
+	// Set-PopSettings -MaxCommandSize takes 40..1024 (E0006). Only the
+	// bundled server can be reconfigured; on a remote host these specs
+	// end not observable, so they never mask the default-limit specs.
+	for _, limit := range []int{40, 1024} {
+		Spec(fmt.Sprintf("honours a command limit configured to %d octets", limit), IDs("E0006", "E0007"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+			v := need(t.Variant(ctx, func(p *profile.Profile) { p.MaxCommandOctets = limit }))
+			c := dial(ctx, v)
+			msExpectLineAccepted(c, limit, fmt.Sprintf("the limit is set to %d", limit))
+			msExpectLineRefused(c, limit+1, fmt.Sprintf("the limit is set to %d", limit))
+		})
+	}
+
+	Spec("accepts RFC 2449's 255-octet commands exactly when its limit reaches 255", IDs("E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		const rfc2449Min = 255 // RFC 2449 section 4: what a CAPA server must accept
+		why := fmt.Sprintf("the profile's limit is %d", t.Profile.MaxCommandOctets)
+		if t.Profile.MaxCommandOctets < rfc2449Min {
+			msExpectLineRefused(dial(ctx, t), rfc2449Min, why)
+		} else {
+			msExpectLineAccepted(dial(ctx, t), rfc2449Min, why)
+		}
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 2.1.3 no exclusive-access lock", func() {
+	Spec("lets a second session into a mailbox in TRANSACTION only when the profile takes no lock", IDs("2.1.3"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		first := msLoginAs(ctx, t, a)
+		n1, size1 := msStat(first)
+
+		second := msAuthDial(ctx, t)
+		expectOK(cmd(second, "USER "+a.User), "USER for the second session")
+		r := cmd(second, "PASS "+a.Password)
+		switch t.Profile.Lock {
+		case profile.LockNone:
+			expectOK(r, "PASS while another session holds the mailbox (no lock expected)")
+			n2, size2 := msStat(second)
+			Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n1), size1}), "both sessions see the same maildrop")
+		case profile.LockExclusive:
+			expectErr(r, "PASS while another session holds the mailbox (exclusive lock expected)")
+		}
+		// Whatever happened to the second session, the first keeps its
+		// maildrop.
+		n3, size3 := msStat(first)
+		Expect([]int64{int64(n3), size3}).To(Equal([]int64{int64(n1), size1}), "the first session's STAT after the second login")
+		msQuitClean(first)
+	})
+})
+
+// msExpectedSizes returns the size STAT and LIST must report for each
+// message: the fixture's octets through profile.StoredSize when the
+// maildrop is known, or the retrieved length when the profile expects exact
+// sizes. Anything else cannot be predicted.
+func msExpectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n int) []int64 {
+	if a.Fixture != "" {
+		msgs := need(harness.FixtureMessages(a.Fixture))
+		Expect(n).To(Equal(len(msgs)), "STAT count of a maildrop holding fixture %q", a.Fixture)
+		out := make([]int64, len(msgs))
+		for i, m := range msgs {
+			out[i] = t.Profile.StoredSize(int64(len(m.Data)))
+		}
+		return out
+	}
+	if !t.Profile.ExactSizes {
+		verdict.SkipInconclusive("the maildrop's content is unknown (set %s) and the profile expects storage-based sizes, which only known mail predicts", harness.EnvMailboxFixture)
+	}
+	const maxRetrieved = 100
+	if n > maxRetrieved {
+		verdict.SkipInconclusive("the maildrop has %d messages; the check retrieves at most %d", n, maxRetrieved)
+	}
+	out := make([]int64, n)
+	for i := range n {
+		out[i] = int64(len(msRetr(c, i+1)))
+	}
+	return out
+}
+
+var _ = Describe("MS-STANXPOP3 2.1.4, 2.1.5 sizes in STAT and LIST", func() {
+	Spec("reports the maildrop size in STAT as the profile computes it", IDs("2.1.4"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, a := login(ctx, t)
+		n, size := msStat(c)
+		want := msExpectedSizes(c, t, a, n)
+		var sum int64
+		for _, s := range want {
+			sum += s
+		}
+		Expect(size).To(Equal(sum), "STAT maildrop size (exact_sizes=%v, storage block %d)", t.Profile.ExactSizes, t.Profile.StorageBlockOctets)
+	})
+
+	Spec("reports each message's size in the LIST scan listing as the profile computes it", IDs("2.1.5"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, a := login(ctx, t)
+		n, _ := msStat(c)
+		msNeedMessages(n, 1)
+		want := msExpectedSizes(c, t, a, n)
+		got := msListAll(c, "LIST")
+		Expect(got).To(HaveLen(n), "LIST lines")
+		for i, l := range got {
+			Expect(l.Num).To(Equal(i+1), "LIST line %d", i+1)
+			Expect(l.Value).To(Equal(strconv.FormatInt(want[i], 10)), "size of message %d in LIST (exact_sizes=%v)", i+1, t.Profile.ExactSizes)
+		}
+	})
+
+	Spec("reports each message's size in LIST n as the profile computes it", IDs("2.1.5"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, a := login(ctx, t)
+		n, _ := msStat(c)
+		msNeedMessages(n, 1)
+		want := msExpectedSizes(c, t, a, n)
+		for i := range n {
+			r := cmd(c, fmt.Sprintf("LIST %d", i+1))
+			expectOK(r, fmt.Sprintf("LIST %d", i+1))
+			f := strings.Fields(r.Text)
+			Expect(len(f)).To(BeNumerically(">=", 2), "LIST %d reply %q", i+1, r)
+			Expect(f[1]).To(Equal(strconv.FormatInt(want[i], 10)), "size of message %d in LIST %d (exact_sizes=%v)", i+1, i+1, t.Profile.ExactSizes)
+		}
+	})
+})

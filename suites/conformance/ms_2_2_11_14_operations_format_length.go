@@ -1,0 +1,230 @@
+package conformance
+
+// MS-STANXPOP3 2.2.11 (RFC 1939 section 8, site policies): E0003 quota,
+// E0004 quota warning, E0005 retention; 2.2.12 C0011 messages in RFC 822
+// format. E0006 and E0007 (2.2.13, 2.2.14, command length) are in
+// ms_2_1_variations.go next to 2.1.2.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/reference-server/maildrop"
+	"pop3conformance/suites/harness"
+)
+
+// msFixtureOctets is the size of a fixture account's maildrop in exact
+// octets.
+func msFixtureOctets(name string) int64 {
+	var n int64
+	for _, m := range need(harness.FixtureMessages(name)) {
+		n += int64(len(maildrop.Normalize(m.Data)))
+	}
+	return n
+}
+
+// msMessageOf builds a well-formed message of exactly size octets.
+func msMessageOf(subject string, size int) []byte {
+	head := "From: Sender <sender@example.org>\r\nTo: Alice <alice@example.net>\r\nSubject: " + subject +
+		"\r\nDate: Mon, 01 Nov 2026 10:00:00 +0000\r\nMessage-ID: <" + subject + "@example.org>\r\n\r\n"
+	var b strings.Builder
+	b.WriteString(head)
+	for b.Len()+2 < size {
+		line := strings.Repeat("q", min(70, size-b.Len()-2))
+		b.WriteString(line + "\r\n")
+	}
+	Expect(b.Len()).To(Equal(size), "test message size")
+	return []byte(b.String())
+}
+
+// msCount logs in as a and returns the message count.
+func msCount(ctx SpecContext, t *harness.Target, a harness.Account) int {
+	c := msLoginAs(ctx, t, a)
+	n, _ := msStat(c)
+	msQuitClean(c)
+	return n
+}
+
+var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies", func() {
+	// The margin by which the quota exceeds the fixture mailbox.
+	const margin = 4000
+
+	Spec("refuses a delivery beyond the mailbox quota and keeps the mailbox readable", IDs("E0003"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		used := msFixtureOctets("alice")
+		v := need(t.Variant(ctx, func(p *profile.Profile) {
+			p.Storage.QuotaOctets = used + margin
+			p.Storage.QuotaWarningPercent = 0
+		}))
+		a := need(v.Account(ctx))
+		room := v.Profile.Storage.QuotaOctets - used
+		n := msCount(ctx, v, a)
+		store := v.Reference().Store
+
+		_, err := store.Deliver(a.User, msMessageOf("too-big", int(room)+500))
+		Expect(err).To(HaveOccurred(), "a delivery %d octets over the %d-octet quota must fail", 500, v.Profile.Storage.QuotaOctets)
+		Expect(errors.Is(err, maildrop.ErrQuota)).To(BeTrue(), "the delivery must fail for the quota: %v", err)
+
+		// The mailbox is still fully readable.
+		c := msLoginAs(ctx, v, a)
+		n2, _ := msStat(c)
+		Expect(n2).To(Equal(n), "STAT after a refused delivery")
+		for i := 1; i <= n2; i++ {
+			msRetr(c, i)
+		}
+		msQuitClean(c)
+
+		// A delivery that fits still arrives.
+		_, err = store.Deliver(a.User, msMessageOf("fits", int(room)-500))
+		Expect(err).NotTo(HaveOccurred(), "a delivery within the quota")
+		Expect(msCount(ctx, v, a)).To(Equal(n+1), "STAT after a delivery within the quota")
+	})
+
+	Spec("puts a warning message into a mailbox that reaches the warning level of its quota", IDs("E0004"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		used := msFixtureOctets("alice")
+		const percent = 90
+		v := need(t.Variant(ctx, func(p *profile.Profile) {
+			// The warning level lies margin/2 above the fixture mailbox.
+			p.Storage.QuotaOctets = (used + margin/2) * 100 / percent
+			p.Storage.QuotaWarningPercent = percent
+		}))
+		q := v.Profile.Storage.QuotaOctets
+		level := q * int64(v.Profile.Storage.QuotaWarningPercent) / 100
+		Expect(level).To(BeNumerically(">", used+1000), "warning level of the variant")
+		a := need(v.Account(ctx))
+		n := msCount(ctx, v, a)
+		store := v.Reference().Store
+
+		// Below the level: no warning.
+		small := msMessageOf("below-level", 500)
+		_, err := store.Deliver(a.User, small)
+		Expect(err).NotTo(HaveOccurred(), "a delivery below the warning level")
+		Expect(msCount(ctx, v, a)).To(Equal(n+1), "no warning below the level (%d of %d octets)", used+500, q)
+
+		// Crossing the level: the message and a warning.
+		crossing := msMessageOf("crossing-level", int(level-used))
+		_, err = store.Deliver(a.User, crossing)
+		Expect(err).NotTo(HaveOccurred(), "a delivery that crosses the warning level")
+		c := msLoginAs(ctx, v, a)
+		n2, _ := msStat(c)
+		Expect(n2).To(Equal(n+3), "the delivered message and a warning after crossing %d%% of the quota", percent)
+		var warnings int
+		for i := n + 2; i <= n2; i++ {
+			body := msRetr(c, i)
+			if bytes.Equal(body, crossing) {
+				continue
+			}
+			warnings++
+			_, err := message.Read(bytes.NewReader(body))
+			Expect(err).NotTo(HaveOccurred(), "the warning must be a message: %q", body)
+			AddReportEntry("quota warning", string(body))
+		}
+		Expect(warnings).To(Equal(1), "one warning message")
+	})
+
+	Spec("applies the retention policy outside POP3 and advertises EXPIRE only as the profile says", IDs("E0005"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		const days = 30
+		v := need(t.Variant(ctx, func(p *profile.Profile) { p.Storage.RetentionDays = days }))
+		a := need(v.Account(ctx))
+		// Mail younger than the retention period stays. (Expiry itself
+		// needs messages older than a day, and the harness cannot set the
+		// store's clock.)
+		n := msCount(ctx, v, a)
+		Expect(n).To(Equal(len(need(harness.FixtureMessages("alice")))), "messages delivered just now are within %d days", days)
+
+		c := dial(ctx, v)
+		m := multi(c, "CAPA")
+		expectOK(m.Reply, "CAPA")
+		var expire []string
+		for _, line := range m.Texts() {
+			if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], "EXPIRE") {
+				expire = f
+			}
+		}
+		if !v.Profile.Storage.AdvertiseExpire {
+			// Exchange's retention belongs to its store, not to POP3.
+			Expect(expire).To(BeEmpty(), "the profile does not advertise its retention, but CAPA has %q", expire)
+			return
+		}
+		Expect(expire).NotTo(BeEmpty(), "CAPA must advertise EXPIRE")
+		Expect(len(expire)).To(BeNumerically(">=", 2), "EXPIRE needs a value: %q", expire)
+		Expect(expire[1]).To(Equal(strconv.Itoa(days)), "EXPIRE value")
+	})
+})
+
+// msCheckRFC822 parses one retrieved message: CRLF line ends only, a
+// header block with From and Date (RFC 822 section 4.1), and a MIME tree
+// whose every part can be read to its end.
+func msCheckRFC822(n int, body []byte) {
+	what := fmt.Sprintf("message %d", n)
+	Expect(bytes.HasSuffix(body, []byte("\r\n"))).To(BeTrue(), "%s must end with CRLF", what)
+	for i, c := range body {
+		switch c {
+		case '\n':
+			Expect(i > 0 && body[i-1] == '\r').To(BeTrue(), "%s has a bare LF at octet %d", what, i)
+		case '\r':
+			Expect(i+1 < len(body) && body[i+1] == '\n').To(BeTrue(), "%s has a bare CR at octet %d", what, i)
+		case 0:
+			Fail(fmt.Sprintf("%s has a NUL at octet %d", what, i))
+		}
+	}
+	Expect(msHeaderEnd(body)).To(BeNumerically(">", 0), "%s has no blank line after its header", what)
+	e, err := message.Read(bytes.NewReader(body))
+	if err != nil && !message.IsUnknownCharset(err) {
+		Fail(fmt.Sprintf("%s: header does not parse: %v", what, err))
+	}
+	Expect(e.Header.Get("From")).NotTo(BeEmpty(), "%s has no From field", what)
+	Expect(e.Header.Get("Date")).NotTo(BeEmpty(), "%s has no Date field", what)
+	parts := 0
+	err = e.Walk(func(path []int, part *message.Entity, err error) error {
+		if err != nil && !message.IsUnknownCharset(err) {
+			return fmt.Errorf("part %v: %w", path, err)
+		}
+		parts++
+		if part.MultipartReader() == nil {
+			if _, err := io.Copy(io.Discard, part.Body); err != nil {
+				return fmt.Errorf("part %v body: %w", path, err)
+			}
+		}
+		return nil
+	})
+	Expect(err).NotTo(HaveOccurred(), "%s MIME structure", what)
+	Expect(parts).To(BeNumerically(">=", 1))
+}
+
+var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() {
+	Spec("sends every message as a well-formed RFC 822 message", IDs("C0011"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, _ := login(ctx, t)
+		n, _ := msStat(c)
+		msNeedMessages(n, 1)
+		const maxRetrieved = 100
+		if n > maxRetrieved {
+			AddReportEntry("note", fmt.Sprintf("only the first %d of %d messages were retrieved", maxRetrieved, n))
+			n = maxRetrieved
+		}
+		for i := 1; i <= n; i++ {
+			msCheckRFC822(i, msRetr(c, i))
+		}
+	})
+
+	Spec("sends a message delivered without a final line end as a well-formed RFC 822 message", IDs("C0011"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.AccountLike(ctx, "carol"))
+		// Bare LF line ends and no final line end, as a careless sender
+		// might deliver it: the server must still send CRLF lines.
+		raw := []byte("From: a@example.org\nTo: carol@example.net\nSubject: sloppy\nDate: Mon, 01 Nov 2026 10:00:00 +0000\n\nno final line end")
+		_, err := t.Reference().Store.Deliver(a.User, raw)
+		Expect(err).NotTo(HaveOccurred(), "deliver")
+		c := msLoginAs(ctx, t, a)
+		n, _ := msStat(c)
+		Expect(n).To(Equal(1))
+		msCheckRFC822(1, msRetr(c, 1))
+	})
+})

@@ -1,0 +1,322 @@
+package conformance
+
+// MS-STANXPOP3 2.2.1 (RFC 1939 section 3, basic operation): E0001 ports,
+// C0001 response length, C0002 AUTHORIZATION after the greeting, V0001
+// text after -ERR, V0002 the two inactivity timers, V0003 the notice
+// before an autologout.
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+var _ = Describe("MS-STANXPOP3 2.2.1 E0001 listening ports", func() {
+	// The defaults (110, 995) are a deployment fact; what a client can
+	// check is that the ports it was given serve POP3, plain and TLS.
+	Spec("serves POP3 on the plain port it is configured for", IDs("E0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		if !t.HasPlain() {
+			verdict.SkipInconclusive("the target is configured for implicit TLS only (%s=implicit), so no plain port is known", harness.EnvTLS)
+		}
+		c := need(t.DialPlain(ctx))
+		Expect(c.Greeting.OK()).To(BeTrue(), "greeting on %s: %q", t.PlainAddr(), c.Greeting)
+		AddReportEntry("plain port", t.PlainAddr())
+	})
+
+	Spec("serves POP3 over implicit TLS on the port it is configured for", IDs("E0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c := need(t.DialTLS(ctx))
+		Expect(c.TLS()).To(BeTrue())
+		Expect(c.Greeting.OK()).To(BeTrue(), "greeting under implicit TLS on %s: %q", t.TLSAddr(), c.Greeting)
+		AddReportEntry("implicit TLS port", t.TLSAddr())
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
+	Spec("keeps every status and listing line within the profile's response limit", IDs("C0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		max := t.Profile.MaxResponseOctets
+		var lines [][]byte
+		keep := func(r harness.Reply) { lines = append(lines, r.Raw) }
+		keepMulti := func(m harness.Multi) {
+			keep(m.Reply)
+			lines = append(lines, m.Lines...)
+		}
+		a := need(t.Account(ctx))
+		c := msAuthDial(ctx, t)
+		keep(c.Greeting)
+		keepMulti(multi(c, "CAPA"))
+		// Commands whose replies might echo a long argument; left out when
+		// the profile closes the session after negative replies.
+		provoke := t.Profile.CloseAfterErrors == 0
+		if provoke {
+			keep(cmd(c, commandOf("XYZW", t.Profile.MaxCommandOctets)))
+			keep(cmd(c, commandOf("USER", t.Profile.MaxCommandOctets+40)))
+		}
+		keep(cmd(c, "USER "+a.User))
+		keep(cmd(c, "PASS "+a.Password))
+		keep(cmd(c, "STAT"))
+		keepMulti(multi(c, "LIST"))
+		keepMulti(multi(c, "UIDL"))
+		keepMulti(multi(c, "CAPA"))
+		keep(cmd(c, "LIST 1"))
+		keep(cmd(c, "UIDL 1"))
+		keep(cmd(c, "NOOP"))
+		if provoke {
+			keep(cmd(c, commandOf("RETR", t.Profile.MaxCommandOctets)))
+		}
+		// Only the status lines of RETR and TOP: message lines are the
+		// message's own (RFC 2449 section 4 limits the first line).
+		keep(multi(c, "TOP 1 0").Reply)
+		keep(multi(c, "RETR 1").Reply)
+		keep(cmd(c, "RSET"))
+		keep(cmd(c, "QUIT"))
+		Expect(len(lines)).To(BeNumerically(">", 10))
+		for _, l := range lines {
+			Expect(len(l)).To(BeNumerically("<=", max), "response line of %d octets (limit %d, CRLF included): %.80q...", len(l), max, l)
+		}
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", func() {
+	// Each maildrop command right after the greeting must be refused until
+	// the client identifies itself; then the same connection logs in.
+	for _, line := range []string{"STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 0", "RSET", "NOOP"} {
+		Spec(fmt.Sprintf("refuses %s before the client has identified itself", line), IDs("C0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+			a := need(t.Account(ctx))
+			c := msAuthDial(ctx, t)
+			expectErr(cmd(c, line), line+" right after the greeting")
+			if t.Profile.CloseAfterErrors == 1 {
+				_, err := c.ExpectClosed(5 * time.Second)
+				Expect(err).NotTo(HaveOccurred(), "the profile closes after one -ERR")
+				return
+			}
+			Expect(harness.LoginUserPass(c, a)).To(Succeed(), "identify with USER/PASS after the refused %s", line)
+			expectOK(cmd(c, "STAT"), "STAT once identified")
+		})
+	}
+})
+
+var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
+	type errCase struct {
+		name string
+		// provoke returns the -ERR reply of one failure.
+		provoke func(ctx SpecContext, t *harness.Target) harness.Reply
+	}
+	cases := []errCase{
+		{"an unknown command", func(ctx SpecContext, t *harness.Target) harness.Reply {
+			return cmd(dial(ctx, t), "XYZW")
+		}},
+		{"a command in the wrong state", func(ctx SpecContext, t *harness.Target) harness.Reply {
+			return cmd(dial(ctx, t), "STAT")
+		}},
+		{"a wrong password", func(ctx SpecContext, t *harness.Target) harness.Reply {
+			a := need(t.Account(ctx))
+			c := msAuthDial(ctx, t)
+			expectOK(cmd(c, "USER "+a.User), "USER")
+			return cmd(c, "PASS "+a.Password+"-wrong")
+		}},
+		{"a message that does not exist", func(ctx SpecContext, t *harness.Target) harness.Reply {
+			c, _ := login(ctx, t)
+			n, _ := msStat(c)
+			return cmd(c, fmt.Sprintf("RETR %d", n+1))
+		}},
+	}
+	for _, tc := range cases {
+		Spec("explains "+tc.name+" after -ERR", IDs("V0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+			if !t.Profile.ErrText {
+				verdict.SkipNotApplicable("the profile does not expect text after -ERR")
+			}
+			r := tc.provoke(ctx, t)
+			expectErr(r, tc.name)
+			text := r.Text
+			if code := r.Code(); code != "" {
+				text = strings.TrimPrefix(text, "["+code+"]")
+			}
+			Expect(strings.TrimSpace(text)).NotTo(BeEmpty(), "-ERR for %s carries no informational text: %q", tc.name, r)
+		})
+	}
+})
+
+// msSleep waits d unless the spec is interrupted.
+func msSleep(ctx SpecContext, d time.Duration) {
+	select {
+	case <-ctx.Done():
+		Fail("interrupted while waiting")
+	case <-time.After(d):
+	}
+}
+
+// msCheckIdleTimer checks one inactivity timer of v (V0002): resets
+// commands, each sent after 0.6 of the timer, keep the session open; after
+// the last one the server closes within the timer's window. It returns
+// what the server sent before closing.
+func msCheckIdleTimer(ctx SpecContext, v *harness.Target, authenticated bool, resets int) [][]byte {
+	timer := v.Profile.Timers.Unauthenticated.D()
+	var c *harness.Conn
+	if authenticated {
+		timer = v.Profile.Timers.Authenticated.D()
+		c, _ = login(ctx, v)
+	} else {
+		c = dial(ctx, v)
+	}
+	// Any command resets the timer, a refused one included (V0002).
+	resetters := []string{"CAPA", "XYZW"}
+	if authenticated {
+		resetters = []string{"NOOP", "XYZW"}
+	}
+	if v.Profile.CloseAfterErrors > 0 {
+		resetters = resetters[:1]
+	}
+	for i := range resets {
+		msSleep(ctx, timer*6/10)
+		line := resetters[i%len(resetters)]
+		var r harness.Reply
+		var err error
+		if line == "CAPA" {
+			var m harness.Multi
+			m, err = c.CmdMulti(line)
+			r = m.Reply
+		} else {
+			r, err = c.Cmd(line)
+		}
+		Expect(err).NotTo(HaveOccurred(), "%s sent after %v idle, %d of %d: the timer (%v) must have been reset by the previous command", line, timer*6/10, i+1, resets, timer)
+		Expect(r.OK() || r.Err()).To(BeTrue(), "reply to %s: %q", line, r)
+	}
+	early, late := msTimerWindow(timer)
+	start := time.Now()
+	got, err := c.ExpectClosed(late)
+	elapsed := time.Since(start)
+	Expect(err).NotTo(HaveOccurred(), "an idle session must be closed after the %v timer (waited %v)", timer, late)
+	Expect(elapsed).To(BeNumerically(">=", early), "the session was closed after %v idle; the timer is %v", elapsed, timer)
+	return got
+}
+
+// msExpectNotice checks what an idle session received before it was
+// closed (V0003): one status line when the profile sends a notice,
+// nothing otherwise.
+func msExpectNotice(p *profile.Profile, got [][]byte) {
+	if !p.Timers.Notice {
+		Expect(got).To(BeEmpty(), "the profile closes an idle session silently, but the server sent %q", got)
+		return
+	}
+	Expect(got).To(HaveLen(1), "one line saying the connection is being closed, then the close")
+	line := got[0]
+	Expect(msIsStatusLine(line)).To(BeTrue(), "the notice is not a status line: %q", line)
+	Expect(strings.HasSuffix(string(line), "\r\n")).To(BeTrue(), "the notice must end with CRLF: %q", line)
+	Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
+	AddReportEntry("autologout notice", strings.TrimRight(string(line), "\r\n"))
+}
+
+// msShortTimers is a variant with sub-second timers, for specs that judge
+// what happens when a timer fires rather than its value (V0003).
+func msShortTimers(ctx SpecContext, t *harness.Target) *harness.Target {
+	return need(t.Variant(ctx, func(p *profile.Profile) {
+		p.Timers.Unauthenticated = profile.Duration(400 * time.Millisecond)
+		p.Timers.Authenticated = profile.Duration(500 * time.Millisecond)
+	}))
+}
+
+// msBundledOnly and msRemoteOnly split a timer statement between a fast
+// spec on the bundled server and a slow one with the real timers against
+// a remote host. The spec that does not apply ends as not run, the lowest
+// verdict, so it never hides the other's result.
+func msBundledOnly(t *harness.Target) {
+	if t.Reference() == nil {
+		verdict.SkipNotRun("runs on the bundled server only; a remote host is judged by the real-timer spec of the same statement (allow slow)")
+	}
+}
+
+func msRemoteOnly(t *harness.Target) {
+	if t.Reference() != nil {
+		verdict.SkipNotRun("waits for the real timer on a remote host; the bundled server is judged by the short-timer spec of the same statement")
+	}
+}
+
+var _ = Describe("MS-STANXPOP3 2.2.1 V0002 inactivity timers", func() {
+	// On the bundled server the timer under test is scaled so that the
+	// profile's value becomes 600 ms; the server's own value is scaled by
+	// the same factor, so a different timer still shows.
+	const scaled = 600 * time.Millisecond
+
+	Spec("closes an unauthenticated session after the profile's timer, reset by every command", IDs("V0002"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		msBundledOnly(t)
+		v := msScaledTimers(ctx, t, false, scaled)
+		msCheckIdleTimer(ctx, v, false, 2)
+	})
+
+	Spec("closes an authenticated session after the profile's timer, reset by every command", IDs("V0002"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		msBundledOnly(t)
+		v := msScaledTimers(ctx, t, true, scaled)
+		msCheckIdleTimer(ctx, v, true, 2)
+	})
+
+	Spec("closes an unauthenticated session after the profile's real timer, reset by every command", IDs("V0002"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
+		msRemoteOnly(t)
+		msCheckIdleTimer(ctx, t, false, 2)
+	})
+
+	// The authenticated timer is 30 minutes in Exchange: waiting for a
+	// reset as well would not fit the slow spec time limit, and the reset
+	// is shown on the unauthenticated timer.
+	Spec("closes an authenticated session after the profile's real timer", IDs("V0002"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
+		msRemoteOnly(t)
+		msCheckIdleTimer(ctx, t, true, 0)
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 2.2.1 V0003 notice before an autologout", func() {
+	// noUpdate checks a session that timed out with a message marked
+	// deleted: the mark is gone, the message is still there.
+	noUpdate := func(ctx SpecContext, v *harness.Target) {
+		a := need(v.Account(ctx))
+		c := msLoginAs(ctx, v, a)
+		n, size := msStat(c)
+		msNeedMessages(n, 1)
+		expectOK(cmd(c, "DELE 1"), "DELE 1")
+		_, late := msTimerWindow(v.Profile.Timers.Authenticated.D())
+		got, err := c.ExpectClosed(late)
+		Expect(err).NotTo(HaveOccurred(), "the idle session must be closed after the %v timer", v.Profile.Timers.Authenticated)
+		msExpectNotice(v.Profile, got)
+		again := msLoginAs(ctx, v, a)
+		n2, size2 := msStat(again)
+		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after the autologout: a DELE before it must not be applied")
+		msQuitClean(again)
+	}
+
+	Spec("sends the profile's notice, or nothing, before closing an idle unauthenticated session", IDs("V0003"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		msBundledOnly(t)
+		v := msShortTimers(ctx, t)
+		c := dial(ctx, v)
+		got, err := c.ExpectClosed(v.Profile.Timers.Unauthenticated.D() + 2*time.Second)
+		Expect(err).NotTo(HaveOccurred(), "the idle session must be closed after the %v timer", v.Profile.Timers.Unauthenticated)
+		msExpectNotice(v.Profile, got)
+	})
+
+	Spec("sends the profile's notice, or nothing, and removes nothing when an authenticated session times out", IDs("V0003"), Mutating, func(ctx SpecContext, t *harness.Target) {
+		msBundledOnly(t)
+		noUpdate(ctx, msShortTimers(ctx, t))
+	})
+
+	Spec("sends the profile's notice, or nothing, before closing an idle unauthenticated session (real timer)", IDs("V0003"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
+		msRemoteOnly(t)
+		c := dial(ctx, t)
+		timer := t.Profile.Timers.Unauthenticated.D()
+		_, late := msTimerWindow(timer)
+		got, err := c.ExpectClosed(late)
+		Expect(err).NotTo(HaveOccurred(), "the idle session must be closed after the %v timer", timer)
+		msExpectNotice(t.Profile, got)
+	})
+
+	// A server that wrongly enters UPDATE on a timeout would delete the
+	// message, hence mutating.
+	Spec("sends the profile's notice, or nothing, and removes nothing when an authenticated session times out (real timer)", IDs("V0003"), Mutating, Slow, func(ctx SpecContext, t *harness.Target) {
+		msRemoteOnly(t)
+		noUpdate(ctx, t)
+	})
+})

@@ -1,0 +1,267 @@
+package conformance
+
+// MS-STANXPOP3 2.2.2 (RFC 1939 section 4, the AUTHORIZATION state): C0003
+// identify and authenticate, E0002 login mechanisms, C0004 the snapshot of
+// the message list at login, C0005 closing after a negative reply.
+
+import (
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Azure/go-ntlmssp"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
+	// closedAfterErr handles a profile that closes after n negative
+	// replies (C0005): it reports whether the session was closed as the
+	// profile says, so the spec stops there.
+	closedAfterErr := func(t *harness.Target, c *harness.Conn, errs int) bool {
+		if n := t.Profile.CloseAfterErrors; n > 0 && errs >= n {
+			_, err := c.ExpectClosed(5 * time.Second)
+			Expect(err).NotTo(HaveOccurred(), "the profile closes after %d negative replies", n)
+			return true
+		}
+		return false
+	}
+
+	Spec("keeps the maildrop closed after USER alone", IDs("C0003"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := msAuthDial(ctx, t)
+		expectOK(cmd(c, "USER "+a.User), "USER")
+		expectErr(cmd(c, "STAT"), "STAT after USER without PASS")
+		if closedAfterErr(t, c, 1) {
+			return
+		}
+		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the refused STAT")
+		expectOK(cmd(c, "STAT"), "STAT once authenticated")
+	})
+
+	Spec("keeps the maildrop closed after a failed PASS", IDs("C0003"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		c := msAuthDial(ctx, t)
+		expectOK(cmd(c, "USER "+a.User), "USER")
+		expectErr(cmd(c, "PASS "+a.Password+"-wrong"), "PASS with a wrong password")
+		if closedAfterErr(t, c, 1) {
+			return
+		}
+		expectErr(cmd(c, "STAT"), "STAT after a failed PASS")
+		if closedAfterErr(t, c, 2) {
+			return
+		}
+		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the failed attempt")
+		expectOK(cmd(c, "STAT"), "STAT once authenticated")
+	})
+})
+
+// msSASLMechanisms returns the mechanisms of the SASL capability, read
+// where a client would log in (under STLS when the profile wants it).
+func msSASLMechanisms(ctx SpecContext, t *harness.Target) (mechs []string, caps []string) {
+	c := msAuthDial(ctx, t)
+	m := multi(c, "CAPA")
+	expectOK(m.Reply, "CAPA")
+	for _, line := range m.Texts() {
+		caps = append(caps, line)
+		f := strings.Fields(strings.ToUpper(line))
+		if len(f) > 0 && f[0] == "SASL" {
+			mechs = append(mechs, f[1:]...)
+		}
+	}
+	return mechs, caps
+}
+
+// msNeedMechanism ends a spec not applicable when the profile does not
+// offer mech.
+func msNeedMechanism(t *harness.Target, mech string) {
+	if !slices.Contains(t.Profile.SASL, mech) {
+		verdict.SkipNotApplicable("the profile does not offer SASL %s (sasl: %v)", mech, t.Profile.SASL)
+	}
+}
+
+// msSASLLine sends one SASL client response and reads the server's line.
+func msSASLLine(c *harness.Conn, data []byte) harness.Reply {
+	r, err := c.Cmd(base64.StdEncoding.EncodeToString(data))
+	Expect(err).NotTo(HaveOccurred(), "reply to a SASL response")
+	return r
+}
+
+var _ = Describe("MS-STANXPOP3 2.2.2 E0002 login mechanisms", func() {
+	Spec("advertises USER and every SASL mechanism of the profile in CAPA", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		mechs, caps := msSASLMechanisms(ctx, t)
+		for _, want := range t.Profile.SASL {
+			Expect(mechs).To(ContainElement(want), "SASL mechanisms in CAPA %q", caps)
+		}
+		if t.Profile.HasCapability("USER") {
+			var tags []string
+			for _, l := range caps {
+				tags = append(tags, strings.ToUpper(strings.Fields(l + " ")[0]))
+			}
+			Expect(tags).To(ContainElement("USER"), "CAPA %q", caps)
+		}
+	})
+
+	Spec("logs in with USER and PASS", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		if !t.Profile.HasCapability("USER") {
+			verdict.SkipNotApplicable("the profile does not offer USER/PASS")
+		}
+		c, _ := login(ctx, t)
+		expectOK(cmd(c, "STAT"), "STAT after USER/PASS")
+	})
+
+	Spec("logs in with SASL PLAIN", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		msNeedMechanism(t, "PLAIN")
+		a := need(t.Account(ctx))
+		c := msAuthDial(ctx, t)
+		// No initial response: the short form fits every command limit.
+		r := cmd(c, "AUTH PLAIN")
+		Expect(r.Status).To(Equal("+"), "AUTH PLAIN must be answered with a continuation: %q", r)
+		r = msSASLLine(c, []byte("\x00"+a.User+"\x00"+a.Password))
+		expectOK(r, "AUTH PLAIN with the right credentials")
+		expectOK(cmd(c, "STAT"), "STAT after AUTH PLAIN")
+	})
+
+	Spec("logs in with NTLM", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		msNeedMechanism(t, "NTLM")
+		a := need(t.Account(ctx))
+		c := msAuthDial(ctx, t)
+		r := cmd(c, "AUTH NTLM")
+		Expect(r.Status).To(Equal("+"), "AUTH NTLM must be answered with a continuation: %q", r)
+		negotiate, err := ntlmssp.NewNegotiateMessage("", "")
+		Expect(err).NotTo(HaveOccurred())
+		r = msSASLLine(c, negotiate)
+		Expect(r.Status).To(Equal("+"), "the NTLM NEGOTIATE message must be answered with a CHALLENGE: %q", r)
+		challenge, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text))
+		Expect(err).NotTo(HaveOccurred(), "the CHALLENGE is not base64: %q", r.Text)
+		auth, err := ntlmssp.ProcessChallenge(challenge, a.User, a.Password, false)
+		Expect(err).NotTo(HaveOccurred(), "the server's NTLM CHALLENGE cannot be answered")
+		r = msSASLLine(c, auth)
+		expectOK(r, "NTLM AUTHENTICATE with the right credentials")
+		expectOK(cmd(c, "STAT"), "STAT after AUTH NTLM")
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 2.2.2 C0004 snapshot of the message list at login", func() {
+	// needSnapshot ends a spec when the profile expects no snapshot: an
+	// exclusive lock keeps the maildrop still instead (RFC 1939 section 4).
+	needSnapshot := func(t *harness.Target) {
+		if !t.Profile.Snapshot {
+			verdict.SkipNotApplicable("the profile expects no snapshot (lock: %s)", t.Profile.Lock)
+		}
+	}
+	// vanished checks the first session after message 1 left the maildrop
+	// behind its back: still listed, no longer readable.
+	vanished := func(c *harness.Conn, n int, size int64, list []msListing) {
+		n2, size2 := msStat(c)
+		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT must still show the snapshot")
+		Expect(msListAll(c, "LIST")).To(Equal(list), "LIST must still show the snapshot")
+		expectErr(cmd(c, "RETR 1"), "RETR of a message removed since login")
+		m := multi(c, "TOP 1 0")
+		expectErr(m.Reply, "TOP of a message removed since login")
+		if n >= 2 {
+			msRetr(c, 2)
+		}
+	}
+
+	Spec("keeps the list of a session when another session deletes a message", IDs("C0004"), Mutating, func(ctx SpecContext, t *harness.Target) {
+		needSnapshot(t)
+		a := need(t.Account(ctx))
+		first := msLoginAs(ctx, t, a)
+		n, size := msStat(first)
+		msNeedMessages(n, 1)
+		list := msListAll(first, "LIST")
+
+		second := msLoginAs(ctx, t, a)
+		expectOK(cmd(second, "DELE 1"), "DELE 1 in the second session")
+		msQuitClean(second)
+
+		vanished(first, n, size, list)
+		expectOK(cmd(first, "RSET"), "RSET")
+		msQuitClean(first)
+	})
+
+	Spec("keeps the list of a session when the store removes a message", IDs("C0004"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		needSnapshot(t)
+		a := need(t.Account(ctx))
+		first := msLoginAs(ctx, t, a)
+		n, size := msStat(first)
+		msNeedMessages(n, 1)
+		list := msListAll(first, "LIST")
+		store := t.Reference().Store
+		msgs, err := store.Messages(a.User)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(store.Remove(a.User, msgs[0].UID)).To(Succeed(), "remove message 1 out of band")
+		vanished(first, n, size, list)
+	})
+
+	Spec("does not show mail delivered during a session", IDs("C0004"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		needSnapshot(t)
+		a := need(t.Account(ctx))
+		first := msLoginAs(ctx, t, a)
+		n, size := msStat(first)
+		uids := msUIDs(first)
+		_, err := t.Reference().Store.Deliver(a.User, []byte("From: a@example.org\r\nTo: b@example.org\r\nSubject: during\r\nDate: Mon, 01 Nov 2026 10:00:00 +0000\r\n\r\narrived during a session\r\n"))
+		Expect(err).NotTo(HaveOccurred(), "deliver during the session")
+		n2, size2 := msStat(first)
+		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after a delivery during the session")
+		Expect(msUIDs(first)).To(Equal(uids), "UIDL after a delivery during the session")
+		expectErr(cmd(first, fmt.Sprintf("RETR %d", n+1)), "RETR of the message delivered during the session")
+		msQuitClean(first)
+
+		// A new session takes a new snapshot and sees it.
+		later := msLoginAs(ctx, t, a)
+		n3, _ := msStat(later)
+		Expect(n3).To(Equal(n+1), "a new session sees the delivered message")
+	})
+})
+
+var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func() {
+	// The profile says after how many -ERR replies the server closes (0:
+	// never); ten in a row are plenty to tell "never" from "soon".
+	const many = 10
+	check := func(c *harness.Conn, p *profile.Profile, line, alive string) {
+		limit := p.CloseAfterErrors
+		for i := 1; i <= many; i++ {
+			r, err := c.Cmd(line)
+			if limit > 0 && i > limit {
+				Expect(err).To(HaveOccurred(), "the session must be closed after %d negative replies, but %q got %q", limit, line, r)
+				return
+			}
+			Expect(err).NotTo(HaveOccurred(), "%s number %d: the profile closes after %d negative replies (0: never)", line, i, limit)
+			expectErr(r, line)
+			if limit > 0 && i == limit {
+				_, err := c.ExpectClosed(5 * time.Second)
+				Expect(err).NotTo(HaveOccurred(), "the session must be closed after %d negative replies", limit)
+				return
+			}
+		}
+		var r harness.Reply
+		var err error
+		if alive == "CAPA" {
+			var m harness.Multi
+			m, err = c.CmdMulti(alive)
+			r = m.Reply
+		} else {
+			r, err = c.Cmd(alive)
+		}
+		Expect(err).NotTo(HaveOccurred(), "%s after %d negative replies", alive, many)
+		expectOK(r, alive+" after negative replies")
+	}
+
+	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		check(dial(ctx, t), t.Profile, "XYZW", "CAPA")
+	})
+
+	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		c, _ := login(ctx, t)
+		n, _ := msStat(c)
+		check(c, t.Profile, fmt.Sprintf("RETR %d", n+1), "STAT")
+	})
+})
