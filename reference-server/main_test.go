@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"pop3conformance/reference-server/maildrop"
 )
 
 // TestBinary builds the command and drives it as the suite and CI do.
@@ -20,11 +25,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
 	}
-	bin := filepath.Join(t.TempDir(), "reference-server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	data := t.TempDir()
 	cmd := exec.Command(bin, "--profile", "exchange2010", "--listen", "127.0.0.1:0",
 		"--tls-listen", "127.0.0.1:0", "--data", data, "--unauth-timeout", "5s")
@@ -91,6 +92,41 @@ func TestBinary(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "users", "alice", "uidnext")); err != nil {
 		t.Fatal(err)
 	}
+	// Passwords are stored hashed: exchange2010 offers NTLM but not APOP.
+	acc, err := os.ReadFile(filepath.Join(data, "users", "alice", "account.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(acc), "wonderland") || !strings.Contains(string(acc), `"bcrypt":"$2`) || !strings.Contains(string(acc), `"nt_hash":"`) {
+		t.Fatalf("account.json: %s", acc)
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runWith(context.Background(), []string{"hash-password", "--cost", "4", "--nt"}, strings.NewReader("two words\r\n"), &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	m := regexp.MustCompile(`^password_bcrypt: "(\$2a\$04\$[./A-Za-z0-9]{53})"\nnt_hash: ([0-9a-f]{32})\n$`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("output %q", out.String())
+	}
+	if bcrypt.CompareHashAndPassword([]byte(m[1]), []byte("two words")) != nil {
+		t.Fatal("the hash does not match the password")
+	}
+	if m[2] != hex.EncodeToString(maildrop.NTHashOf("two words")) || strings.Contains(out.String()+errOut.String(), "two words") {
+		t.Fatalf("output %q", out.String())
+	}
+	for _, bad := range [][]string{{"hash-password", "extra"}, {"hash-password", "--cost", "99"}} {
+		out.Reset()
+		if code := runWith(context.Background(), bad, strings.NewReader("x\n"), &out, &errOut); code != 2 {
+			t.Errorf("%q: exit %d", bad, code)
+		}
+	}
+	if code := runWith(context.Background(), []string{"hash-password"}, strings.NewReader(""), &out, &errOut); code != 2 {
+		t.Errorf("empty stdin: exit %d", code)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -102,6 +138,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--cert", "x.pem"},
 		{"--listen", "", "--tls-listen", ""},
 		{"extra"},
+		{"--password-storage", "plain"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), args, &out, &errOut); code != 2 || errOut.Len() == 0 || out.Len() != 0 {

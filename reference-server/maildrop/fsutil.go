@@ -13,7 +13,9 @@ const tmpPrefix = ".tmp-"
 // writeFileAtomic writes data to a temporary file in the same directory,
 // fsyncs it, renames it over name and fsyncs the directory, so a reader (or
 // a restart after a crash) sees either the old content or the new one.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+// fail, when not nil, may make the write fail after the data was written
+// and before the rename (Options.FailWrite).
+func writeFileAtomic(name string, data []byte, perm os.FileMode, fail func(string) error) error {
 	dir := filepath.Dir(name)
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
@@ -35,6 +37,11 @@ func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if fail != nil {
+		if err := fail(name); err != nil {
+			return fmt.Errorf("write %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)

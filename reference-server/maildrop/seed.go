@@ -2,10 +2,11 @@ package maildrop
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -13,10 +14,15 @@ import (
 // seedFile is the format of fixtures/mailboxes/users.yaml.
 type seedFile struct {
 	Users []struct {
-		Name     string   `yaml:"name"`
-		Password string   `yaml:"password"`
-		Site     string   `yaml:"site"`
-		Messages []string `yaml:"messages"`
+		Name     string `yaml:"name"`
+		Password string `yaml:"password"`
+		// PasswordBcrypt and NTHash replace Password for a store that
+		// hashes (reference-server hash-password prints them); APOP needs
+		// Password itself.
+		PasswordBcrypt string   `yaml:"password_bcrypt"`
+		NTHash         string   `yaml:"nt_hash"`
+		Site           string   `yaml:"site"`
+		Messages       []string `yaml:"messages"`
 	} `yaml:"users"`
 }
 
@@ -46,28 +52,55 @@ func (s *Store) Seed(fsys fs.FS) error {
 			}
 			raws = append(raws, Normalize(raw))
 		}
-		if err := s.seedUser(u.Name, u.Password, u.Site, raws); err != nil {
+		sec, err := s.seedSecrets(u.Name, u.Password, u.PasswordBcrypt, u.NTHash)
+		if err != nil {
+			return err
+		}
+		if err := s.seedUser(u.Name, sec, u.Site, raws); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) seedUser(name, password, site string, raws [][]byte) error {
+// seedUser creates the user with all its messages at once, so that a crash
+// while seeding leaves the user out entirely and the next start seeds it
+// again, never a mailbox with some of its fixture messages.
+func (s *Store) seedUser(name string, sec secrets, site string, raws [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mb, err := s.addUserLocked(name, password, site)
-	if errors.Is(err, ErrUserExists) {
+	if _, ok := s.users[canonical(name)]; ok {
 		return nil
 	}
-	if err != nil {
+	msgs := make([]seedMessage, len(raws))
+	for i, raw := range raws {
+		msgs[i] = seedMessage{raw: raw}
+	}
+	if _, err := s.createUserLocked(name, sec, site, msgs, time.Time{}); err != nil {
 		return fmt.Errorf("maildrop: seed: %w", err)
 	}
-	now := s.now()
-	for _, raw := range raws {
-		if _, err := s.deliverLocked(mb, raw, now); err != nil {
-			return fmt.Errorf("maildrop: seed %s: %w", name, err)
-		}
-	}
 	return nil
+}
+
+// seedSecrets derives the stored password forms of a seed account. A clear
+// password wins; hashes alone are stored as given (then PASS and PLAIN
+// check the bcrypt hash, NTLM the NT hash, and APOP cannot work).
+func (s *Store) seedSecrets(name, password, bc, nt string) (secrets, error) {
+	if password != "" || bc == "" {
+		s.mu.Lock()
+		known := s.users[canonical(name)] != nil
+		s.mu.Unlock()
+		if known {
+			return secrets{}, nil // seedUser skips it: spare the bcrypt work
+		}
+		sec, err := s.creds.secretsFor(password)
+		if err != nil {
+			return sec, fmt.Errorf("maildrop: seed %s: %w", name, err)
+		}
+		return sec, nil
+	}
+	if err := validStored(bc, nt); err != nil {
+		return secrets{}, fmt.Errorf("maildrop: seed %s: %w", name, err)
+	}
+	return secrets{Bcrypt: bc, NT: strings.ToLower(nt)}, nil
 }

@@ -9,16 +9,21 @@
 //	                                   time in Unix nanoseconds
 //
 // Every file is written to a temporary name, fsynced and renamed, so a crash
-// never leaves a half-written message or counter visible. The UID counter is
-// made durable before the message that uses it, so a UID is never handed
-// out twice, even across restarts and after deletions (C0008). Passwords are
-// kept in clear: APOP and NTLM both need the secret itself, and the
-// accounts are public test fixtures.
+// never leaves a half-written message or counter visible; a new user's
+// directory is built under a temporary name and renamed into place whole.
+// Open removes whatever temporary files or directories a crash left. The
+// UID counter is made durable before the message that uses it, so a UID is
+// never handed out twice, even across restarts and after deletions (C0008).
+//
+// What account.json keeps of a password is Options.Credentials
+// (credentials.go): by default the password itself, as the suite's
+// fixtures need; the reference-server command stores a bcrypt hash, plus
+// the NT hash when NTLM is offered and the clear secret only when APOP is
+// (RFC 1939 section 7: APOP's digest needs the shared secret itself).
 package maildrop
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +62,14 @@ type Options struct {
 	// Maildrop.Commit (the UPDATE state); a non-nil error makes that one
 	// removal fail. It exists to test V0006.
 	FailRemove func(user, uid string) error
+	// FailWrite, when set, is called for every file the store is about to
+	// make visible (a message, a UID counter, an account), after its data
+	// was written to a temporary file and before the rename; a non-nil
+	// error makes that write fail as a full disk would.
+	FailWrite func(path string) error
+	// Credentials chooses what account.json keeps of a password; nil keeps
+	// the password itself (see credentials.go).
+	Credentials *Credentials
 }
 
 // Policy is the site storage policy (RFC 1939 §8, E0003..E0005). The
@@ -92,24 +105,26 @@ type Message struct {
 // several sessions of one process; two processes must not share a
 // directory.
 type Store struct {
-	dir        string
-	log        *slog.Logger
-	now        func() time.Time
-	failRemove func(user, uid string) error
+	dir   string
+	log   *slog.Logger
+	now   func() time.Time
+	creds Credentials
 
-	mu     sync.Mutex
-	policy Policy
-	users  map[string]*mailbox
+	mu         sync.Mutex
+	failRemove func(user, uid string) error
+	failWrite  func(path string) error
+	policy     Policy
+	users      map[string]*mailbox
 }
 
 type mailbox struct {
-	name     string
-	password string
-	site     string
-	dir      string
-	nextUID  uint64
-	msgs     []*message // sorted by uid
-	locked   bool
+	name    string
+	secrets secrets
+	site    string
+	dir     string
+	nextUID uint64
+	msgs    []*message // sorted by uid
+	locked  bool
 }
 
 type message struct {
@@ -120,9 +135,9 @@ type message struct {
 }
 
 type accountFile struct {
-	Name     string `json:"name"`
-	Password string `json:"password"`
-	Site     string `json:"site,omitempty"`
+	Name string `json:"name"`
+	secrets
+	Site string `json:"site,omitempty"`
 }
 
 // Open opens the store in dir, creating it if needed, and reloads users,
@@ -133,7 +148,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:        opts.Logger,
 		now:        opts.Now,
 		failRemove: opts.FailRemove,
+		failWrite:  opts.FailWrite,
+		creds:      ClearPasswords,
 		users:      make(map[string]*mailbox),
+	}
+	if opts.Credentials != nil {
+		s.creds = *opts.Credentials
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -149,22 +169,53 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("maildrop: read store: %w", err)
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			// A user being created when the process died: it never
+			// became visible.
+			if err := os.RemoveAll(filepath.Join(dir, "users", e.Name())); err != nil {
+				return nil, fmt.Errorf("maildrop: remove interrupted user creation: %w", err)
+			}
+			continue
+		}
 		if !e.IsDir() || validName(e.Name()) != nil {
 			continue
 		}
 		mb, err := loadMailbox(filepath.Join(dir, "users", e.Name()))
 		if errors.Is(err, os.ErrNotExist) {
-			// AddUser writes account.json last: a directory without it
-			// is an interrupted creation and holds nothing of value.
+			// Older stores wrote account.json last, in place: a directory
+			// without it is an interrupted creation and holds nothing of
+			// value.
 			s.log.Warn("ignoring incomplete user directory", "user", e.Name())
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("maildrop: load user %s: %w", e.Name(), err)
 		}
+		if err := s.upgradeSecrets(mb); err != nil {
+			return nil, fmt.Errorf("maildrop: load user %s: %w", e.Name(), err)
+		}
 		s.users[mb.name] = mb
 	}
 	return s, nil
+}
+
+// SetFailRemove replaces Options.FailRemove; nil removes the hook.
+func (s *Store) SetFailRemove(fail func(user, uid string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failRemove = fail
+}
+
+// SetFailWrite replaces Options.FailWrite; nil removes the hook.
+func (s *Store) SetFailWrite(fail func(path string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failWrite = fail
+}
+
+// writeFile is writeFileAtomic under the FailWrite hook; callers hold mu.
+func (s *Store) writeFile(name string, data []byte) error {
+	return writeFileAtomic(name, data, 0o600, s.failWrite)
 }
 
 func loadMailbox(dir string) (*mailbox, error) {
@@ -176,7 +227,16 @@ func loadMailbox(dir string) (*mailbox, error) {
 	if err := json.Unmarshal(data, &acc); err != nil {
 		return nil, fmt.Errorf("account.json: %w", err)
 	}
-	mb := &mailbox{name: filepath.Base(dir), password: acc.Password, site: acc.Site, dir: dir}
+	mb := &mailbox{name: filepath.Base(dir), secrets: acc.secrets, site: acc.Site, dir: dir}
+	// Temporary files of a counter or account update that a crash cut
+	// short never became visible.
+	if tops, err := os.ReadDir(dir); err == nil {
+		for _, e := range tops {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	next, err := os.ReadFile(filepath.Join(dir, "uidnext"))
 	if err != nil {
 		return nil, fmt.Errorf("uid counter: %w", err)
@@ -274,11 +334,25 @@ func (s *Store) SetPolicy(p Policy) {
 func (s *Store) AddUser(name, password, site string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.addUserLocked(name, password, site)
+	sec, err := s.creds.secretsFor(password)
+	if err != nil {
+		return fmt.Errorf("maildrop: add user %s: %w", name, err)
+	}
+	_, err = s.createUserLocked(name, sec, site, nil, time.Time{})
 	return err
 }
 
-func (s *Store) addUserLocked(name, password, site string) (*mailbox, error) {
+// seedMessage is a message a new user starts with.
+type seedMessage struct {
+	raw       []byte
+	delivered time.Time
+}
+
+// createUserLocked makes a user with the given messages (UIDs from 1 in
+// order) all at once: the directory is built under a temporary name and
+// renamed into place, so a crash leaves either no user or the whole user.
+// An empty delivered time means now.
+func (s *Store) createUserLocked(name string, sec secrets, site string, msgs []seedMessage, now time.Time) (*mailbox, error) {
 	name = canonical(name)
 	if err := validName(name); err != nil {
 		return nil, err
@@ -286,24 +360,81 @@ func (s *Store) addUserLocked(name, password, site string) (*mailbox, error) {
 	if _, ok := s.users[name]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrUserExists, name)
 	}
-	dir := filepath.Join(s.dir, "users", name)
-	if err := os.MkdirAll(filepath.Join(dir, "messages"), 0o700); err != nil {
-		return nil, fmt.Errorf("maildrop: add user %s: %w", name, err)
-	}
-	mb := &mailbox{name: name, password: password, site: site, dir: dir, nextUID: 1}
-	if err := writeFileAtomic(filepath.Join(dir, "uidnext"), []byte("1\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("maildrop: add user %s: %w", name, err)
-	}
-	data, err := json.Marshal(accountFile{Name: name, Password: password, Site: site})
+	mb, err := s.buildUser(name, sec, site, msgs, now)
 	if err != nil {
 		return nil, fmt.Errorf("maildrop: add user %s: %w", name, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "account.json"), data, 0o600); err != nil {
-		return nil, fmt.Errorf("maildrop: add user %s: %w", name, err)
-	}
 	s.users[name] = mb
-	s.log.Info("user added", "user", name, "site", site)
+	s.log.Info("user added", "user", name, "site", site, "messages", len(msgs))
 	return mb, nil
+}
+
+func (s *Store) buildUser(name string, sec secrets, site string, msgs []seedMessage, now time.Time) (mb *mailbox, err error) {
+	users := filepath.Join(s.dir, "users")
+	final := filepath.Join(users, name)
+	if _, err := os.Stat(final); err == nil {
+		// Left by an older store's interrupted creation (Open ignored it
+		// for want of account.json): nothing in it is visible.
+		if err := os.RemoveAll(final); err != nil {
+			return nil, err
+		}
+	}
+	stage, err := os.MkdirTemp(users, tmpPrefix+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(stage)
+		}
+	}()
+	if err := os.Chmod(stage, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(filepath.Join(stage, "messages"), 0o700); err != nil {
+		return nil, err
+	}
+	mb = &mailbox{name: name, secrets: sec, site: site, dir: stage, nextUID: uint64(len(msgs)) + 1}
+	if now.IsZero() {
+		now = s.now()
+	}
+	for i, sm := range msgs {
+		d := sm.delivered
+		if d.IsZero() {
+			d = now
+		}
+		m := &message{uid: uint64(i) + 1, size: int64(len(sm.raw)), delivered: d}
+		m.file = fmt.Sprintf("%d.%d.eml", m.uid, d.UnixNano())
+		if err := s.writeFile(mb.path(m), sm.raw); err != nil {
+			return nil, fmt.Errorf("message %d: %w", m.uid, err)
+		}
+		mb.msgs = append(mb.msgs, m)
+	}
+	if err := s.writeFile(filepath.Join(stage, "uidnext"), []byte(strconv.FormatUint(mb.nextUID, 10)+"\n")); err != nil {
+		return nil, fmt.Errorf("uid counter: %w", err)
+	}
+	if err := s.writeAccount(stage, name, sec, site); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(stage, final); err != nil {
+		return nil, err
+	}
+	mb.dir = final
+	if err := syncDir(users); err != nil {
+		return nil, err
+	}
+	return mb, nil
+}
+
+func (s *Store) writeAccount(dir, name string, sec secrets, site string) error {
+	data, err := json.Marshal(accountFile{Name: name, secrets: sec, Site: site})
+	if err != nil {
+		return err
+	}
+	if err := s.writeFile(filepath.Join(dir, "account.json"), data); err != nil {
+		return fmt.Errorf("account: %w", err)
+	}
+	return nil
 }
 
 // CloneUser creates dst with copies of src's messages (fresh UIDs in dst,
@@ -316,22 +447,20 @@ func (s *Store) CloneUser(src, dst, password string) error {
 		return fmt.Errorf("maildrop: clone %s: %w", src, ErrNoSuchUser)
 	}
 	// Read first, so a bad source leaves no half-made user behind.
-	raws := make([][]byte, len(from.msgs))
+	msgs := make([]seedMessage, len(from.msgs))
 	for i, m := range from.msgs {
 		data, err := os.ReadFile(from.path(m))
 		if err != nil {
 			return fmt.Errorf("maildrop: clone %s: read uid %d: %w", src, m.uid, err)
 		}
-		raws[i] = data
+		msgs[i] = seedMessage{raw: data, delivered: m.delivered}
 	}
-	to, err := s.addUserLocked(dst, password, from.site)
+	sec, err := s.creds.secretsFor(password)
 	if err != nil {
 		return fmt.Errorf("maildrop: clone %s: %w", src, err)
 	}
-	for i, m := range from.msgs {
-		if _, err := s.deliverLocked(to, raws[i], m.delivered); err != nil {
-			return fmt.Errorf("maildrop: clone %s to %s: %w", src, dst, err)
-		}
+	if _, err := s.createUserLocked(dst, sec, from.site, msgs, time.Time{}); err != nil {
+		return fmt.Errorf("maildrop: clone %s: %w", src, err)
 	}
 	return nil
 }
@@ -428,7 +557,7 @@ func quotaWarning(user string, used, quota int64, now time.Time) []byte {
 func (s *Store) deliverLocked(mb *mailbox, raw []byte, delivered time.Time) (uint64, error) {
 	uid := mb.nextUID
 	next := strconv.FormatUint(uid+1, 10) + "\n"
-	if err := writeFileAtomic(filepath.Join(mb.dir, "uidnext"), []byte(next), 0o600); err != nil {
+	if err := s.writeFile(filepath.Join(mb.dir, "uidnext"), []byte(next)); err != nil {
 		return 0, fmt.Errorf("uid counter: %w", err)
 	}
 	mb.nextUID = uid + 1
@@ -438,7 +567,7 @@ func (s *Store) deliverLocked(mb *mailbox, raw []byte, delivered time.Time) (uin
 		delivered: delivered,
 		file:      fmt.Sprintf("%d.%d.eml", uid, delivered.UnixNano()),
 	}
-	if err := writeFileAtomic(mb.path(m), raw, 0o600); err != nil {
+	if err := s.writeFile(mb.path(m), raw); err != nil {
 		return 0, fmt.Errorf("message %d: %w", uid, err)
 	}
 	mb.msgs = append(mb.msgs, m) // uid is the largest so far: order kept
@@ -489,27 +618,45 @@ func (s *Store) Lookup(user string) (acc Account, ok bool) {
 	return Account{Name: mb.name, Site: mb.site}, true
 }
 
-// CheckPassword reports whether password is user's, in constant time.
+// CheckPassword reports whether password is user's (USER/PASS, AUTH PLAIN):
+// against the bcrypt hash when the store keeps one, else in constant time
+// against the clear password. An unknown name costs about the same.
 func (s *Store) CheckPassword(user, password string) bool {
-	secret, ok := s.Secret(user)
-	if !ok {
-		// Compare anyway so that an unknown name costs the same.
-		subtle.ConstantTimeCompare([]byte(password), []byte(password))
-		return false
+	s.mu.Lock()
+	mb, ok := s.users[canonical(user)]
+	var sec secrets
+	if ok {
+		sec = mb.secrets
 	}
-	return subtle.ConstantTimeCompare([]byte(password), []byte(secret)) == 1
+	s.mu.Unlock()
+	return s.creds.check(sec, ok, password)
 }
 
-// Secret returns user's password, for mechanisms that need the secret
-// itself (APOP, NTLM). Callers must never log it.
+// Secret returns user's clear password, for APOP (RFC 1939 section 7
+// needs the shared secret itself). ok is false for an unknown user and for
+// an account whose clear password the store does not keep. Callers must
+// never log it.
 func (s *Store) Secret(user string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mb, ok := s.users[canonical(user)]
-	if !ok {
+	if !ok || mb.secrets.Password == "" {
 		return "", false
 	}
-	return mb.password, true
+	return mb.secrets.Password, true
+}
+
+// NTHash returns user's NT hash (MD4 of the UTF-16LE password), which
+// NTLM needs instead of the password; ok is false when the store keeps
+// neither it nor the clear password. Callers must never log it.
+func (s *Store) NTHash(user string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb, ok := s.users[canonical(user)]
+	if !ok {
+		return nil, false
+	}
+	return mb.secrets.ntHash()
 }
 
 // Users lists the user names in lexical order.

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // capabilities is the CAPA list for the session's current state.
@@ -33,6 +34,11 @@ func (s *session) capabilities() []string {
 	}
 	if s.prof.Implementation != "" {
 		out = append(out, "IMPLEMENTATION "+s.prof.Implementation)
+	}
+	if d := s.prof.LoginDelay.D(); d > 0 {
+		// RFC 2449 section 6.5: one value for every user, so the same
+		// before and after login.
+		out = append(out, fmt.Sprintf("LOGIN-DELAY %d", int(d/time.Second)))
 	}
 	if st := s.prof.Storage; st.AdvertiseExpire && st.RetentionDays > 0 {
 		out = append(out, fmt.Sprintf("EXPIRE %d", st.RetentionDays))

@@ -13,7 +13,6 @@ import (
 	"unicode/utf16"
 
 	"github.com/emersion/go-sasl"
-	"golang.org/x/crypto/md4"
 )
 
 // A small NTLMv2 acceptor for AUTH NTLM (MS-OXPOP3, MS-NLMP): it answers a
@@ -44,7 +43,7 @@ var ntlmSignature = []byte("NTLMSSP\x00")
 var errNTLM = errors.New("ntlm: malformed message")
 
 type ntlmServer struct {
-	secret    func(user string) (string, bool)
+	ntHash    func(user string) ([]byte, bool)
 	host      string
 	now       func() time.Time
 	user      *string
@@ -54,7 +53,7 @@ type ntlmServer struct {
 
 func newNTLMMechanism(s *session, user *string) sasl.Server {
 	host := strings.ToUpper(strings.SplitN(s.srv.hostname, ".", 2)[0])
-	return &ntlmServer{secret: s.srv.store.Secret, host: host, now: time.Now, user: user}
+	return &ntlmServer{ntHash: s.srv.store.NTHash, host: host, now: time.Now, user: user}
 }
 
 // Next implements sasl.Server.
@@ -170,12 +169,12 @@ func (n *ntlmServer) verify(msg []byte) (string, error) {
 	if len(nt) < ntlmMinV2Response {
 		return "", errors.New("ntlm: not an NTLMv2 response")
 	}
-	password, ok := n.secret(user)
+	hash, ok := n.ntHash(user)
 	if !ok {
 		return "", errBadCredentials
 	}
 	proof, blob := nt[:16], nt[16:]
-	key := ntowfV2(password, user, domain)
+	key := ntowfV2(hash, user, domain)
 	mac := hmac.New(md5.New, key)
 	mac.Write(n.challenge[:])
 	mac.Write(blob)
@@ -185,11 +184,10 @@ func (n *ntlmServer) verify(msg []byte) (string, error) {
 	return user, nil
 }
 
-// ntowfV2 is MS-NLMP 3.3.2 NTOWFv2.
-func ntowfV2(password, user, domain string) []byte {
-	h := md4.New()
-	h.Write(utf16le(password))
-	mac := hmac.New(md5.New, h.Sum(nil))
+// ntowfV2 is MS-NLMP 3.3.2 NTOWFv2 from the NT hash (MD4 of the UTF-16LE
+// password), which is all the store needs to keep for NTLM.
+func ntowfV2(ntHash []byte, user, domain string) []byte {
+	mac := hmac.New(md5.New, ntHash)
 	mac.Write(utf16le(strings.ToUpper(user) + domain))
 	return mac.Sum(nil)
 }

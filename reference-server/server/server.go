@@ -34,12 +34,13 @@ type Config struct {
 	Store   *maildrop.Store  // required
 	// TLS is used for STLS and the implicit-TLS listener; nil: a
 	// self-signed certificate for localhost, 127.0.0.1 and ::1 is made at
-	// New.
+	// New. Whatever is given, the server negotiates TLS 1.2 or later with
+	// Go's default cipher suites (see hardenTLS).
 	TLS    *tls.Config
 	Logger *slog.Logger // nil: discard
 	// MaxConnections bounds concurrent sessions over both listeners; 0:
-	// unlimited. Excess connections get "-ERR [SYS/TEMP] ..." and are
-	// closed.
+	// the profile's max_connections (0 there too: unlimited). Excess
+	// connections get "-ERR [SYS/TEMP] ..." and are closed.
 	MaxConnections int
 	// Site is the server's site; "" means "local". A user whose site
 	// differs is homed elsewhere (C0010).
@@ -61,6 +62,10 @@ type Server struct {
 	cancel context.CancelFunc
 	seq    atomic.Uint64 // connection ids, also in APOP timestamps
 	wg     sync.WaitGroup
+
+	// lastLogin is when each mailbox last logged in (LOGIN-DELAY).
+	loginMu   sync.Mutex
+	lastLogin map[string]time.Time
 
 	mu        sync.Mutex
 	closed    bool
@@ -94,11 +99,15 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		maxConns:  cfg.MaxConnections,
 		site:      cfg.Site,
+		lastLogin: make(map[string]time.Time),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxConns == 0 {
+		s.maxConns = cfg.Profile.MaxConnections
 	}
 	if s.site == "" {
 		s.site = defaultSite
@@ -115,6 +124,9 @@ func New(cfg Config) (*Server, error) {
 		s.tls, s.certPool, err = selfSigned()
 	}
 	if err != nil {
+		return nil, fmt.Errorf("server: TLS: %w", err)
+	}
+	if err := hardenTLS(s.tls); err != nil {
 		return nil, fmt.Errorf("server: TLS: %w", err)
 	}
 	st := cfg.Profile.Storage
@@ -323,6 +335,42 @@ func (s *Server) handle(raw net.Conn, implicitTLS bool) {
 	defer s.release()
 	sess := newSession(s, raw, conn, implicitTLS, id, log)
 	sess.serve()
+}
+
+// hardenTLS makes cfg (the server's own clone) negotiate TLS 1.2 or later
+// with Go's default cipher suites, which leave out RC4, 3DES, CBC-SHA256
+// and every suite without forward secrecy: a configuration that asks for
+// less is raised, and one whose MaxVersion is below 1.2 is refused.
+func hardenTLS(cfg *tls.Config) error {
+	if cfg.MaxVersion != 0 && cfg.MaxVersion < tls.VersionTLS12 {
+		return fmt.Errorf("MaxVersion %s is below TLS 1.2", tls.VersionName(cfg.MaxVersion))
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.CipherSuites = nil
+	return nil
+}
+
+// TLSConfig returns a copy of the configuration the server negotiates
+// with, for tests and diagnostics.
+func (s *Server) TLSConfig() *tls.Config { return s.tls.Clone() }
+
+// loginAllowed applies LOGIN-DELAY (RFC 2449 section 6.5): it reports
+// false when user logged in less than the profile's login_delay ago, and
+// otherwise records now as the user's last login.
+func (s *Server) loginAllowed(user string, now time.Time) bool {
+	d := s.prof.LoginDelay.D()
+	if d <= 0 {
+		return true
+	}
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	if last, ok := s.lastLogin[user]; ok && now.Sub(last) < d {
+		return false
+	}
+	s.lastLogin[user] = now
+	return true
 }
 
 // poolOf builds a pool that trusts cfg's certificates.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +39,7 @@ const (
 	codeSysTemp = "SYS/TEMP"
 	codeSysPerm = "SYS/PERM"
 	codeAuth    = "AUTH"
+	codeDelay   = "LOGIN-DELAY"
 )
 
 // handler runs one command; states says where it is valid.
@@ -211,9 +213,14 @@ func (s *session) dispatch(line []byte) {
 		return
 	}
 	h, known := commands[cmd.Keyword]
-	if secretArgs[cmd.Keyword] {
+	switch {
+	case !known:
+		// An unknown line may be a password typed at the wrong moment:
+		// log nothing of it.
+		s.log.Debug("unknown command", "octets", len(line))
+	case secretArgs[cmd.Keyword]:
 		s.log.Debug("command", "keyword", cmd.Keyword, "args", len(cmd.Args))
-	} else {
+	default:
 		s.log.Debug("command", "keyword", cmd.Keyword, "args", cmd.Args)
 	}
 	if !known {
@@ -291,6 +298,24 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// loginFailed answers a failed PASS, APOP or AUTH with -ERR [AUTH] after
+// the profile's failed_login_delay (RFC 1939 section 13: slow down
+// password guessing). The session sleeps, not the server; Shutdown cuts
+// the wait short.
+func (s *session) loginFailed(text string) {
+	if d := s.prof.FailedLoginDelay.D(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.srv.ctx.Done():
+			t.Stop()
+			s.done = true
+			return
+		}
+	}
+	s.err(codeAuth, text)
+}
+
 // plaintextAllowed says whether USER/PASS and AUTH PLAIN may be used now
 // (V0010, RFC 5034 §4).
 func (s *session) plaintextAllowed() bool {
@@ -307,16 +332,53 @@ func (s *session) cmdQuit(cmd command) {
 }
 
 // copyBody streams r to the client as a byte-stuffed multi-line body.
-func (s *session) copyBody(r io.Reader, top int) error {
-	st := newStuffer(s.bw)
+// size is the message's size: a large body goes out in bodyWriteSize
+// writes rather than through the session's 4 KiB writer.
+func (s *session) copyBody(r io.Reader, top int, size int64) error {
+	bb := bodyBufs.Get().(*bodyBuf)
+	defer bodyBufs.Put(bb)
+	w := s.bw
+	if size > largeBody {
+		if err := s.bw.Flush(); err != nil {
+			return err
+		}
+		bb.w.Reset(deadlineWriter{conn: s.conn, timeout: s.timeout})
+		defer bb.w.Reset(nil)
+		w = bb.w
+	}
+	st := newStuffer(w)
 	var err error
 	if top < 0 {
-		_, err = io.Copy(st, r)
+		// Not io.Copy: an *os.File would allocate a 32 KiB buffer per call.
+		_, err = io.CopyBuffer(st, struct{ io.Reader }{r}, bb.r)
 	} else {
 		err = copyTop(st, r, top)
 	}
 	if err != nil {
 		return err
 	}
-	return st.finish()
+	if err := st.finish(); err != nil {
+		return err
+	}
+	if w != s.bw {
+		return w.Flush()
+	}
+	return nil
 }
+
+// Large bodies (RETR, TOP) are read in 128 KiB pieces and written in 256
+// KiB ones (fewer system calls; see BenchmarkRetr): the buffers are pooled, so a session holds none of them
+// between commands and memory stays bounded whatever the message size.
+const (
+	largeBody     = 32 << 10
+	bodyWriteSize = 256 << 10
+)
+
+type bodyBuf struct {
+	w *bufio.Writer
+	r []byte
+}
+
+var bodyBufs = sync.Pool{New: func() any {
+	return &bodyBuf{w: bufio.NewWriterSize(nil, bodyWriteSize), r: make([]byte, 128<<10)}
+}}
