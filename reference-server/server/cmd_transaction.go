@@ -167,7 +167,7 @@ func (s *session) send(i, top int) {
 	} else {
 		s.ok("Top of message follows")
 	}
-	if err := s.copyBody(rc, top); err != nil {
+	if err := s.copyBody(rc, top, s.msgs[i].Size); err != nil {
 		// Half a multi-line response cannot be taken back: hang up.
 		s.log.Error("send message", "uid", s.msgs[i].UID, "err", err)
 		s.done = true
