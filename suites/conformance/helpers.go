@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"fmt"
+	"regexp"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -71,3 +73,12 @@ func commandOf(keyword string, n int) string {
 	}
 	return keyword + " " + strings.Repeat("x", fill)
 }
+
+// record attaches an observation to the spec report: INFO requirements
+// and what a rule leaves open are recorded, not judged.
+func record(name, format string, args ...any) {
+	AddReportEntry(name, fmt.Sprintf(format, args...))
+}
+
+// statusLineRE is RFC 2449's single-line = status [SP text] CRLF.
+var statusLineRE = regexp.MustCompile(`^(\+OK|-ERR)( [^\r\n]*)?\r\n$`)

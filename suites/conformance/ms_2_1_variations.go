@@ -50,32 +50,32 @@ var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", 
 	})
 })
 
-// msUnknownName normalises a reply text that may echo the name sent.
-func msUnknownName(text, name string) string { return strings.ReplaceAll(text, name, "<name>") }
+// maskName normalises a reply text that may echo the name sent.
+func maskName(text, name string) string { return strings.ReplaceAll(text, name, "<name>") }
 
-// msUserOfLength sends a short USER for an unknown name, then one that
+// userOfLength sends a short USER for an unknown name, then one that
 // makes the command line n octets long (CRLF included), and returns both
 // replies, with the names in their texts replaced by "<name>". Comparing
 // them tells a line the server refused for its length from one it took as
 // a command, whatever the server answers for unknown names (V0008): the
 // reply to an accepted line matches the short one.
-func msUserOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
-	name := msNoSuchUser()
+func userOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
+	name := noSuchUser()
 	short = cmd(c, "USER "+name)
 	Expect(short.OK() || short.Err()).To(BeTrue(), "status line %q", short)
 	line := commandOf("USER", n)
 	Expect(len(line) + 2).To(Equal(n))
 	long = cmd(c, line)
 	Expect(long.OK() || long.Err()).To(BeTrue(), "status line %q", long)
-	short.Text = msUnknownName(short.Text, name)
-	long.Text = msUnknownName(long.Text, line[len("USER "):])
+	short.Text = maskName(short.Text, name)
+	long.Text = maskName(long.Text, line[len("USER "):])
 	return short, long
 }
 
-// msExpectLineAccepted checks that a USER command of n octets is answered
+// expectLineAccepted checks that a USER command of n octets is answered
 // like a short one.
-func msExpectLineAccepted(c *harness.Conn, n int, why string) {
-	short, long := msUserOfLength(c, n)
+func expectLineAccepted(c *harness.Conn, n int, why string) {
+	short, long := userOfLength(c, n)
 	ExpectWithOffset(1, long.Status).To(Equal(short.Status), "a %d-octet USER command (%s) must be answered like a short one (%q), but got %q", n, why, short, long)
 	if short.Err() {
 		ExpectWithOffset(1, long.Text).To(Equal(short.Text), "a %d-octet USER command (%s) must get the -ERR of a short one", n, why)
@@ -84,10 +84,10 @@ func msExpectLineAccepted(c *harness.Conn, n int, why string) {
 	ExpectWithOffset(1, r.OK()).To(BeTrue(), "the session must still work after a %d-octet command: %q", n, r)
 }
 
-// msExpectLineRefused checks that a USER command of n octets is refused
+// expectLineRefused checks that a USER command of n octets is refused
 // for its length: -ERR, and not the -ERR a short unknown name gets.
-func msExpectLineRefused(c *harness.Conn, n int, why string) {
-	short, long := msUserOfLength(c, n)
+func expectLineRefused(c *harness.Conn, n int, why string) {
+	short, long := userOfLength(c, n)
 	ExpectWithOffset(1, long.Err()).To(BeTrue(), "a %d-octet command (%s): want -ERR, got %q", n, why, long)
 	if short.Err() {
 		ExpectWithOffset(1, long.Text).NotTo(Equal(short.Text), "a %d-octet command got the same -ERR as a short USER for an unknown name, so it was taken as a command (%s)", n, why)
@@ -99,7 +99,7 @@ func msExpectLineRefused(c *harness.Conn, n int, why string) {
 var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	Spec("accepts a command of exactly the profile's maximum length", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.MaxCommandOctets
-		msExpectLineAccepted(dial(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
+		expectLineAccepted(dial(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
 	})
 
 	// Labelled with the Exchange statements only: a server that fails
@@ -107,7 +107,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	// commands.
 	Spec("refuses a command one octet over the maximum and stays usable", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.MaxCommandOctets
-		msExpectLineRefused(dial(ctx, t), max+1, fmt.Sprintf("the profile's limit is %d", max))
+		expectLineRefused(dial(ctx, t), max+1, fmt.Sprintf("the profile's limit is %d", max))
 	})
 
 	Spec("does not check the 40-character argument limit of RFC 1939", IDs("2.1.2"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -120,7 +120,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 		if n > t.Profile.MaxCommandOctets {
 			verdict.SkipNotApplicable("a 41-character argument does not fit in the profile's %d-octet command limit", t.Profile.MaxCommandOctets)
 		}
-		msExpectLineAccepted(dial(ctx, t), n, "a 41-character argument")
+		expectLineAccepted(dial(ctx, t), n, "a 41-character argument")
 	})
 })
 
@@ -132,8 +132,8 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 		Spec(fmt.Sprintf("honours a command limit configured to %d octets", limit), IDs("E0006", "E0007"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 			v := need(t.Variant(ctx, func(p *profile.Profile) { p.MaxCommandOctets = limit }))
 			c := dial(ctx, v)
-			msExpectLineAccepted(c, limit, fmt.Sprintf("the limit is set to %d", limit))
-			msExpectLineRefused(c, limit+1, fmt.Sprintf("the limit is set to %d", limit))
+			expectLineAccepted(c, limit, fmt.Sprintf("the limit is set to %d", limit))
+			expectLineRefused(c, limit+1, fmt.Sprintf("the limit is set to %d", limit))
 		})
 	}
 
@@ -141,9 +141,9 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 		const rfc2449Min = 255 // RFC 2449 section 4: what a CAPA server must accept
 		why := fmt.Sprintf("the profile's limit is %d", t.Profile.MaxCommandOctets)
 		if t.Profile.MaxCommandOctets < rfc2449Min {
-			msExpectLineRefused(dial(ctx, t), rfc2449Min, why)
+			expectLineRefused(dial(ctx, t), rfc2449Min, why)
 		} else {
-			msExpectLineAccepted(dial(ctx, t), rfc2449Min, why)
+			expectLineAccepted(dial(ctx, t), rfc2449Min, why)
 		}
 	})
 })
@@ -151,33 +151,33 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 var _ = Describe("MS-STANXPOP3 2.1.3 no exclusive-access lock", func() {
 	Spec("lets a second session into a mailbox in TRANSACTION only when the profile takes no lock", IDs("2.1.3"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		first := msLoginAs(ctx, t, a)
-		n1, size1 := msStat(first)
+		first := loginAs(ctx, t, a)
+		n1, size1 := stat(first)
 
-		second := msAuthDial(ctx, t)
+		second := authDial(ctx, t)
 		expectOK(cmd(second, "USER "+a.User), "USER for the second session")
 		r := cmd(second, "PASS "+a.Password)
 		switch t.Profile.Lock {
 		case profile.LockNone:
 			expectOK(r, "PASS while another session holds the mailbox (no lock expected)")
-			n2, size2 := msStat(second)
+			n2, size2 := stat(second)
 			Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n1), size1}), "both sessions see the same maildrop")
 		case profile.LockExclusive:
 			expectErr(r, "PASS while another session holds the mailbox (exclusive lock expected)")
 		}
 		// Whatever happened to the second session, the first keeps its
 		// maildrop.
-		n3, size3 := msStat(first)
+		n3, size3 := stat(first)
 		Expect([]int64{int64(n3), size3}).To(Equal([]int64{int64(n1), size1}), "the first session's STAT after the second login")
-		msQuitClean(first)
+		quitOK(first)
 	})
 })
 
-// msExpectedSizes returns the size STAT and LIST must report for each
+// expectedSizes returns the size STAT and LIST must report for each
 // message: the fixture's octets through profile.StoredSize when the
 // maildrop is known, or the retrieved length when the profile expects exact
 // sizes. Anything else cannot be predicted.
-func msExpectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n int) []int64 {
+func expectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n int) []int64 {
 	if a.Fixture != "" {
 		msgs := need(harness.FixtureMessages(a.Fixture))
 		Expect(n).To(Equal(len(msgs)), "STAT count of a maildrop holding fixture %q", a.Fixture)
@@ -196,7 +196,7 @@ func msExpectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n in
 	}
 	out := make([]int64, n)
 	for i := range n {
-		out[i] = int64(len(msRetr(c, i+1)))
+		out[i] = int64(len(retr(c, i+1)))
 	}
 	return out
 }
@@ -204,8 +204,8 @@ func msExpectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n in
 var _ = Describe("MS-STANXPOP3 2.1.4, 2.1.5 sizes in STAT and LIST", func() {
 	Spec("reports the maildrop size in STAT as the profile computes it", IDs("2.1.4"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n, size := msStat(c)
-		want := msExpectedSizes(c, t, a, n)
+		n, size := stat(c)
+		want := expectedSizes(c, t, a, n)
 		var sum int64
 		for _, s := range want {
 			sum += s
@@ -215,10 +215,10 @@ var _ = Describe("MS-STANXPOP3 2.1.4, 2.1.5 sizes in STAT and LIST", func() {
 
 	Spec("reports each message's size in the LIST scan listing as the profile computes it", IDs("2.1.5"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n, _ := msStat(c)
-		msNeedMessages(n, 1)
-		want := msExpectedSizes(c, t, a, n)
-		got := msListAll(c, "LIST")
+		n, _ := stat(c)
+		needMessages(n, 1)
+		want := expectedSizes(c, t, a, n)
+		got := listAll(c, "LIST")
 		Expect(got).To(HaveLen(n), "LIST lines")
 		for i, l := range got {
 			Expect(l.Num).To(Equal(i+1), "LIST line %d", i+1)
@@ -228,9 +228,9 @@ var _ = Describe("MS-STANXPOP3 2.1.4, 2.1.5 sizes in STAT and LIST", func() {
 
 	Spec("reports each message's size in LIST n as the profile computes it", IDs("2.1.5"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n, _ := msStat(c)
-		msNeedMessages(n, 1)
-		want := msExpectedSizes(c, t, a, n)
+		n, _ := stat(c)
+		needMessages(n, 1)
+		want := expectedSizes(c, t, a, n)
 		for i := range n {
 			r := cmd(c, fmt.Sprintf("LIST %d", i+1))
 			expectOK(r, fmt.Sprintf("LIST %d", i+1))

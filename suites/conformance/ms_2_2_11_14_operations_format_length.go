@@ -12,6 +12,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message"
 	. "github.com/onsi/ginkgo/v2"
@@ -22,9 +23,9 @@ import (
 	"pop3conformance/suites/harness"
 )
 
-// msFixtureOctets is the size of a fixture account's maildrop in exact
+// fixtureOctets is the size of a fixture account's maildrop in exact
 // octets.
-func msFixtureOctets(name string) int64 {
+func fixtureOctets(name string) int64 {
 	var n int64
 	for _, m := range need(harness.FixtureMessages(name)) {
 		n += int64(len(maildrop.Normalize(m.Data)))
@@ -32,8 +33,8 @@ func msFixtureOctets(name string) int64 {
 	return n
 }
 
-// msMessageOf builds a well-formed message of exactly size octets.
-func msMessageOf(subject string, size int) []byte {
+// messageOfSize builds a well-formed message of exactly size octets.
+func messageOfSize(subject string, size int) []byte {
 	head := "From: Sender <sender@example.org>\r\nTo: Alice <alice@example.net>\r\nSubject: " + subject +
 		"\r\nDate: Mon, 01 Nov 2026 10:00:00 +0000\r\nMessage-ID: <" + subject + "@example.org>\r\n\r\n"
 	var b strings.Builder
@@ -46,11 +47,11 @@ func msMessageOf(subject string, size int) []byte {
 	return []byte(b.String())
 }
 
-// msCount logs in as a and returns the message count.
-func msCount(ctx SpecContext, t *harness.Target, a harness.Account) int {
-	c := msLoginAs(ctx, t, a)
-	n, _ := msStat(c)
-	msQuitClean(c)
+// mailboxCount logs in as a and returns the message count.
+func mailboxCount(ctx SpecContext, t *harness.Target, a harness.Account) int {
+	c := loginAs(ctx, t, a)
+	n, _ := stat(c)
+	quitOK(c)
 	return n
 }
 
@@ -59,37 +60,37 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 	const margin = 4000
 
 	Spec("refuses a delivery beyond the mailbox quota and keeps the mailbox readable", IDs("E0003"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		used := msFixtureOctets("alice")
+		used := fixtureOctets("alice")
 		v := need(t.Variant(ctx, func(p *profile.Profile) {
 			p.Storage.QuotaOctets = used + margin
 			p.Storage.QuotaWarningPercent = 0
 		}))
 		a := need(v.Account(ctx))
 		room := v.Profile.Storage.QuotaOctets - used
-		n := msCount(ctx, v, a)
+		n := mailboxCount(ctx, v, a)
 		store := v.Reference().Store
 
-		_, err := store.Deliver(a.User, msMessageOf("too-big", int(room)+500))
+		_, err := store.Deliver(a.User, messageOfSize("too-big", int(room)+500))
 		Expect(err).To(HaveOccurred(), "a delivery %d octets over the %d-octet quota must fail", 500, v.Profile.Storage.QuotaOctets)
 		Expect(errors.Is(err, maildrop.ErrQuota)).To(BeTrue(), "the delivery must fail for the quota: %v", err)
 
 		// The mailbox is still fully readable.
-		c := msLoginAs(ctx, v, a)
-		n2, _ := msStat(c)
+		c := loginAs(ctx, v, a)
+		n2, _ := stat(c)
 		Expect(n2).To(Equal(n), "STAT after a refused delivery")
 		for i := 1; i <= n2; i++ {
-			msRetr(c, i)
+			retr(c, i)
 		}
-		msQuitClean(c)
+		quitOK(c)
 
 		// A delivery that fits still arrives.
-		_, err = store.Deliver(a.User, msMessageOf("fits", int(room)-500))
+		_, err = store.Deliver(a.User, messageOfSize("fits", int(room)-500))
 		Expect(err).NotTo(HaveOccurred(), "a delivery within the quota")
-		Expect(msCount(ctx, v, a)).To(Equal(n+1), "STAT after a delivery within the quota")
+		Expect(mailboxCount(ctx, v, a)).To(Equal(n+1), "STAT after a delivery within the quota")
 	})
 
 	Spec("puts a warning message into a mailbox that reaches the warning level of its quota", IDs("E0004"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		used := msFixtureOctets("alice")
+		used := fixtureOctets("alice")
 		const percent = 90
 		v := need(t.Variant(ctx, func(p *profile.Profile) {
 			// The warning level lies margin/2 above the fixture mailbox.
@@ -100,25 +101,25 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 		level := q * int64(v.Profile.Storage.QuotaWarningPercent) / 100
 		Expect(level).To(BeNumerically(">", used+1000), "warning level of the variant")
 		a := need(v.Account(ctx))
-		n := msCount(ctx, v, a)
+		n := mailboxCount(ctx, v, a)
 		store := v.Reference().Store
 
 		// Below the level: no warning.
-		small := msMessageOf("below-level", 500)
+		small := messageOfSize("below-level", 500)
 		_, err := store.Deliver(a.User, small)
 		Expect(err).NotTo(HaveOccurred(), "a delivery below the warning level")
-		Expect(msCount(ctx, v, a)).To(Equal(n+1), "no warning below the level (%d of %d octets)", used+500, q)
+		Expect(mailboxCount(ctx, v, a)).To(Equal(n+1), "no warning below the level (%d of %d octets)", used+500, q)
 
 		// Crossing the level: the message and a warning.
-		crossing := msMessageOf("crossing-level", int(level-used))
+		crossing := messageOfSize("crossing-level", int(level-used))
 		_, err = store.Deliver(a.User, crossing)
 		Expect(err).NotTo(HaveOccurred(), "a delivery that crosses the warning level")
-		c := msLoginAs(ctx, v, a)
-		n2, _ := msStat(c)
+		c := loginAs(ctx, v, a)
+		n2, _ := stat(c)
 		Expect(n2).To(Equal(n+3), "the delivered message and a warning after crossing %d%% of the quota", percent)
 		var warnings int
 		for i := n + 2; i <= n2; i++ {
-			body := msRetr(c, i)
+			body := retr(c, i)
 			if bytes.Equal(body, crossing) {
 				continue
 			}
@@ -130,40 +131,54 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 		Expect(warnings).To(Equal(1), "one warning message")
 	})
 
-	Spec("applies the retention policy outside POP3 and advertises EXPIRE only as the profile says", IDs("E0005"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		const days = 30
-		v := need(t.Variant(ctx, func(p *profile.Profile) { p.Storage.RetentionDays = days }))
+	Spec("removes mail older than the retention period, keeps younger mail, and advertises EXPIRE only as the profile says", IDs("E0005"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		const (
+			days = 30
+			day  = 24 * time.Hour
+		)
+		// The variant's store reads a clock the spec moves.
+		clock := harness.NewClock(time.Now())
+		v := need(t.VariantWith(ctx, harness.VariantOptions{
+			Mutate: func(p *profile.Profile) { p.Storage.RetentionDays = days },
+			Now:    clock.Now,
+		}))
 		a := need(v.Account(ctx))
-		// Mail younger than the retention period stays. (Expiry itself
-		// needs messages older than a day, and the harness cannot set the
-		// store's clock.)
-		n := msCount(ctx, v, a)
-		Expect(n).To(Equal(len(need(harness.FixtureMessages("alice")))), "messages delivered just now are within %d days", days)
+		fixture := len(need(harness.FixtureMessages("alice")))
+		Expect(mailboxCount(ctx, v, a)).To(Equal(fixture), "messages delivered just now are within %d days", days)
 
-		c := dial(ctx, v)
-		m := multi(c, "CAPA")
-		expectOK(m.Reply, "CAPA")
-		var expire []string
-		for _, line := range m.Texts() {
-			if f := strings.Fields(line); len(f) > 0 && strings.EqualFold(f[0], "EXPIRE") {
-				expire = f
-			}
-		}
+		// A message arrives when the fixture's mail is days-10 days old.
+		clock.Advance((days - 10) * day)
+		recent := messageOfSize("recent", 600)
+		_, err := v.Reference().Store.Deliver(a.User, recent)
+		Expect(err).NotTo(HaveOccurred(), "deliver")
+		Expect(mailboxCount(ctx, v, a)).To(Equal(fixture+1), "no message is %d days old yet", days)
+
+		// Eleven days on, the fixture's mail is past the retention
+		// period and the new message is not.
+		clock.Advance(11 * day)
+		c := loginAs(ctx, v, a)
+		n, _ := stat(c)
+		Expect(n).To(Equal(1), "after %d days only the message delivered 11 days ago is left", days+1)
+		Expect(retr(c, 1)).To(Equal(recent), "the message left is the recent one")
+		quitOK(c)
+
+		k := readCapa(dial(ctx, v))
+		Expect(k.OK).To(BeTrue(), "CAPA: %q", k.Multi.String())
 		if !v.Profile.Storage.AdvertiseExpire {
 			// Exchange's retention belongs to its store, not to POP3.
-			Expect(expire).To(BeEmpty(), "the profile does not advertise its retention, but CAPA has %q", expire)
+			Expect(k.Has("EXPIRE")).To(BeFalse(), "the profile does not advertise its retention, but CAPA has EXPIRE %v", k.Params("EXPIRE"))
 			return
 		}
-		Expect(expire).NotTo(BeEmpty(), "CAPA must advertise EXPIRE")
-		Expect(len(expire)).To(BeNumerically(">=", 2), "EXPIRE needs a value: %q", expire)
-		Expect(expire[1]).To(Equal(strconv.Itoa(days)), "EXPIRE value")
+		Expect(k.Has("EXPIRE")).To(BeTrue(), "CAPA must advertise EXPIRE")
+		Expect(k.Params("EXPIRE")).NotTo(BeEmpty(), "EXPIRE needs a value")
+		Expect(k.Params("EXPIRE")[0]).To(Equal(strconv.Itoa(days)), "EXPIRE value")
 	})
 })
 
-// msCheckRFC822 parses one retrieved message: CRLF line ends only, a
+// checkRFC822 parses one retrieved message: CRLF line ends only, a
 // header block with From and Date (RFC 822 section 4.1), and a MIME tree
 // whose every part can be read to its end.
-func msCheckRFC822(n int, body []byte) {
+func checkRFC822(n int, body []byte) {
 	what := fmt.Sprintf("message %d", n)
 	Expect(bytes.HasSuffix(body, []byte("\r\n"))).To(BeTrue(), "%s must end with CRLF", what)
 	for i, c := range body {
@@ -176,7 +191,7 @@ func msCheckRFC822(n int, body []byte) {
 			Fail(fmt.Sprintf("%s has a NUL at octet %d", what, i))
 		}
 	}
-	Expect(msHeaderEnd(body)).To(BeNumerically(">", 0), "%s has no blank line after its header", what)
+	Expect(headerEnd(body)).To(BeNumerically(">", 0), "%s has no blank line after its header", what)
 	e, err := message.Read(bytes.NewReader(body))
 	if err != nil && !message.IsUnknownCharset(err) {
 		Fail(fmt.Sprintf("%s: header does not parse: %v", what, err))
@@ -203,15 +218,15 @@ func msCheckRFC822(n int, body []byte) {
 var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() {
 	Spec("sends every message as a well-formed RFC 822 message", IDs("C0011"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n, _ := msStat(c)
-		msNeedMessages(n, 1)
+		n, _ := stat(c)
+		needMessages(n, 1)
 		const maxRetrieved = 100
 		if n > maxRetrieved {
 			AddReportEntry("note", fmt.Sprintf("only the first %d of %d messages were retrieved", maxRetrieved, n))
 			n = maxRetrieved
 		}
 		for i := 1; i <= n; i++ {
-			msCheckRFC822(i, msRetr(c, i))
+			checkRFC822(i, retr(c, i))
 		}
 	})
 
@@ -222,9 +237,9 @@ var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() 
 		raw := []byte("From: a@example.org\nTo: carol@example.net\nSubject: sloppy\nDate: Mon, 01 Nov 2026 10:00:00 +0000\n\nno final line end")
 		_, err := t.Reference().Store.Deliver(a.User, raw)
 		Expect(err).NotTo(HaveOccurred(), "deliver")
-		c := msLoginAs(ctx, t, a)
-		n, _ := msStat(c)
+		c := loginAs(ctx, t, a)
+		n, _ := stat(c)
 		Expect(n).To(Equal(1))
-		msCheckRFC822(1, msRetr(c, 1))
+		checkRFC822(1, retr(c, 1))
 	})
 })

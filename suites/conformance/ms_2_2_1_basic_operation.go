@@ -48,7 +48,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 			lines = append(lines, m.Lines...)
 		}
 		a := need(t.Account(ctx))
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		keep(c.Greeting)
 		keepMulti(multi(c, "CAPA"))
 		// Commands whose replies might echo a long argument; left out when
@@ -89,7 +89,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 	for _, line := range []string{"STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 0", "RSET", "NOOP"} {
 		Spec(fmt.Sprintf("refuses %s before the client has identified itself", line), IDs("C0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
-			c := msAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			expectErr(cmd(c, line), line+" right after the greeting")
 			if t.Profile.CloseAfterErrors == 1 {
 				_, err := c.ExpectClosed(5 * time.Second)
@@ -117,13 +117,13 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
 		}},
 		{"a wrong password", func(ctx SpecContext, t *harness.Target) harness.Reply {
 			a := need(t.Account(ctx))
-			c := msAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			expectOK(cmd(c, "USER "+a.User), "USER")
 			return cmd(c, "PASS "+a.Password+"-wrong")
 		}},
 		{"a message that does not exist", func(ctx SpecContext, t *harness.Target) harness.Reply {
 			c, _ := login(ctx, t)
-			n, _ := msStat(c)
+			n, _ := stat(c)
 			return cmd(c, fmt.Sprintf("RETR %d", n+1))
 		}},
 	}
@@ -143,20 +143,11 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
 	}
 })
 
-// msSleep waits d unless the spec is interrupted.
-func msSleep(ctx SpecContext, d time.Duration) {
-	select {
-	case <-ctx.Done():
-		Fail("interrupted while waiting")
-	case <-time.After(d):
-	}
-}
-
-// msCheckIdleTimer checks one inactivity timer of v (V0002): resets
+// checkIdleTimer checks one inactivity timer of v (V0002): resets
 // commands, each sent after 0.6 of the timer, keep the session open; after
 // the last one the server closes within the timer's window. It returns
 // what the server sent before closing.
-func msCheckIdleTimer(ctx SpecContext, v *harness.Target, authenticated bool, resets int) [][]byte {
+func checkIdleTimer(ctx SpecContext, v *harness.Target, authenticated bool, resets int) [][]byte {
 	timer := v.Profile.Timers.Unauthenticated.D()
 	var c *harness.Conn
 	if authenticated {
@@ -174,7 +165,7 @@ func msCheckIdleTimer(ctx SpecContext, v *harness.Target, authenticated bool, re
 		resetters = resetters[:1]
 	}
 	for i := range resets {
-		msSleep(ctx, timer*6/10)
+		sleepCtx(ctx, timer*6/10)
 		line := resetters[i%len(resetters)]
 		var r harness.Reply
 		var err error
@@ -188,7 +179,7 @@ func msCheckIdleTimer(ctx SpecContext, v *harness.Target, authenticated bool, re
 		Expect(err).NotTo(HaveOccurred(), "%s sent after %v idle, %d of %d: the timer (%v) must have been reset by the previous command", line, timer*6/10, i+1, resets, timer)
 		Expect(r.OK() || r.Err()).To(BeTrue(), "reply to %s: %q", line, r)
 	}
-	early, late := msTimerWindow(timer)
+	early, late := timerWindow(timer)
 	start := time.Now()
 	got, err := c.ExpectClosed(late)
 	elapsed := time.Since(start)
@@ -197,45 +188,20 @@ func msCheckIdleTimer(ctx SpecContext, v *harness.Target, authenticated bool, re
 	return got
 }
 
-// msExpectNotice checks what an idle session received before it was
+// expectNotice checks what an idle session received before it was
 // closed (V0003): one status line when the profile sends a notice,
 // nothing otherwise.
-func msExpectNotice(p *profile.Profile, got [][]byte) {
+func expectNotice(p *profile.Profile, got [][]byte) {
 	if !p.Timers.Notice {
 		Expect(got).To(BeEmpty(), "the profile closes an idle session silently, but the server sent %q", got)
 		return
 	}
 	Expect(got).To(HaveLen(1), "one line saying the connection is being closed, then the close")
 	line := got[0]
-	Expect(msIsStatusLine(line)).To(BeTrue(), "the notice is not a status line: %q", line)
+	Expect(isStatusLine(line)).To(BeTrue(), "the notice is not a status line: %q", line)
 	Expect(strings.HasSuffix(string(line), "\r\n")).To(BeTrue(), "the notice must end with CRLF: %q", line)
 	Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
 	AddReportEntry("autologout notice", strings.TrimRight(string(line), "\r\n"))
-}
-
-// msShortTimers is a variant with sub-second timers, for specs that judge
-// what happens when a timer fires rather than its value (V0003).
-func msShortTimers(ctx SpecContext, t *harness.Target) *harness.Target {
-	return need(t.Variant(ctx, func(p *profile.Profile) {
-		p.Timers.Unauthenticated = profile.Duration(400 * time.Millisecond)
-		p.Timers.Authenticated = profile.Duration(500 * time.Millisecond)
-	}))
-}
-
-// msBundledOnly and msRemoteOnly split a timer statement between a fast
-// spec on the bundled server and a slow one with the real timers against
-// a remote host. The spec that does not apply ends as not run, the lowest
-// verdict, so it never hides the other's result.
-func msBundledOnly(t *harness.Target) {
-	if t.Reference() == nil {
-		verdict.SkipNotRun("runs on the bundled server only; a remote host is judged by the real-timer spec of the same statement (allow slow)")
-	}
-}
-
-func msRemoteOnly(t *harness.Target) {
-	if t.Reference() != nil {
-		verdict.SkipNotRun("waits for the real timer on a remote host; the bundled server is judged by the short-timer spec of the same statement")
-	}
 }
 
 var _ = Describe("MS-STANXPOP3 2.2.1 V0002 inactivity timers", func() {
@@ -245,28 +211,28 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0002 inactivity timers", func() {
 	const scaled = 600 * time.Millisecond
 
 	Spec("closes an unauthenticated session after the profile's timer, reset by every command", IDs("V0002"), Disruptive, func(ctx SpecContext, t *harness.Target) {
-		msBundledOnly(t)
-		v := msScaledTimers(ctx, t, false, scaled)
-		msCheckIdleTimer(ctx, v, false, 2)
+		bundledOnly(t)
+		v := scaledTimer(ctx, t, false, scaled)
+		checkIdleTimer(ctx, v, false, 2)
 	})
 
 	Spec("closes an authenticated session after the profile's timer, reset by every command", IDs("V0002"), Disruptive, func(ctx SpecContext, t *harness.Target) {
-		msBundledOnly(t)
-		v := msScaledTimers(ctx, t, true, scaled)
-		msCheckIdleTimer(ctx, v, true, 2)
+		bundledOnly(t)
+		v := scaledTimer(ctx, t, true, scaled)
+		checkIdleTimer(ctx, v, true, 2)
 	})
 
 	Spec("closes an unauthenticated session after the profile's real timer, reset by every command", IDs("V0002"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
-		msRemoteOnly(t)
-		msCheckIdleTimer(ctx, t, false, 2)
+		remoteOnly(t)
+		checkIdleTimer(ctx, t, false, 2)
 	})
 
 	// The authenticated timer is 30 minutes in Exchange: waiting for a
 	// reset as well would not fit the slow spec time limit, and the reset
 	// is shown on the unauthenticated timer.
 	Spec("closes an authenticated session after the profile's real timer", IDs("V0002"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
-		msRemoteOnly(t)
-		msCheckIdleTimer(ctx, t, true, 0)
+		remoteOnly(t)
+		checkIdleTimer(ctx, t, true, 0)
 	})
 })
 
@@ -275,48 +241,48 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0003 notice before an autologout", func() 
 	// deleted: the mark is gone, the message is still there.
 	noUpdate := func(ctx SpecContext, v *harness.Target) {
 		a := need(v.Account(ctx))
-		c := msLoginAs(ctx, v, a)
-		n, size := msStat(c)
-		msNeedMessages(n, 1)
+		c := loginAs(ctx, v, a)
+		n, size := stat(c)
+		needMessages(n, 1)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		_, late := msTimerWindow(v.Profile.Timers.Authenticated.D())
+		_, late := timerWindow(v.Profile.Timers.Authenticated.D())
 		got, err := c.ExpectClosed(late)
 		Expect(err).NotTo(HaveOccurred(), "the idle session must be closed after the %v timer", v.Profile.Timers.Authenticated)
-		msExpectNotice(v.Profile, got)
-		again := msLoginAs(ctx, v, a)
-		n2, size2 := msStat(again)
+		expectNotice(v.Profile, got)
+		again := loginAs(ctx, v, a)
+		n2, size2 := stat(again)
 		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after the autologout: a DELE before it must not be applied")
-		msQuitClean(again)
+		quitOK(again)
 	}
 
 	Spec("sends the profile's notice, or nothing, before closing an idle unauthenticated session", IDs("V0003"), Disruptive, func(ctx SpecContext, t *harness.Target) {
-		msBundledOnly(t)
-		v := msShortTimers(ctx, t)
+		bundledOnly(t)
+		v := shortTimers(ctx, t, 400*time.Millisecond, 500*time.Millisecond)
 		c := dial(ctx, v)
 		got, err := c.ExpectClosed(v.Profile.Timers.Unauthenticated.D() + 2*time.Second)
 		Expect(err).NotTo(HaveOccurred(), "the idle session must be closed after the %v timer", v.Profile.Timers.Unauthenticated)
-		msExpectNotice(v.Profile, got)
+		expectNotice(v.Profile, got)
 	})
 
 	Spec("sends the profile's notice, or nothing, and removes nothing when an authenticated session times out", IDs("V0003"), Mutating, func(ctx SpecContext, t *harness.Target) {
-		msBundledOnly(t)
-		noUpdate(ctx, msShortTimers(ctx, t))
+		bundledOnly(t)
+		noUpdate(ctx, shortTimers(ctx, t, 400*time.Millisecond, 500*time.Millisecond))
 	})
 
 	Spec("sends the profile's notice, or nothing, before closing an idle unauthenticated session (real timer)", IDs("V0003"), Disruptive, Slow, func(ctx SpecContext, t *harness.Target) {
-		msRemoteOnly(t)
+		remoteOnly(t)
 		c := dial(ctx, t)
 		timer := t.Profile.Timers.Unauthenticated.D()
-		_, late := msTimerWindow(timer)
+		_, late := timerWindow(timer)
 		got, err := c.ExpectClosed(late)
 		Expect(err).NotTo(HaveOccurred(), "the idle session must be closed after the %v timer", timer)
-		msExpectNotice(t.Profile, got)
+		expectNotice(t.Profile, got)
 	})
 
 	// A server that wrongly enters UPDATE on a timeout would delete the
 	// message, hence mutating.
 	Spec("sends the profile's notice, or nothing, and removes nothing when an authenticated session times out (real timer)", IDs("V0003"), Mutating, Slow, func(ctx SpecContext, t *harness.Target) {
-		msRemoteOnly(t)
+		remoteOnly(t)
 		noUpdate(ctx, t)
 	})
 })

@@ -35,7 +35,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 
 	Spec("keeps the maildrop closed after USER alone", IDs("C0003"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectErr(cmd(c, "STAT"), "STAT after USER without PASS")
 		if closedAfterErr(t, c, 1) {
@@ -47,7 +47,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 
 	Spec("keeps the maildrop closed after a failed PASS", IDs("C0003"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectErr(cmd(c, "PASS "+a.Password+"-wrong"), "PASS with a wrong password")
 		if closedAfterErr(t, c, 1) {
@@ -62,10 +62,10 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 	})
 })
 
-// msSASLMechanisms returns the mechanisms of the SASL capability, read
+// saslMechanisms returns the mechanisms of the SASL capability, read
 // where a client would log in (under STLS when the profile wants it).
-func msSASLMechanisms(ctx SpecContext, t *harness.Target) (mechs []string, caps []string) {
-	c := msAuthDial(ctx, t)
+func saslMechanisms(ctx SpecContext, t *harness.Target) (mechs []string, caps []string) {
+	c := authDial(ctx, t)
 	m := multi(c, "CAPA")
 	expectOK(m.Reply, "CAPA")
 	for _, line := range m.Texts() {
@@ -78,16 +78,16 @@ func msSASLMechanisms(ctx SpecContext, t *harness.Target) (mechs []string, caps 
 	return mechs, caps
 }
 
-// msNeedMechanism ends a spec not applicable when the profile does not
+// needMechanism ends a spec not applicable when the profile does not
 // offer mech.
-func msNeedMechanism(t *harness.Target, mech string) {
+func needMechanism(t *harness.Target, mech string) {
 	if !slices.Contains(t.Profile.SASL, mech) {
 		verdict.SkipNotApplicable("the profile does not offer SASL %s (sasl: %v)", mech, t.Profile.SASL)
 	}
 }
 
-// msSASLLine sends one SASL client response and reads the server's line.
-func msSASLLine(c *harness.Conn, data []byte) harness.Reply {
+// saslLine sends one SASL client response and reads the server's line.
+func saslLine(c *harness.Conn, data []byte) harness.Reply {
 	r, err := c.Cmd(base64.StdEncoding.EncodeToString(data))
 	Expect(err).NotTo(HaveOccurred(), "reply to a SASL response")
 	return r
@@ -95,7 +95,7 @@ func msSASLLine(c *harness.Conn, data []byte) harness.Reply {
 
 var _ = Describe("MS-STANXPOP3 2.2.2 E0002 login mechanisms", func() {
 	Spec("advertises USER and every SASL mechanism of the profile in CAPA", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		mechs, caps := msSASLMechanisms(ctx, t)
+		mechs, caps := saslMechanisms(ctx, t)
 		for _, want := range t.Profile.SASL {
 			Expect(mechs).To(ContainElement(want), "SASL mechanisms in CAPA %q", caps)
 		}
@@ -117,32 +117,32 @@ var _ = Describe("MS-STANXPOP3 2.2.2 E0002 login mechanisms", func() {
 	})
 
 	Spec("logs in with SASL PLAIN", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		msNeedMechanism(t, "PLAIN")
+		needMechanism(t, "PLAIN")
 		a := need(t.Account(ctx))
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		// No initial response: the short form fits every command limit.
 		r := cmd(c, "AUTH PLAIN")
 		Expect(r.Status).To(Equal("+"), "AUTH PLAIN must be answered with a continuation: %q", r)
-		r = msSASLLine(c, []byte("\x00"+a.User+"\x00"+a.Password))
+		r = saslLine(c, []byte("\x00"+a.User+"\x00"+a.Password))
 		expectOK(r, "AUTH PLAIN with the right credentials")
 		expectOK(cmd(c, "STAT"), "STAT after AUTH PLAIN")
 	})
 
 	Spec("logs in with NTLM", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		msNeedMechanism(t, "NTLM")
+		needMechanism(t, "NTLM")
 		a := need(t.Account(ctx))
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		r := cmd(c, "AUTH NTLM")
 		Expect(r.Status).To(Equal("+"), "AUTH NTLM must be answered with a continuation: %q", r)
 		negotiate, err := ntlmssp.NewNegotiateMessage("", "")
 		Expect(err).NotTo(HaveOccurred())
-		r = msSASLLine(c, negotiate)
+		r = saslLine(c, negotiate)
 		Expect(r.Status).To(Equal("+"), "the NTLM NEGOTIATE message must be answered with a CHALLENGE: %q", r)
 		challenge, err := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text))
 		Expect(err).NotTo(HaveOccurred(), "the CHALLENGE is not base64: %q", r.Text)
 		auth, err := ntlmssp.ProcessChallenge(challenge, a.User, a.Password, false)
 		Expect(err).NotTo(HaveOccurred(), "the server's NTLM CHALLENGE cannot be answered")
-		r = msSASLLine(c, auth)
+		r = saslLine(c, auth)
 		expectOK(r, "NTLM AUTHENTICATE with the right credentials")
 		expectOK(cmd(c, "STAT"), "STAT after AUTH NTLM")
 	})
@@ -158,42 +158,42 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0004 snapshot of the message list at login
 	}
 	// vanished checks the first session after message 1 left the maildrop
 	// behind its back: still listed, no longer readable.
-	vanished := func(c *harness.Conn, n int, size int64, list []msListing) {
-		n2, size2 := msStat(c)
+	vanished := func(c *harness.Conn, n int, size int64, list []listing) {
+		n2, size2 := stat(c)
 		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT must still show the snapshot")
-		Expect(msListAll(c, "LIST")).To(Equal(list), "LIST must still show the snapshot")
+		Expect(listAll(c, "LIST")).To(Equal(list), "LIST must still show the snapshot")
 		expectErr(cmd(c, "RETR 1"), "RETR of a message removed since login")
 		m := multi(c, "TOP 1 0")
 		expectErr(m.Reply, "TOP of a message removed since login")
 		if n >= 2 {
-			msRetr(c, 2)
+			retr(c, 2)
 		}
 	}
 
 	Spec("keeps the list of a session when another session deletes a message", IDs("C0004"), Mutating, func(ctx SpecContext, t *harness.Target) {
 		needSnapshot(t)
 		a := need(t.Account(ctx))
-		first := msLoginAs(ctx, t, a)
-		n, size := msStat(first)
-		msNeedMessages(n, 1)
-		list := msListAll(first, "LIST")
+		first := loginAs(ctx, t, a)
+		n, size := stat(first)
+		needMessages(n, 1)
+		list := listAll(first, "LIST")
 
-		second := msLoginAs(ctx, t, a)
+		second := loginAs(ctx, t, a)
 		expectOK(cmd(second, "DELE 1"), "DELE 1 in the second session")
-		msQuitClean(second)
+		quitOK(second)
 
 		vanished(first, n, size, list)
 		expectOK(cmd(first, "RSET"), "RSET")
-		msQuitClean(first)
+		quitOK(first)
 	})
 
 	Spec("keeps the list of a session when the store removes a message", IDs("C0004"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 		needSnapshot(t)
 		a := need(t.Account(ctx))
-		first := msLoginAs(ctx, t, a)
-		n, size := msStat(first)
-		msNeedMessages(n, 1)
-		list := msListAll(first, "LIST")
+		first := loginAs(ctx, t, a)
+		n, size := stat(first)
+		needMessages(n, 1)
+		list := listAll(first, "LIST")
 		store := t.Reference().Store
 		msgs, err := store.Messages(a.User)
 		Expect(err).NotTo(HaveOccurred())
@@ -204,20 +204,20 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0004 snapshot of the message list at login
 	Spec("does not show mail delivered during a session", IDs("C0004"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 		needSnapshot(t)
 		a := need(t.Account(ctx))
-		first := msLoginAs(ctx, t, a)
-		n, size := msStat(first)
-		uids := msUIDs(first)
+		first := loginAs(ctx, t, a)
+		n, size := stat(first)
+		uids := uidsByNumber(first)
 		_, err := t.Reference().Store.Deliver(a.User, []byte("From: a@example.org\r\nTo: b@example.org\r\nSubject: during\r\nDate: Mon, 01 Nov 2026 10:00:00 +0000\r\n\r\narrived during a session\r\n"))
 		Expect(err).NotTo(HaveOccurred(), "deliver during the session")
-		n2, size2 := msStat(first)
+		n2, size2 := stat(first)
 		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after a delivery during the session")
-		Expect(msUIDs(first)).To(Equal(uids), "UIDL after a delivery during the session")
+		Expect(uidsByNumber(first)).To(Equal(uids), "UIDL after a delivery during the session")
 		expectErr(cmd(first, fmt.Sprintf("RETR %d", n+1)), "RETR of the message delivered during the session")
-		msQuitClean(first)
+		quitOK(first)
 
 		// A new session takes a new snapshot and sees it.
-		later := msLoginAs(ctx, t, a)
-		n3, _ := msStat(later)
+		later := loginAs(ctx, t, a)
+		n3, _ := stat(later)
 		Expect(n3).To(Equal(n+1), "a new session sees the delivered message")
 	})
 })
@@ -261,7 +261,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 
 	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n, _ := msStat(c)
+		n, _ := stat(c)
 		check(c, t.Profile, fmt.Sprintf("RETR %d", n+1), "STAT")
 	})
 })

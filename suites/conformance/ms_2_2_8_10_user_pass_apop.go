@@ -23,8 +23,8 @@ import (
 
 var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 	Spec("answers USER for an unknown mailbox as the profile says, and refuses its PASS", IDs("V0008"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := msAuthDial(ctx, t)
-		name := msNoSuchUser()
+		c := authDial(ctx, t)
+		name := noSuchUser()
 		r := cmd(c, "USER "+name)
 		switch t.Profile.UnknownUserReply {
 		case profile.ReplyOK:
@@ -41,9 +41,9 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 			verdict.SkipNotApplicable("the profile answers USER for an unknown mailbox with -ERR, as RFC 1939 section 7 allows")
 		}
 		a := need(t.Account(ctx))
-		name := msNoSuchUser()
-		known := cmd(msAuthDial(ctx, t), "USER "+a.User)
-		unknown := cmd(msAuthDial(ctx, t), "USER "+name)
+		name := noSuchUser()
+		known := cmd(authDial(ctx, t), "USER "+a.User)
+		unknown := cmd(authDial(ctx, t), "USER "+name)
 		expectOK(known, "USER for an existing mailbox")
 		expectOK(unknown, "USER for a mailbox that does not exist")
 		// The text must not tell them apart either (beyond echoing the
@@ -85,7 +85,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 var _ = Describe("MS-STANXPOP3 2.2.9 C0010, V0011 PASS", func() {
 	Spec("lets a user homed in another site log in only when the profile proxies", IDs("C0010"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.AccountLike(ctx, "dave"))
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		ru := cmd(c, "USER "+a.User)
 		var rp harness.Reply
 		if ru.OK() {
@@ -104,7 +104,7 @@ var _ = Describe("MS-STANXPOP3 2.2.9 C0010, V0011 PASS", func() {
 	// attempt logs in on a new connection with password and returns the
 	// reply to PASS.
 	attempt := func(ctx SpecContext, t *harness.Target, user, password string) harness.Reply {
-		c := msAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectOK(cmd(c, "USER "+user), "USER")
 		r := cmd(c, "PASS "+password)
 		if r.OK() {
@@ -141,14 +141,14 @@ var _ = Describe("MS-STANXPOP3 2.2.9 C0010, V0011 PASS", func() {
 	})
 })
 
-// msTimestampRE finds an RFC 1939 APOP timestamp in a greeting.
-var msTimestampRE = regexp.MustCompile(`<[^<>\s]*@[^<>\s]*>`)
+// msgIDStampRE finds an RFC 1939 APOP timestamp in a greeting.
+var msgIDStampRE = regexp.MustCompile(`<[^<>\s]*@[^<>\s]*>`)
 
 var _ = Describe("MS-STANXPOP3 2.2.10 V0012 APOP", func() {
 	Spec("offers APOP exactly when the profile does", IDs("V0012"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		c := dial(ctx, t)
-		stamp := msTimestampRE.FindString(c.Greeting.Text)
+		stamp := msgIDStampRE.FindString(c.Greeting.Text)
 		sum := md5.Sum([]byte(stamp + a.Password))
 		line := "APOP " + a.User + " " + hex.EncodeToString(sum[:])
 		if !t.Profile.APOP {

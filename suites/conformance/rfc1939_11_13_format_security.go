@@ -12,8 +12,6 @@ package conformance
 
 import (
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -26,23 +24,14 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// rfc1939aStampRE finds the APOP timestamp in a greeting (RFC 1939 7).
-var rfc1939aStampRE = regexp.MustCompile(`<[^<>]+>`)
-
-// rfc1939aDigest is the APOP digest of a timestamp and a shared secret.
-func rfc1939aDigest(stamp, secret string) string {
-	sum := md5.Sum([]byte(stamp + secret))
-	return hex.EncodeToString(sum[:])
-}
-
-// rfc1939aAPOPOffered ends a spec when the rule is moot: the profile has no
+// apopOffered ends a spec when the rule is moot: the profile has no
 // APOP (V0012) or the server's greeting carries no timestamp.
-func rfc1939aAPOPOffered(t *harness.Target, c *harness.Conn) string {
+func apopOffered(t *harness.Target, c *harness.Conn) string {
 	if !t.Profile.APOP {
 		verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0012 instead: no APOP")
 	}
-	stamp := rfc1939aStampRE.FindString(c.Greeting.Text)
-	if stamp == "" {
+	stamp, ok := apopTimestamp(c.Greeting)
+	if !ok {
 		verdict.SkipNotApplicable("the server does not offer APOP: its greeting %q has no timestamp", c.Greeting.String())
 	}
 	return stamp
@@ -56,11 +45,11 @@ var _ = Describe("RFC 1939 section 11: message format", func() {
 		c, a := login(ctx, t)
 		var fx []harness.FixtureMessage
 		if a.Fixture == "alice" {
-			fx = rfc1939aAliceFixture(a)
+			fx = needFixture(a, "alice")
 		}
-		seen := rfc1939aEachMessage(c, func(num int, _ int64, m harness.Multi) {
+		seen := eachMessage(c, func(num int, _ int64, m harness.Multi) {
 			body := m.Body()
-			lines := rfc1939aSplitLines(body)
+			lines := splitLines(body)
 			Expect(lines).NotTo(BeEmpty(), "RETR %d sent an empty message", num)
 			fields := 0
 			for i, l := range lines {
@@ -94,16 +83,16 @@ var _ = Describe("RFC 1939 section 11: message format", func() {
 		if a.Fixture == "alice" {
 			// The fixture's octets with CRLF line ends are the sizes;
 			// messages 02 and 04 travel with extra stuffing dots.
-			fx := rfc1939aAliceFixture(a)
-			_, list := rfc1939aListAll(c, "LIST")
+			fx := needFixture(a, "alice")
+			list := listAll(c, "LIST")
 			Expect(list).To(HaveLen(len(fx)))
 			for i, l := range list {
-				Expect(l.Rest).To(Equal(fmt.Sprint(len(fx[i].Data))), "LIST %s: the size of %s with CRLF line ends, without stuffing", l.Num, fx[i].Name)
+				Expect(l.Rest).To(Equal(fmt.Sprint(len(fx[i].Data))), "LIST %s: the size of %s with CRLF line ends, without stuffing", l.NumText, fx[i].Name)
 			}
 			return
 		}
 		stuffed := 0
-		seen := rfc1939aEachMessage(c, func(num int, listed int64, m harness.Multi) {
+		seen := eachMessage(c, func(num int, listed int64, m harness.Multi) {
 			var wire int
 			for _, l := range m.Lines {
 				wire += len(l)
@@ -117,28 +106,28 @@ var _ = Describe("RFC 1939 section 11: message format", func() {
 		if seen == 0 {
 			verdict.SkipInconclusive("the maildrop is empty: there is no size to check")
 		}
-		rfc1939aRecord("stuffing", "%d of %d messages checked had byte-stuffed lines", stuffed, seen)
+		record("stuffing", "%d of %d messages checked had byte-stuffed lines", stuffed, seen)
 	})
 })
 
 var _ = Describe("RFC 1939 section 13: security considerations", func() {
 	Spec("does not let one mailbox log in with both APOP and USER/PASS", IDs("RFC1939-13-apop-xor-pass"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
-		stamp := rfc1939aAPOPOffered(t, c)
+		c := authDial(ctx, t)
+		stamp := apopOffered(t, c)
 		// On a remote host the account's password is taken as its APOP
 		// secret; a refusal then proves nothing either way, which the
 		// rule tolerates: at most one method works.
-		apop := cmd(c, "APOP "+a.User+" "+rfc1939aDigest(stamp, a.Password))
+		apop := cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password))
 		if apop.OK() {
-			rfc1939aQuit(c)
+			quitAndWait(c)
 		}
-		c2 := rfc1939aAuthDial(ctx, t)
+		c2 := authDial(ctx, t)
 		pass := cmd(c2, "USER "+a.User)
 		if pass.OK() {
 			pass = cmd(c2, "PASS "+a.Password)
 		}
-		rfc1939aRecord("methods", "APOP: %q; USER/PASS: %q", apop.String(), pass.String())
+		record("methods", "APOP: %q; USER/PASS: %q", apop.String(), pass.String())
 		if !apop.OK() && !pass.OK() {
 			verdict.SkipInconclusive("neither APOP nor USER/PASS let %s in", a.User)
 		}
@@ -147,17 +136,17 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 
 	Spec("does not accept an APOP digest from an earlier connection", IDs("RFC1939-13-apop-replay"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
-		stamp := rfc1939aAPOPOffered(t, c)
-		digest := rfc1939aDigest(stamp, a.Password)
+		c := authDial(ctx, t)
+		stamp := apopOffered(t, c)
+		digest := apopDigest(stamp, a.Password)
 		r := cmd(c, "APOP "+a.User+" "+digest)
 		if !r.OK() {
 			verdict.SkipInconclusive("APOP with the account password as shared secret was refused (%q), so no valid digest could be captured", r.String())
 		}
-		rfc1939aQuit(c)
+		quitAndWait(c)
 
-		c2 := rfc1939aAuthDial(ctx, t)
-		stamp2 := rfc1939aStampRE.FindString(c2.Greeting.Text)
+		c2 := authDial(ctx, t)
+		stamp2, _ := apopTimestamp(c2.Greeting)
 		Expect(stamp2).NotTo(BeEmpty(), "the second greeting %q has no timestamp", c2.Greeting.String())
 		Expect(stamp2).NotTo(Equal(stamp), "the timestamp must be new for every connection")
 		expectErr(cmd(c2, "APOP "+a.User+" "+digest), "APOP replaying the digest of the earlier connection")
@@ -166,13 +155,13 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 	Spec("answers USER for known and unknown names (recorded: do the replies tell them apart?)", IDs("RFC1939-13-user-err-leak"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		reply := func(name string) harness.Reply {
-			c := rfc1939aAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			r := cmd(c, "USER "+name)
 			Expect(r.OK() || r.Err()).To(BeTrue(), "USER %s: a status line, got %q", name, r.String())
 			return r
 		}
-		known, unknown := reply(a.User), reply(rfc1939aNoSuchUser())
-		rfc1939aRecord("USER replies", "known name: %q; unknown name: %q; the status tells them apart: %v",
+		known, unknown := reply(a.User), reply(noSuchUser())
+		record("USER replies", "known name: %q; unknown name: %q; the status tells them apart: %v",
 			known.String(), unknown.String(), known.Status != unknown.Status)
 	})
 
@@ -181,9 +170,9 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		if t.Mode() != harness.TLSNone {
 			// The user asked for TLS: the suite never sends the password
 			// in clear to find out whether the server would take it.
-			c := rfc1939aLoginAs(ctx, t, a)
+			c := loginAs(ctx, t, a)
 			Expect(c.TLS()).To(BeTrue(), "the login under %s must run under TLS", t.Mode())
-			rfc1939aRecord("clear text", "the target is reached with %s: PASS, RETR and TOP travel under TLS", t.Mode())
+			record("clear text", "the target is reached with %s: PASS, RETR and TOP travel under TLS", t.Mode())
 			return
 		}
 		c, err := t.DialPlain(ctx)
@@ -192,20 +181,20 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		if r.OK() {
 			r = cmd(c, "PASS "+a.Password)
 		}
-		rfc1939aRecord("clear text", "USER/PASS without TLS: %q (the profile allows plaintext logins: %v, offers STLS: %v)",
+		record("clear text", "USER/PASS without TLS: %q (the profile allows plaintext logins: %v, offers STLS: %v)",
 			r.String(), t.Profile.PlaintextBeforeTLS, t.Profile.STLS)
 		Expect(r.OK()).To(Equal(t.Profile.PlaintextBeforeTLS), "a plaintext login before TLS: %q", r.String())
 		if r.OK() {
-			if n, _ := rfc1939aStat(c); n > 0 {
+			if n, _ := stat(c); n > 0 {
 				expectOK(multi(c, "RETR 1").Reply, "RETR 1 without TLS")
-				rfc1939aRecord("clear text", "the password and mail travelled unprotected")
+				record("clear text", "the password and mail travelled unprotected")
 			}
 		}
 	})
 
 	Spec("refuses repeated wrong passwords (recorded: delays and closes)", IDs("RFC1939-13-bruteforce"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		var notes []string
 		for i := 1; i <= 3; i++ {
 			start := time.Now()
@@ -221,6 +210,6 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 			Expect(r.OK()).To(BeFalse(), "a wrong password was accepted: %q", r.String())
 			expectErr(r, fmt.Sprintf("wrong password, attempt %d", i))
 		}
-		rfc1939aRecord("failed logins", "%s", strings.Join(notes, "; "))
+		record("failed logins", "%s", strings.Join(notes, "; "))
 	})
 })

@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,52 +33,52 @@ var _ = Describe("RFC 1939 section 3: greeting and states", func() {
 	Spec("speaks first, with one positive greeting line ending in CRLF", IDs("RFC1939-3-greeting"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		// The harness reads the greeting before it sends anything, so a
 		// server that waited for the client would time out here.
-		c := rfc1939aDialUntouched(ctx, t)
+		c := dialUntouched(ctx, t)
 		g := c.Greeting
 		Expect(g.Status).To(Equal("+OK"), "greeting %q must be a positive response", g.String())
 		Expect(g.CRLF()).To(BeTrue(), "greeting %q must end in CRLF", g.Raw)
-		extra, closed := c.Quiet(rfc1939aQuiet)
+		extra, closed := c.Quiet(quietWindow)
 		Expect(extra).To(BeEmpty(), "the greeting is one line; the server sent more: %q", extra)
 		Expect(closed).To(BeFalse(), "the server closed the connection after its greeting")
 	})
 
 	Spec("is in AUTHORIZATION after the greeting: maildrop commands are refused until login", IDs("RFC1939-3-auth-state-after-greeting"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectErr(cmd(c, "STAT"), "STAT straight after the greeting")
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		loginWith(c, t, a, "USER", "PASS")
 		expectOK(cmd(c, "STAT"), "STAT after login")
 	})
 
 	Spec("moves AUTHORIZATION -> TRANSACTION on login and TRANSACTION -> UPDATE on QUIT", IDs("RFC1939-3-states"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		// AUTHORIZATION: TRANSACTION commands are refused.
 		expectErr(cmd(c, "NOOP"), "NOOP in AUTHORIZATION")
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		loginWith(c, t, a, "USER", "PASS")
 		// TRANSACTION: maildrop commands work, USER no longer does.
 		expectOK(cmd(c, "NOOP"), "NOOP in TRANSACTION")
-		rfc1939aStat(c)
+		stat(c)
 		expectErr(cmd(c, "USER "+a.User), "USER in TRANSACTION")
 		// UPDATE: QUIT is answered and the session ends.
-		r := rfc1939aQuit(c)
+		r := quitAndWait(c)
 		expectOK(r, "QUIT in TRANSACTION")
 	})
 
 	Spec("answers commands given in the wrong state with -ERR: AUTHORIZATION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		open := func() *harness.Conn { return rfc1939aAuthDial(ctx, t) }
+		open := func() *harness.Conn { return authDial(ctx, t) }
 		c := open()
 		cmds := []string{"STAT", "LIST", "LIST 1", "RETR 1", "DELE 1", "NOOP", "RSET", "UIDL", "UIDL 1", "TOP 1 0"}
-		c = rfc1939aExpectErrs(c, t, cmds, open, func(c *harness.Conn) { c.Close() }, func(*harness.Conn) {})
+		c = expectErrs(c, t, cmds, open, func(c *harness.Conn) { c.Close() }, func(*harness.Conn) {})
 		// Still in AUTHORIZATION and usable: a login works.
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
-		rfc1939aStat(c)
+		loginWith(c, t, a, "USER", "PASS")
+		stat(c)
 	})
 
 	Spec("answers commands given in the wrong state with -ERR: TRANSACTION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		open := func() *harness.Conn { return loginAs(ctx, t, a) }
 		// Identification commands belong to AUTHORIZATION (RFC 1939 4 and
 		// 7, RFC 2595 4 for STLS, RFC 5034 4 for AUTH).
 		cmds := []string{
@@ -89,10 +88,10 @@ var _ = Describe("RFC 1939 section 3: greeting and states", func() {
 			"AUTH PLAIN",
 			"STLS",
 		}
-		c := rfc1939aExpectErrs(open(), t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+		c := expectErrs(open(), t, cmds, open, func(c *harness.Conn) { quitAndWait(c) }, func(c *harness.Conn) {
 			expectOK(cmd(c, "NOOP"), "NOOP: the session must still be in TRANSACTION")
 		})
-		rfc1939aStat(c)
+		stat(c)
 	})
 })
 
@@ -107,7 +106,7 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 				Expect(m.Texts()).To(Equal(capa.Texts()), "%s must list what CAPA lists", kw)
 			}
 		}
-		rfc1939aLoginOn(c, t, a, "user", "Pass")
+		loginWith(c, t, a, "user", "Pass")
 		stat := cmd(c, "STAT")
 		for _, kw := range []string{"stat", "StAt"} {
 			r := cmd(c, kw)
@@ -126,30 +125,30 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 
 	Spec("treats a keyword of other than three or four characters as an unknown command", IDs("RFC1939-3-cmd-keyword-len"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		open := func() *harness.Conn { return loginAs(ctx, t, a) }
 		// Near misses of real commands: a server must not take a prefix
 		// or an extension of a keyword for the keyword.
 		cmds := []string{"XX", "XXXXX", "ST", "STA", "STATS", "LISTS", "LISTX 1", "NOOPS", "QUITS"}
-		c := rfc1939aExpectErrs(open(), t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+		c := expectErrs(open(), t, cmds, open, func(c *harness.Conn) { quitAndWait(c) }, func(c *harness.Conn) {
 			expectOK(cmd(c, "NOOP"), "NOOP: the session must go on after an unknown keyword")
 		})
-		expectOK(rfc1939aQuit(c), "QUIT")
+		expectOK(quitAndWait(c), "QUIT")
 	})
 
 	Spec("accepts a single SPACE between the keyword and each argument", IDs("RFC1939-3-cmd-arg-sep"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		// USER and PASS with one SPACE each are the login itself.
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
-		n, _ := rfc1939aStat(c)
+		loginWith(c, t, a, "USER", "PASS")
+		n, _ := stat(c)
 		if n == 0 {
-			rfc1939aRecord("separators", "the maildrop is empty: only USER and PASS were checked")
+			record("separators", "the maildrop is empty: only USER and PASS were checked")
 			return
 		}
 		r := cmd(c, "LIST 1")
 		expectOK(r, "LIST 1")
 		Expect(r.Text).To(HavePrefix("1 "), "LIST 1 must list message 1: %q", r.String())
-		if capa := rfc1939aCapa(c); capa["TOP"] {
+		if capa := readCapa(c); capa.Has("TOP") {
 			m := multi(c, "TOP 1 0")
 			expectOK(m.Reply, "TOP 1 0 (two arguments, one SPACE each)")
 		}
@@ -160,14 +159,14 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 2.1.1 instead (separators: %s)", t.Profile.Separators)
 		}
 		a := need(t.Account(ctx))
-		c := rfc1939aLoginAs(ctx, t, a)
-		n, _ := rfc1939aStat(c)
+		c := loginAs(ctx, t, a)
+		n, _ := stat(c)
 		if n == 0 {
 			verdict.SkipInconclusive("the maildrop is empty, so a refused LIST 1 could not be told from a missing message")
 		}
-		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
+		open := func() *harness.Conn { return loginAs(ctx, t, a) }
 		cmds := []string{"LIST\t1", "LIST  1", "LIST \t1"}
-		c = rfc1939aExpectErrs(c, t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+		c = expectErrs(c, t, cmds, open, func(c *harness.Conn) { quitAndWait(c) }, func(c *harness.Conn) {
 			expectOK(cmd(c, "NOOP"), "NOOP after a badly separated command")
 		})
 		expectOK(cmd(c, "LIST 1"), "LIST 1 with a single SPACE")
@@ -183,8 +182,8 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 instead: its %d-octet command limit cannot carry USER with a %d-character argument (%d octets)", p.MaxCommandOctets, argLen, need)
 		}
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
-		unknown := rfc1939aNoSuchUser()
+		c := authDial(ctx, t)
+		unknown := noSuchUser()
 		name := "x" + strings.Repeat("0", argLen-len(unknown)-1) + unknown
 		Expect(name).To(HaveLen(argLen))
 		// Neither name exists, so whatever the profile answers for unknown
@@ -194,14 +193,14 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		short := cmd(c, "USER "+unknown)
 		Expect(long.Status).To(Equal(short.Status), "USER with a 40-character name (%q) must be answered like a short unknown name (%q)", long.String(), short.String())
 		// The session goes on: a login on it still works.
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		loginWith(c, t, a, "USER", "PASS")
 	})
 
 	Spec("acts on a command only once its CRLF has arrived", IDs("RFC1939-3-cmd-crlf"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		for _, part := range [][2]string{{"STAT", "\r\n"}, {"STAT\r", "\n"}} {
 			Expect(c.SendRaw([]byte(part[0]))).To(Succeed())
-			early, closed := c.Quiet(rfc1939aQuiet)
+			early, closed := c.Quiet(quietWindow)
 			Expect(early).To(BeEmpty(), "the server answered %q before the command's CRLF: %q", part[0], early)
 			Expect(closed).To(BeFalse(), "the server closed the connection on a partial command %q", part[0])
 			Expect(c.SendRaw([]byte(part[1]))).To(Succeed())
@@ -214,11 +213,11 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		line, closed := c.Quiet(500 * time.Millisecond)
 		switch {
 		case len(line) > 0:
-			rfc1939aRecord("bare LF", "NOOP ended by a bare LF was answered: %q", bytes.TrimRight(line, "\r\n"))
+			record("bare LF", "NOOP ended by a bare LF was answered: %q", bytes.TrimRight(line, "\r\n"))
 		case closed:
-			rfc1939aRecord("bare LF", "NOOP ended by a bare LF made the server close the connection")
+			record("bare LF", "NOOP ended by a bare LF made the server close the connection")
 		default:
-			rfc1939aRecord("bare LF", "NOOP ended by a bare LF got no answer within 500ms")
+			record("bare LF", "NOOP ended by a bare LF got no answer within 500ms")
 		}
 	})
 
@@ -226,38 +225,131 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		a := need(t.Account(ctx))
 		// AUTHORIZATION: unknown keywords, then a login shows the session
 		// survived them.
-		openAuth := func() *harness.Conn { return rfc1939aAuthDial(ctx, t) }
-		c := rfc1939aExpectErrs(openAuth(), t, []string{"FOO", "XYZZY bar", "XTND XLST"}, openAuth, func(c *harness.Conn) { c.Close() }, func(*harness.Conn) {})
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
-		n, _ := rfc1939aStat(c)
+		openAuth := func() *harness.Conn { return authDial(ctx, t) }
+		c := expectErrs(openAuth(), t, []string{"FOO", "XYZZY bar", "XTND XLST"}, openAuth, func(c *harness.Conn) { c.Close() }, func(*harness.Conn) {})
+		loginWith(c, t, a, "USER", "PASS")
+		n, _ := stat(c)
 		cmds := []string{"FOO", "LIST abc", "LIST -1", "RETR", "RETR x", "DELE", "DELE abc"}
-		if capa := rfc1939aCapa(c); capa["TOP"] {
+		if capa := readCapa(c); capa.Has("TOP") {
 			cmds = append(cmds, "TOP 1", "TOP x 1")
 		}
-		open := func() *harness.Conn { return rfc1939aLoginAs(ctx, t, a) }
-		c = rfc1939aExpectErrs(c, t, cmds, open, func(c *harness.Conn) { rfc1939aQuit(c) }, func(c *harness.Conn) {
+		open := func() *harness.Conn { return loginAs(ctx, t, a) }
+		c = expectErrs(c, t, cmds, open, func(c *harness.Conn) { quitAndWait(c) }, func(c *harness.Conn) {
 			expectOK(cmd(c, "NOOP"), "NOOP: the session must go on after a negative reply")
 		})
 		// The malformed DELEs marked nothing.
-		after, _ := rfc1939aStat(c)
+		after, _ := stat(c)
 		Expect(after).To(Equal(n), "STAT after malformed DELE commands")
 	})
 })
 
+// replyLine is one line a server sent, with the command it answered.
+type replyLine struct {
+	What string
+	Raw  []byte
+	// Status is true for status lines (greeting, first line of every
+	// reply), false for the lines of a listing (CAPA, LIST, UIDL).
+	Status bool
+}
+
+// richSession runs a session that draws every kind of reply from
+// the server: the greeting, CAPA, USER for known and unknown names, PASS,
+// STAT, LIST, UIDL, RETR, TOP, unknown commands, commands in the wrong
+// state, NOOP, RSET and QUIT. It returns every status line and every
+// listing line. Message bodies are not returned: their lines are the
+// message's, not the server's.
+func richSession(ctx SpecContext, t *harness.Target) []replyLine {
+	var out []replyLine
+	status := func(what string, r harness.Reply) {
+		out = append(out, replyLine{What: what, Raw: r.Raw, Status: true})
+	}
+	listed := func(what string, m harness.Multi) {
+		status(what, m.Reply)
+		for _, l := range m.Lines {
+			out = append(out, replyLine{What: what + " listing", Raw: l})
+		}
+	}
+	budget, errs := errBudget(t), 0
+	// errCmd sends a command that draws -ERR only while the profile's
+	// error budget lasts.
+	errCmd := func(c *harness.Conn, line string) {
+		if budget > 0 && errs >= budget {
+			return
+		}
+		r := cmd(c, line)
+		status(redactForMessage(line), r)
+		if r.Err() {
+			errs++
+		}
+	}
+
+	a := need(t.Account(ctx))
+	// An unknown name on its own connection: -ERR or +OK, by profile.
+	c0 := authDial(ctx, t)
+	status("greeting", c0.Greeting)
+	status("USER of an unknown name", cmd(c0, "USER "+noSuchUser()))
+	status("QUIT in AUTHORIZATION", cmd(c0, "QUIT"))
+
+	c := dial(ctx, t)
+	status("greeting", c.Greeting)
+	capa := readCapa(c)
+	if capa.OK {
+		listed("CAPA", capa.Multi)
+	} else {
+		status("CAPA", capa.Multi.Reply)
+	}
+	errCmd(c, "XYZZY")
+	errCmd(c, "STAT")
+	secureForLogin(c, t)
+	r := cmd(c, "USER "+a.User)
+	status("USER", r)
+	Expect(r.OK()).To(BeTrue(), "USER %s: %q", a.User, r.String())
+	r = cmd(c, "PASS "+a.Password)
+	status("PASS", r)
+	Expect(r.OK()).To(BeTrue(), "PASS: %q", r.String())
+
+	n, _ := stat(c)
+	status("STAT", cmd(c, "STAT"))
+	if m := multi(c, "LIST"); m.OK() {
+		listed("LIST", m)
+	} else {
+		status("LIST", m.Reply)
+	}
+	if m := multi(c, "UIDL"); m.OK() {
+		listed("UIDL", m)
+	} else {
+		status("UIDL", m.Reply)
+	}
+	if n > 0 {
+		status("LIST 1", cmd(c, "LIST 1"))
+		status("UIDL 1", cmd(c, "UIDL 1"))
+		status("RETR 1", multi(c, "RETR 1").Reply)
+		if capa.Has("TOP") {
+			status("TOP 1 0", multi(c, "TOP 1 0").Reply)
+		}
+	}
+	errCmd(c, fmt.Sprintf("RETR %d", n+1))
+	errCmd(c, "XYZZY")
+	errCmd(c, "USER "+a.User)
+	status("NOOP", cmd(c, "NOOP"))
+	status("RSET", cmd(c, "RSET"))
+	status("QUIT", cmd(c, "QUIT"))
+	return out
+}
+
 var _ = Describe("RFC 1939 section 3: responses", func() {
-	statusRE := regexp.MustCompile(`^(\+OK|-ERR)( [^\r\n]*)?\r\n$`)
 
 	Spec("starts every reply with +OK or -ERR, alone or followed by a space and text", IDs("RFC1939-3-status-indicators"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, l := range rfc1939aRichSession(ctx, t) {
+		for _, l := range richSession(ctx, t) {
 			if !l.Status {
 				continue
 			}
-			Expect(statusRE.Match(l.Raw)).To(BeTrue(), "%s: reply %q is not +OK or -ERR [SP text] CRLF", l.What, l.Raw)
+			Expect(statusLineRE.Match(l.Raw)).To(BeTrue(), "%s: reply %q is not +OK or -ERR [SP text] CRLF", l.What, l.Raw)
 		}
 	})
 
 	Spec("writes +OK and -ERR in capitals", IDs("RFC1939-3-status-uppercase"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, l := range rfc1939aRichSession(ctx, t) {
+		for _, l := range richSession(ctx, t) {
 			if !l.Status {
 				continue
 			}
@@ -272,14 +364,14 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 
 	Spec("keeps every response line within the profile's limit, CRLF included", IDs("RFC1939-3-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.MaxResponseOctets
-		for _, l := range rfc1939aRichSession(ctx, t) {
+		for _, l := range richSession(ctx, t) {
 			Expect(len(l.Raw)).To(BeNumerically("<=", max), "%s: a line of %d octets: %q", l.What, len(l.Raw), l.Raw)
 		}
 	})
 
 	Spec("ends multi-line replies with a line of a single dot, every line ending in CRLF", IDs("RFC1939-3-multiline-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n, _ := rfc1939aStat(c)
+		n, _ := stat(c)
 		check := func(what string, m harness.Multi) {
 			expectOK(m.Reply, what)
 			Expect(m.CRLF()).To(BeTrue(), "%s: status line %q must end in CRLF", what, m.Raw)
@@ -291,8 +383,8 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		list := multi(c, "LIST")
 		check("LIST", list)
 		Expect(list.Lines).To(HaveLen(n), "LIST must have one line per message STAT counts")
-		capa := rfc1939aCapa(c)
-		if capa != nil {
+		capa := readCapa(c)
+		if capa.OK {
 			check("CAPA", multi(c, "CAPA"))
 		}
 		if m, err := c.CmdMulti("UIDL"); err == nil && m.OK() {
@@ -300,14 +392,14 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		}
 		if n > 0 {
 			check("RETR 1", multi(c, "RETR 1"))
-			if capa["TOP"] {
+			if capa.Has("TOP") {
 				check("TOP 1 0", multi(c, "TOP 1 0"))
 			}
 		}
 		// An empty listing is the status line and the terminator alone:
 		// mark every message deleted (RSET undoes it).
 		if n > 200 {
-			rfc1939aRecord("empty listing", "not checked: %d messages are too many to mark deleted", n)
+			record("empty listing", "not checked: %d messages are too many to mark deleted", n)
 			return
 		}
 		for i := 1; i <= n; i++ {
@@ -322,13 +414,13 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 
 	Spec("byte-stuffs data lines that begin with a dot (RETR and TOP of the dot fixtures)", IDs("RFC1939-3-byte-stuffing"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		fx := rfc1939aAliceFixture(a)
-		top := rfc1939aCapa(c)["TOP"]
+		fx := needFixture(a, "alice")
+		top := readCapa(c).Has("TOP")
 		// Messages 02 and 04 hold lines that start with ".", "..", a lone
 		// "." and "...".
 		for _, num := range []int{2, 4} {
 			want := fx[num-1].Data
-			lines := rfc1939aSplitLines(want)
+			lines := splitLines(want)
 			stuffed := func(i int) []byte {
 				if bytes.HasPrefix(lines[i], []byte(".")) {
 					return append([]byte("."), lines[i]...)
@@ -362,14 +454,14 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 
 	Spec("sends nothing but replies to commands after the greeting", IDs("RFC1939-3-no-response-without-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aDialUntouched(ctx, t)
+		c := dialUntouched(ctx, t)
 		quiet := func(after string) {
-			extra, closed := c.Quiet(rfc1939aQuiet)
+			extra, closed := c.Quiet(quietWindow)
 			Expect(extra).To(BeEmpty(), "after %s the server sent %q unprompted", after, extra)
 			Expect(closed).To(BeFalse(), "after %s the server closed the connection", after)
 		}
 		quiet("the greeting")
-		rfc1939aLoginOn(c, t, a, "USER", "PASS")
+		loginWith(c, t, a, "USER", "PASS")
 		quiet("PASS")
 		expectOK(multi(c, "LIST").Reply, "LIST")
 		quiet("the LIST listing")
@@ -382,9 +474,9 @@ var _ = Describe("RFC 1939 section 3: autologout", func() {
 	// states lists the sessions an idle check keeps, by the profile's
 	// timer for each state; a state whose timer is under the RFC minimum
 	// follows MS-STANXPOP3 V0002 and is left out.
-	states := func(ctx SpecContext, t *harness.Target, p *profile.Profile, min time.Duration) ([]rfc1939aIdleSession, []string) {
+	states := func(ctx SpecContext, t *harness.Target, p *profile.Profile, min time.Duration) ([]idleSession, []string) {
 		var (
-			ss    []rfc1939aIdleSession
+			ss    []idleSession
 			moot  []string
 			limit = func(d profile.Duration) bool { return d.D() >= min }
 		)
@@ -392,13 +484,13 @@ var _ = Describe("RFC 1939 section 3: autologout", func() {
 			c := dial(ctx, t)
 			// CAPA is valid before login (RFC 2449); any command, even
 			// one answered -ERR, restarts the timer.
-			ss = append(ss, rfc1939aIdleSession{state: "AUTHORIZATION", c: c, poke: "CAPA", multi: true})
+			ss = append(ss, idleSession{state: "AUTHORIZATION", c: c, poke: "CAPA", multi: true})
 		} else {
 			moot = append(moot, fmt.Sprintf("unauthenticated timer %v", p.Timers.Unauthenticated))
 		}
 		if limit(p.Timers.Authenticated) {
 			c, _ := login(ctx, t)
-			ss = append(ss, rfc1939aIdleSession{state: "TRANSACTION", c: c, poke: "NOOP"})
+			ss = append(ss, idleSession{state: "TRANSACTION", c: c, poke: "NOOP"})
 		} else {
 			moot = append(moot, fmt.Sprintf("authenticated timer %v", p.Timers.Authenticated))
 		}
@@ -406,34 +498,34 @@ var _ = Describe("RFC 1939 section 3: autologout", func() {
 	}
 
 	Spec("keeps an idle session open for at least ten minutes, and a command restarts the timer (scaled clock)", IDs("RFC1939-3-autologout-min"), Disruptive, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		v := rfc1939aScaled(ctx, t)
-		ss, moot := states(ctx, v, v.Profile, rfc1939aScaledMin)
+		v := scaledToRFCMin(ctx, t)
+		ss, moot := states(ctx, v, v.Profile, scaledAutologoutMin)
 		if len(ss) == 0 {
-			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0002 instead (%s, under the RFC's %v)", strings.Join(moot, ", "), rfc1939aAutologoutMin)
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0002 instead (%s, under the RFC's %v)", strings.Join(moot, ", "), autologoutMin)
 		}
 		if len(moot) > 0 {
-			rfc1939aRecord("not checked", "the profile follows MS-STANXPOP3 V0002 for the %s", strings.Join(moot, ", "))
+			record("not checked", "the profile follows MS-STANXPOP3 V0002 for the %s", strings.Join(moot, ", "))
 		}
-		rfc1939aIdleRounds(ss, rfc1939aScaledMin)
+		idleRounds(ss, scaledAutologoutMin)
 	})
 
 	Spec("keeps an idle session open for at least ten minutes, and a command restarts the timer (real clock)", IDs("RFC1939-3-autologout-min"), Readonly, Slow, func(ctx SpecContext, t *harness.Target) {
 		if t.Reference() != nil {
 			verdict.SkipNotApplicable("the bundled server is judged on a scaled clock by the reference-only spec")
 		}
-		ss, moot := states(ctx, t, t.Profile, rfc1939aAutologoutMin)
+		ss, moot := states(ctx, t, t.Profile, autologoutMin)
 		if len(ss) == 0 {
-			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0002 instead (%s, under the RFC's %v)", strings.Join(moot, ", "), rfc1939aAutologoutMin)
+			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0002 instead (%s, under the RFC's %v)", strings.Join(moot, ", "), autologoutMin)
 		}
-		rfc1939aIdleRounds(ss, rfc1939aAutologoutMin)
+		idleRounds(ss, autologoutMin)
 	})
 
 	// noUpdate marks messages deleted, lets the authenticated timer end
 	// the session and checks that nothing was removed.
 	noUpdate := func(ctx SpecContext, t *harness.Target, wait time.Duration) {
 		a := need(t.Account(ctx))
-		c := rfc1939aLoginAs(ctx, t, a)
-		before := rfc1939aLook(c)
+		c := loginAs(ctx, t, a)
+		before := look(c)
 		if before.Count == 0 {
 			verdict.SkipInconclusive("the maildrop is empty: there is nothing to mark deleted")
 		}
@@ -445,12 +537,12 @@ var _ = Describe("RFC 1939 section 3: autologout", func() {
 			verdict.SkipInconclusive("the server did not end the idle session within %v, so no autologout happened to judge", wait)
 		}
 		if t.Profile.Timers.Notice {
-			rfc1939aRecord("close notice", "the profile follows MS-STANXPOP3 V0003: the server may say why it closes; it sent %q", lines)
+			record("close notice", "the profile follows MS-STANXPOP3 V0003: the server may say why it closes; it sent %q", lines)
 		} else {
 			Expect(lines).To(BeEmpty(), "the autologout should close without a response (RFC 1939 section 3); the server sent %q", lines)
 		}
-		after := rfc1939aLook(rfc1939aLoginSoon(ctx, t, a))
-		rfc1939aExpectNothingRemoved(before, after, "the session ended by autologout, which must not enter UPDATE")
+		after := look(loginSoon(ctx, t, a))
+		expectNothingRemoved(before, after, "the session ended by autologout, which must not enter UPDATE")
 	}
 
 	Spec("does not enter UPDATE when the autologout timer ends a session (short timers)", IDs("RFC1939-3-autologout-no-update"), Disruptive, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
@@ -474,7 +566,7 @@ var _ = Describe("RFC 1939 section 3: autologout", func() {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 V0003 instead: a notice precedes the autologout")
 		}
 		const timer = 400 * time.Millisecond
-		v := rfc1939aShortTimers(ctx, t, timer)
+		v := shortTimers(ctx, t, timer, timer)
 		c := dial(ctx, v)
 		lines, err := c.ExpectClosed(timer + 2*time.Second)
 		Expect(err).NotTo(HaveOccurred(), "the %v unauthenticated timer must end the idle session", timer)
@@ -485,8 +577,8 @@ var _ = Describe("RFC 1939 section 3: autologout", func() {
 var _ = Describe("RFC 1939 section 3: sessions that end without QUIT", func() {
 	Spec("removes nothing when the client closes the connection without QUIT", IDs("RFC1939-3-tcp-close-no-update"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aLoginAs(ctx, t, a)
-		before := rfc1939aLook(c)
+		c := loginAs(ctx, t, a)
+		before := look(c)
 		if before.Count == 0 {
 			verdict.SkipInconclusive("the maildrop is empty: there is nothing to mark deleted")
 		}
@@ -494,8 +586,8 @@ var _ = Describe("RFC 1939 section 3: sessions that end without QUIT", func() {
 			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
 		}
 		Expect(c.Close()).To(Succeed())
-		after := rfc1939aLook(rfc1939aLoginSoon(ctx, t, a))
-		rfc1939aExpectNothingRemoved(before, after, "the session ended without QUIT, which must not enter UPDATE")
+		after := look(loginSoon(ctx, t, a))
+		expectNothingRemoved(before, after, "the session ended without QUIT, which must not enter UPDATE")
 	})
 })
 
@@ -519,7 +611,7 @@ var _ = Describe("RFC 1939 section 3: port 110", func() {
 		defer nc.Close()
 		Expect(nc.SetReadDeadline(time.Now().Add(harness.DefaultTimeout))).To(Succeed())
 		g, err := bufio.NewReader(nc).ReadString('\n')
-		rfc1939aRecord("port 110", "%s answered %q", addr, g)
+		record("port 110", "%s answered %q", addr, g)
 		Expect(err).NotTo(HaveOccurred(), "greeting on %s", addr)
 		Expect(g).To(HavePrefix("+OK"), "whatever listens on %s must greet as a POP3 server", addr)
 	})

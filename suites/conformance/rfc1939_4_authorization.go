@@ -27,26 +27,26 @@ import (
 var _ = Describe("RFC 1939 section 4: identification", func() {
 	Spec("offers a way to log in and opens the maildrop only once the client is authenticated", IDs("RFC1939-4-greeting-then-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfc1939aAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		// At least one mechanism: USER/PASS or SASL in CAPA, or an APOP
 		// timestamp in the greeting. A server without CAPA is taken to
 		// offer USER/PASS, which the login below then has to prove.
-		capa := rfc1939aCapa(c)
-		if capa != nil {
-			apop := regexp.MustCompile(`<[^<>]+>`).MatchString(c.Greeting.Text)
-			Expect(capa["USER"] || capa["SASL"] || apop).To(BeTrue(), "the server advertises no way to log in (no USER or SASL in CAPA, no APOP timestamp)")
+		capa := readCapa(c)
+		if capa.OK {
+			_, apop := apopTimestamp(c.Greeting)
+			Expect(capa.Has("USER") || capa.Has("SASL") || apop).To(BeTrue(), "the server advertises no way to log in (no USER or SASL in CAPA, no APOP timestamp)")
 		}
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		// Identified but not authenticated: still no maildrop.
 		expectErr(cmd(c, "STAT"), "STAT after USER, before PASS")
 		expectOK(cmd(c, "PASS "+a.Password), "PASS")
-		rfc1939aStat(c)
+		stat(c)
 	})
 
 	Spec("answers QUIT in AUTHORIZATION with +OK and closes", IDs("RFC1939-4-quit-in-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		for _, before := range []string{"", "USER " + a.User} {
-			c := rfc1939aAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			what := "QUIT straight after the greeting"
 			if before != "" {
 				cmd(c, before)
@@ -60,12 +60,12 @@ var _ = Describe("RFC 1939 section 4: identification", func() {
 	})
 
 	Spec("answers QUIT followed by text as a QUIT or as a bad command (recorded)", IDs("RFC1939-4-quit-no-args"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := rfc1939aAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		r := cmd(c, "QUIT now")
 		Expect(r.OK() || r.Err()).To(BeTrue(), "QUIT now: a status line, got %q", r.String())
 		_, err := c.ExpectClosed(time.Second)
 		closed := err == nil
-		rfc1939aRecord("QUIT with an argument", "reply %q, connection closed: %v", r.String(), closed)
+		record("QUIT with an argument", "reply %q, connection closed: %v", r.String(), closed)
 		if r.Err() {
 			// Refused as malformed: the session must go on, and a plain
 			// QUIT still ends it.
@@ -86,23 +86,23 @@ var _ = Describe("RFC 1939 section 4: the maildrop lock", func() {
 	Spec("locks the maildrop on a successful login: a second session of the user is refused", IDs("RFC1939-4-lock-on-success"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		exclusiveOnly(t)
 		a := need(t.Account(ctx))
-		first := rfc1939aLoginAs(ctx, t, a)
-		second := rfc1939aAuthDial(ctx, t)
+		first := loginAs(ctx, t, a)
+		second := authDial(ctx, t)
 		r := cmd(second, "USER "+a.User)
 		if r.OK() {
 			r = cmd(second, "PASS "+a.Password)
 		}
 		expectErr(r, "a login while another session holds the maildrop")
 		// The first session keeps its maildrop.
-		rfc1939aStat(first)
+		stat(first)
 		expectOK(cmd(first, "NOOP"), "NOOP in the session that holds the lock")
 	})
 
 	Spec("refuses a login it cannot lock with -ERR, leaving no lock behind", IDs("RFC1939-4-lock-fail-err"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		exclusiveOnly(t)
 		a := need(t.Account(ctx))
-		first := rfc1939aLoginAs(ctx, t, a)
-		second := rfc1939aAuthDial(ctx, t)
+		first := loginAs(ctx, t, a)
+		second := authDial(ctx, t)
 		r := cmd(second, "USER "+a.User)
 		if r.OK() {
 			r = cmd(second, "PASS "+a.Password)
@@ -110,26 +110,26 @@ var _ = Describe("RFC 1939 section 4: the maildrop lock", func() {
 		expectErr(r, "a login while another session holds the maildrop")
 		// The server may close after -ERR; if it does not, the session is
 		// back in AUTHORIZATION.
-		if extra, closed := second.Quiet(rfc1939aQuiet); closed {
-			rfc1939aRecord("after the refused login", "the server closed the connection (allowed)")
+		if extra, closed := second.Quiet(quietWindow); closed {
+			record("after the refused login", "the server closed the connection (allowed)")
 			second = nil
 		} else {
 			Expect(extra).To(BeEmpty(), "unprompted octets after the refused login")
 			// One more -ERR only when the profile's error budget (C0005)
 			// leaves the session open after it.
-			if b := rfc1939aErrBudget(t); b == 0 || b >= 2 {
+			if b := errBudget(t); b == 0 || b >= 2 {
 				expectErr(cmd(second, "STAT"), "STAT after the refused login: the session must not be in TRANSACTION")
 			}
 		}
 		// The refused attempt holds no lock: once the first session ends,
 		// the user logs in again, on the refused session if it is open.
-		expectOK(rfc1939aQuit(first), "QUIT of the first session")
+		expectOK(quitAndWait(first), "QUIT of the first session")
 		if second != nil {
-			rfc1939aLoginOn(second, t, a, "USER", "PASS")
-			rfc1939aStat(second)
+			loginWith(second, t, a, "USER", "PASS")
+			stat(second)
 			return
 		}
-		rfc1939aStat(rfc1939aLoginAs(ctx, t, a))
+		stat(loginAs(ctx, t, a))
 	})
 })
 
@@ -138,15 +138,15 @@ var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 
 	Spec("numbers the messages 1..n in decimal, none marked deleted", IDs("RFC1939-4-transaction-numbering"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n, _ := rfc1939aStat(c)
+		n, _ := stat(c)
 		if a.Fixture == "alice" {
-			fx := rfc1939aAliceFixture(a)
+			fx := needFixture(a, "alice")
 			Expect(n).To(Equal(len(fx)), "STAT count for the alice fixture")
 		}
-		_, list := rfc1939aListAll(c, "LIST")
+		list := listAll(c, "LIST")
 		Expect(list).To(HaveLen(n), "LIST must list every message STAT counts")
 		for i, l := range list {
-			Expect(l.Num).To(Equal(strconv.Itoa(i+1)), "scan listing %d must be for message %d", i+1, i+1)
+			Expect(l.NumText).To(Equal(strconv.Itoa(i+1)), "scan listing %d must be for message %d", i+1, i+1)
 		}
 		// Nothing is marked deleted: each number answers on its own.
 		for i := 1; i <= n && i <= 50; i++ {
@@ -165,12 +165,12 @@ var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 	Spec("writes message sizes in decimal", IDs("RFC1939-4-size-octets"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		r := cmd(c, "STAT")
-		m := rfc1939aStatRE.FindStringSubmatch(r.String())
+		m := statRE.FindStringSubmatch(string(r.Raw))
 		Expect(m).NotTo(BeNil(), "STAT %q", r.String())
 		Expect(decimal.MatchString(m[2])).To(BeTrue(), "STAT size %q", m[2])
-		_, list := rfc1939aListAll(c, "LIST")
+		list := listAll(c, "LIST")
 		for _, l := range list {
-			Expect(decimal.MatchString(l.Rest)).To(BeTrue(), "scan listing %s: size %q is not a decimal number", l.Num, l.Rest)
+			Expect(decimal.MatchString(l.Rest)).To(BeTrue(), "scan listing %s: size %q is not a decimal number", l.NumText, l.Rest)
 		}
 	})
 
@@ -181,9 +181,9 @@ var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 		c, a := login(ctx, t)
 		var fx []harness.FixtureMessage
 		if a.Fixture == "alice" {
-			fx = rfc1939aAliceFixture(a)
+			fx = needFixture(a, "alice")
 		}
-		seen := rfc1939aEachMessage(c, func(num int, listed int64, m harness.Multi) {
+		seen := eachMessage(c, func(num int, listed int64, m harness.Multi) {
 			Expect(listed).To(Equal(int64(len(m.Body()))), "LIST %d gives %d octets; RETR %d sends %d after un-stuffing", num, listed, num, len(m.Body()))
 			if fx != nil {
 				Expect(listed).To(Equal(int64(len(fx[num-1].Data))), "LIST %d for fixture %s", num, fx[num-1].Name)

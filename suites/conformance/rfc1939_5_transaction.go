@@ -26,17 +26,17 @@ var _ = Describe("RFC 1939 section 5: STAT", func() {
 	Spec("answers STAT with +OK, the message count and the maildrop size", IDs("RFC1939-5-stat-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		r := cmd(c, "STAT")
-		m := rfcbStatRE.FindStringSubmatch(string(r.Raw))
+		m := statRE.FindStringSubmatch(string(r.Raw))
 		Expect(m).NotTo(BeNil(), "STAT: want \"+OK\", a space, the count, a space and the size; got %q", r.Raw)
 		n, _ := strconv.Atoi(m[1])
-		Expect(rfcbList(c)).To(HaveLen(n), "STAT counts %d messages; LIST must list as many", n)
+		Expect(scanListings(c)).To(HaveLen(n), "STAT counts %d messages; LIST must list as many", n)
 	})
 
 	Spec("gives the maildrop size in STAT as the exact octet count", IDs("RFC1939-5-stat-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedExactSizes(t)
+		needExactSizes(t)
 		c, a := login(ctx, t)
-		_, size := rfcbStat(c)
-		exact := rfcbExactSizes(c, a, rfcbList(c))
+		_, size := stat(c)
+		exact := exactSizes(c, a, scanListings(c))
 		var sum int64
 		for _, s := range exact {
 			sum += s
@@ -46,21 +46,21 @@ var _ = Describe("RFC 1939 section 5: STAT", func() {
 
 	Spec("leaves messages marked deleted out of both numbers of STAT", IDs("RFC1939-5-stat-excludes-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 2)
-		_, before := rfcbStat(c)
-		list := rfcbList(c)
+		n := statAtLeast(c, 2)
+		_, before := stat(c)
+		list := scanListings(c)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		got, after := rfcbStat(c)
+		got, after := stat(c)
 		Expect(got).To(Equal(n-1), "STAT count after DELE 1")
 		if t.Profile.ExactSizes {
-			Expect(after).To(Equal(before-list[0].Size), "STAT size after DELE 1 of a message of %d octets", list[0].Size)
+			Expect(after).To(Equal(before-list[0].Size()), "STAT size after DELE 1 of a message of %d octets", list[0].Size())
 		} else {
 			// A storage-size total need not be the sum of the listed
 			// sizes, but the deleted message must leave it.
 			Expect(after).To(BeNumerically("<", before), "STAT size after DELE 1")
 		}
 		expectOK(cmd(c, "DELE 2"), "DELE 2")
-		got, _ = rfcbStat(c)
+		got, _ = stat(c)
 		Expect(got).To(Equal(n-2), "STAT count after DELE 1 and DELE 2")
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
@@ -79,7 +79,7 @@ var _ = Describe("RFC 1939 section 5: STAT and RSET outside TRANSACTION", func()
 	} {
 		Spec(fmt.Sprintf("refuses %s in the AUTHORIZATION state", tc.line), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
-			c := rfcbAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			expectErr(cmd(c, tc.line), tc.line+" before USER")
 			if !c.TLS() && !t.Profile.PlaintextBeforeTLS {
 				return // USER is refused before TLS here (V0010): no USER state to test
@@ -99,17 +99,17 @@ var _ = Describe("RFC 1939 section 5: STAT and RSET outside TRANSACTION", func()
 	} {
 		Spec(fmt.Sprintf("answers %s with an argument by -ERR or as plain %s", tc.line, tc.line), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
 			c, _ := login(ctx, t)
-			n := rfcbNeedMessages(c, 1)
+			n := statAtLeast(c, 1)
 			expectOK(cmd(c, "DELE 1"), "DELE 1")
 			r := cmd(c, tc.line+" 1")
-			rfcbNote("reply to "+tc.line+" with an argument", "%s", r.String())
+			record("reply to "+tc.line+" with an argument", "%s", r.String())
 			Expect(r.OK() || r.Err()).To(BeTrue(), "%s 1: want a status line, got %q", tc.line, r.Raw)
-			got, _ := rfcbStat(c)
+			got, _ := stat(c)
 			switch {
 			case r.Err():
 				Expect(got).To(Equal(n-1), "a refused %s 1 must not change the deletion marks", tc.line)
 			case tc.line == "STAT":
-				Expect(rfcbStatRE.Match(r.Raw)).To(BeTrue(), "STAT 1 answered +OK must be a drop listing: %q", r.Raw)
+				Expect(statRE.Match(r.Raw)).To(BeTrue(), "STAT 1 answered +OK must be a drop listing: %q", r.Raw)
 			default:
 				Expect(got).To(Equal(n), "RSET 1 answered +OK must have cleared the deletion mark")
 			}
@@ -121,27 +121,27 @@ var _ = Describe("RFC 1939 section 5: STAT and RSET outside TRANSACTION", func()
 var _ = Describe("RFC 1939 section 5: LIST", func() {
 	Spec("lists every message with LIST, in order, one scan listing each", IDs("RFC1939-5-list-all"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n, _ := rfcbStat(c)
-		list := rfcbList(c)
+		n, _ := stat(c)
+		list := scanListings(c)
 		Expect(list).To(HaveLen(n), "LIST lines against the STAT count")
 		for i, s := range list {
 			Expect(s.Num).To(Equal(i+1), "scan listing %d names message %d", i+1, s.Num)
 		}
-		if msgs, ok := rfcbFixture(a); ok {
+		if msgs, ok := fixtureOf(a); ok {
 			Expect(list).To(HaveLen(len(msgs)), "the maildrop holds fixture %s", a.Fixture)
 		}
 	})
 
 	Spec("gives each message's exact octet count in LIST and LIST n", IDs("RFC1939-5-list-all", "RFC1939-5-list-one", "RFC1939-5-scanlisting-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedExactSizes(t)
+		needExactSizes(t)
 		c, a := login(ctx, t)
-		rfcbNeedMessages(c, 1)
-		list := rfcbList(c)
-		exact := rfcbExactSizes(c, a, list)
+		statAtLeast(c, 1)
+		list := scanListings(c)
+		exact := exactSizes(c, a, list)
 		for _, s := range list {
-			Expect(s.Size).To(Equal(exact[s.Num]), "LIST: size of message %d", s.Num)
+			Expect(s.Size()).To(Equal(exact[s.Num]), "LIST: size of message %d", s.Num)
 			r := cmd(c, fmt.Sprintf("LIST %d", s.Num))
-			m := rfcbListRE.FindStringSubmatch(string(r.Raw))
+			m := listOneRE.FindStringSubmatch(string(r.Raw))
 			Expect(m).NotTo(BeNil(), "LIST %d: got %q", s.Num, r.Raw)
 			Expect(m[2]).To(Equal(strconv.FormatInt(exact[s.Num], 10)), "LIST %d: size", s.Num)
 		}
@@ -149,11 +149,11 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 
 	Spec("leaves messages marked deleted out of LIST and keeps the others' numbers", IDs("RFC1939-5-list-excludes-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 3)
-		before := rfcbList(c)
+		statAtLeast(c, 3)
+		before := scanListings(c)
 		expectOK(cmd(c, "DELE 2"), "DELE 2")
-		after := rfcbList(c)
-		var want []rfcbScan
+		after := scanListings(c)
+		var want []listing
 		for _, s := range before {
 			if s.Num != 2 {
 				want = append(want, s)
@@ -165,23 +165,23 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 
 	Spec("answers LIST n on one line with +OK and that message's scan listing", IDs("RFC1939-5-list-one"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 1)
-		list := rfcbList(c)
+		statAtLeast(c, 1)
+		list := scanListings(c)
 		for _, s := range list[:min(len(list), 20)] {
 			r := cmd(c, fmt.Sprintf("LIST %d", s.Num))
-			m := rfcbListRE.FindStringSubmatch(string(r.Raw))
+			m := listOneRE.FindStringSubmatch(string(r.Raw))
 			Expect(m).NotTo(BeNil(), "LIST %d: want \"+OK %d size\", got %q", s.Num, s.Num, r.Raw)
 			Expect(m[1]).To(Equal(strconv.Itoa(s.Num)), "LIST %d: message number", s.Num)
-			Expect(m[2]).To(Equal(strconv.FormatInt(s.Size, 10)), "LIST %d: size against the full LIST", s.Num)
+			Expect(m[2]).To(Equal(strconv.FormatInt(s.Size(), 10)), "LIST %d: size against the full LIST", s.Num)
 		}
 		// A one-line answer: the next command's reply must come next.
 		expectOK(cmd(c, "NOOP"), "NOOP after LIST n")
 	})
 
 	Spec("refuses LIST of a message number that does not exist or is marked deleted", IDs("RFC1939-5-list-nonexistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbErrBudget(t, 3)
+		needErrBudget(t, 3)
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
+		n := statAtLeast(c, 1)
 		for _, arg := range []string{"0", strconv.Itoa(n + 1), "99999999999"} {
 			expectErr(cmd(c, "LIST "+arg), "LIST "+arg+" of a maildrop with "+strconv.Itoa(n)+" messages")
 		}
@@ -194,7 +194,7 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		a := need(t.AccountLike(ctx, "carol"))
 		c, err := t.Login(ctx, a)
 		Expect(err).NotTo(HaveOccurred(), "log in as %s", a.User)
-		n, _ := rfcbStat(c)
+		n, _ := stat(c)
 		if n != 0 {
 			verdict.SkipInconclusive("the maildrop declared empty holds %d messages", n)
 		}
@@ -206,14 +206,14 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 
 	Spec("formats every scan listing as the number, one space and the size", IDs("RFC1939-5-scanlisting-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 1)
+		statAtLeast(c, 1)
 		m := multi(c, "LIST")
 		expectOK(m.Reply, "LIST")
 		for _, l := range m.Lines {
-			Expect(rfcbScanRE.Match(l)).To(BeTrue(), "scan listing %q: want \"n size\" and CRLF", l)
+			Expect(scanRE.Match(l)).To(BeTrue(), "scan listing %q: want \"n size\" and CRLF", l)
 		}
 		r := cmd(c, "LIST 1")
-		Expect(rfcbListRE.Match(r.Raw)).To(BeTrue(), "LIST 1: want \"+OK 1 size\", got %q", r.Raw)
+		Expect(listOneRE.Match(r.Raw)).To(BeTrue(), "LIST 1: want \"+OK 1 size\", got %q", r.Raw)
 	})
 })
 
@@ -233,9 +233,9 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 			}
 			m := multi(c, fmt.Sprintf("RETR %d", num))
 			expectOK(m.Reply, fmt.Sprintf("RETR %d", num))
-			want := rfcbStuff(data)
+			want := stuff(data)
 			got := bytes.Join(m.Lines, nil)
-			Expect(bytes.Equal(got, bytes.Join(want, nil))).To(BeTrue(), "RETR %d on the wire against the byte-stuffed fixture: %s", num, rfcbDiff(got, bytes.Join(want, nil)))
+			Expect(bytes.Equal(got, bytes.Join(want, nil))).To(BeTrue(), "RETR %d on the wire against the byte-stuffed fixture: %s", num, firstDiff(got, bytes.Join(want, nil)))
 			Expect(string(m.Terminator)).To(Equal(".\r\n"), "terminator")
 			Expect(m.Body()).To(Equal(data), "RETR %d un-stuffed against the fixture", num)
 		})
@@ -243,11 +243,11 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 
 	Spec("answers RETR with +OK and a multi-line message of CRLF lines", IDs("RFC1939-5-retr-ok"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		list := rfcbList(c)
+		n := statAtLeast(c, 1)
+		list := scanListings(c)
 		var read int64
 		for _, s := range list[:min(n, 3)] {
-			if read += s.Size; read > rfcbMaxRead && s.Num > 1 {
+			if read += s.Size(); read > maxDownload && s.Num > 1 {
 				break
 			}
 			m := multi(c, fmt.Sprintf("RETR %d", s.Num))
@@ -262,9 +262,9 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 	})
 
 	Spec("refuses RETR of a message that does not exist or is marked deleted", IDs("RFC1939-5-retr-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbErrBudget(t, 2)
+		needErrBudget(t, 2)
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
+		n := statAtLeast(c, 1)
 		expectErr(cmd(c, "RETR 0"), "RETR 0")
 		expectErr(cmd(c, fmt.Sprintf("RETR %d", n+1)), fmt.Sprintf("RETR %d of a maildrop with %d messages", n+1, n))
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
@@ -274,10 +274,10 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 
 	Spec("refuses RETR without a message number or with one that is not a number", IDs("RFC1939-5-retr-arg-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		args := []string{"RETR", "RETR x", "RETR -1", "RETR 1x"}
-		rfcbErrBudget(t, len(args)-1)
+		needErrBudget(t, len(args)-1)
 		c, _ := login(ctx, t)
 		// With a message 1 present, only the argument can be at fault.
-		rfcbNeedMessages(c, 1)
+		statAtLeast(c, 1)
 		for _, line := range args {
 			expectErr(cmd(c, line), line)
 		}
@@ -288,121 +288,121 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 	Spec("marks a message deleted with DELE and removes nothing before UPDATE", IDs("RFC1939-5-dele-marks"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		list := rfcbList(c)
+		n := statAtLeast(c, 1)
+		list := scanListings(c)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		got, _ := rfcbStat(c)
+		got, _ := stat(c)
 		Expect(got).To(Equal(n-1), "STAT after DELE 1: the message is marked")
 		// End the session without QUIT: there is no UPDATE, so the
 		// message must still be there.
 		Expect(c.Close()).To(Succeed())
-		c2 := rfcbRelogin(ctx, t, a)
-		Expect(rfcbList(c2)).To(Equal(list), "LIST of a new session after DELE 1 and a close without QUIT")
+		c2 := loginSoon(ctx, t, a)
+		Expect(scanListings(c2)).To(Equal(list), "LIST of a new session after DELE 1 and a close without QUIT")
 	})
 
 	Spec("refuses DELE of a message already marked deleted", IDs("RFC1939-5-dele-twice"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
+		n := statAtLeast(c, 1)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
 		expectErr(cmd(c, "DELE 1"), "DELE 1 again")
-		got, _ := rfcbStat(c)
+		got, _ := stat(c)
 		Expect(got).To(Equal(n-1), "STAT after DELE 1 twice")
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
 
 	Spec("refuses DELE of a message number that does not exist", IDs("RFC1939-5-dele-nonexistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbErrBudget(t, 2)
+		needErrBudget(t, 2)
 		c, _ := login(ctx, t)
-		n, _ := rfcbStat(c)
+		n, _ := stat(c)
 		expectErr(cmd(c, "DELE 0"), "DELE 0")
 		expectErr(cmd(c, fmt.Sprintf("DELE %d", n+1)), fmt.Sprintf("DELE %d of a maildrop with %d messages", n+1, n))
-		got, _ := rfcbStat(c)
+		got, _ := stat(c)
 		Expect(got).To(Equal(n), "STAT after the refused DELEs")
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
 
 	Spec("answers NOOP with +OK and changes nothing", IDs("RFC1939-5-noop"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n, size := rfcbStat(c)
-		list := rfcbList(c)
+		n, size := stat(c)
+		list := scanListings(c)
 		r := cmd(c, "NOOP")
 		expectOK(r, "NOOP")
-		n2, size2 := rfcbStat(c)
+		n2, size2 := stat(c)
 		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT before and after NOOP")
-		Expect(rfcbList(c)).To(Equal(list), "LIST before and after NOOP")
+		Expect(scanListings(c)).To(Equal(list), "LIST before and after NOOP")
 	})
 
 	Spec("removes every deletion mark with RSET", IDs("RFC1939-5-rset-unmark"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		_, size := rfcbStat(c)
-		list := rfcbList(c)
+		n := statAtLeast(c, 1)
+		_, size := stat(c)
+		list := scanListings(c)
 		marked := min(n, 3)
 		for i := 1; i <= marked; i++ {
 			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
 		}
 		expectOK(cmd(c, "RSET"), "RSET")
-		n2, size2 := rfcbStat(c)
+		n2, size2 := stat(c)
 		Expect(n2).To(Equal(n), "STAT count after RSET")
 		Expect(size2).To(Equal(size), "STAT size after RSET")
-		Expect(rfcbList(c)).To(Equal(list), "LIST after RSET")
+		Expect(scanListings(c)).To(Equal(list), "LIST after RSET")
 		for i := 1; i <= marked; i++ {
-			Expect(rfcbListRE.Match(cmd(c, fmt.Sprintf("LIST %d", i)).Raw)).To(BeTrue(), "LIST %d after RSET", i)
+			Expect(listOneRE.Match(cmd(c, fmt.Sprintf("LIST %d", i)).Raw)).To(BeTrue(), "LIST %d after RSET", i)
 		}
 		// RSET cleared the marks, so an UPDATE now removes nothing.
 		expectOK(cmd(c, "QUIT"), "QUIT after RSET")
-		c2 := rfcbRelogin(ctx, t, a)
-		Expect(rfcbList(c2)).To(Equal(list), "LIST of a new session after DELE, RSET and QUIT")
+		c2 := loginSoon(ctx, t, a)
+		Expect(scanListings(c2)).To(Equal(list), "LIST of a new session after DELE, RSET and QUIT")
 	})
 
 	Spec("stays in TRANSACTION after a command fails", IDs("RFC1939-5-err-keeps-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		n, size := rfcbStat(c)
+		n, size := stat(c)
 		failing := []string{fmt.Sprintf("RETR %d", n+1), fmt.Sprintf("DELE %d", n+1), "LIST x", "XYZZY"}
 		for i, line := range failing {
 			if m := t.Profile.CloseAfterErrors; m > 0 && i+1 >= m {
 				break // the profile lets the server close after m errors (C0005)
 			}
 			expectErr(cmd(c, line), line)
-			n2, size2 := rfcbStat(c)
+			n2, size2 := stat(c)
 			Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after the refused %s", line)
 		}
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused commands")
 	})
 
 	Spec("answers LAST, which RFC 1939 no longer has, with one status line", IDs("RFC1939-5-no-last"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbErrBudget(t, 1)
+		needErrBudget(t, 1)
 		c, _ := login(ctx, t)
 		r := cmd(c, "LAST")
-		rfcbNote("reply to LAST", "%s", r.String())
+		record("reply to LAST", "%s", r.String())
 		Expect(r.OK() || r.Err()).To(BeTrue(), "LAST: want +OK or -ERR, got %q", r.Raw)
 		if r.OK() {
 			// RFC 1725 LAST: "+OK nn", the highest message number accessed.
 			Expect(regexp.MustCompile(`^\+OK [0-9]+`).Match(r.Raw)).To(BeTrue(), "LAST answered +OK without a number: %q", r.Raw)
 		}
-		rfcbStat(c)
+		stat(c)
 	})
 })
 
 var _ = Describe("RFC 1939 section 5: message numbers and deleted messages", func() {
 	Spec("keeps every message's number after another message is marked deleted", IDs("RFC1939-5-msgnum-stable"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 3)
-		list := rfcbList(c)
-		var uids []rfcbScan
+		statAtLeast(c, 3)
+		list := scanListings(c)
+		var uids []listing
 		if t.Profile.HasCapability("UIDL") {
-			uids = rfcbUIDL(c)
+			uids = uidListings(c)
 		}
 		m2 := multi(c, "RETR 2")
 		expectOK(m2.Reply, "RETR 2 before DELE 1")
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
 		for _, s := range list[1:min(len(list), 20)] {
 			r := cmd(c, fmt.Sprintf("LIST %d", s.Num))
-			Expect(string(r.Raw)).To(MatchRegexp(`^\+OK %d %d( |\r\n)`, s.Num, s.Size), "LIST %d after DELE 1", s.Num)
+			Expect(string(r.Raw)).To(MatchRegexp(`^\+OK %d %d( |\r\n)`, s.Num, s.Size()), "LIST %d after DELE 1", s.Num)
 		}
 		for _, u := range uids[min(len(uids), 1):min(len(uids), 20)] {
 			r := cmd(c, fmt.Sprintf("UIDL %d", u.Num))
-			Expect(string(r.Raw)).To(Equal(fmt.Sprintf("+OK %d %s\r\n", u.Num, u.UID)), "UIDL %d after DELE 1", u.Num)
+			Expect(string(r.Raw)).To(Equal(fmt.Sprintf("+OK %d %s\r\n", u.Num, u.UID())), "UIDL %d after DELE 1", u.Num)
 		}
 		m := multi(c, "RETR 2")
 		expectOK(m.Reply, "RETR 2 after DELE 1")
@@ -422,9 +422,9 @@ var _ = Describe("RFC 1939 section 5: message numbers and deleted messages", fun
 		if t.Profile.HasCapability("UIDL") {
 			refs = append(refs, ref{"UIDL 1", false})
 		}
-		rfcbErrBudget(t, len(refs))
+		needErrBudget(t, len(refs))
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 1)
+		statAtLeast(c, 1)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
 		for _, rf := range refs {
 			var r harness.Reply

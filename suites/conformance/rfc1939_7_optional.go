@@ -20,12 +20,12 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// rfcbMessages returns the content of messages 1..n as the server must
+// messagesUpTo returns the content of messages 1..n as the server must
 // send it: the fixture when the maildrop holds one, else what RETR gives
 // (so TOP is judged against RETR of the same session). It stops early
-// rather than download more than rfcbMaxRead octets.
-func rfcbMessages(c *harness.Conn, a harness.Account, n int) [][]byte {
-	if msgs, ok := rfcbFixture(a); ok {
+// rather than download more than maxDownload octets.
+func messagesUpTo(c *harness.Conn, a harness.Account, n int) [][]byte {
+	if msgs, ok := fixtureOf(a); ok {
 		out := make([][]byte, 0, n)
 		for _, m := range msgs[:min(n, len(msgs))] {
 			out = append(out, m.Data)
@@ -36,7 +36,7 @@ func rfcbMessages(c *harness.Conn, a harness.Account, n int) [][]byte {
 		out  [][]byte
 		read int
 	)
-	for i := 1; i <= n && read <= rfcbMaxRead; i++ {
+	for i := 1; i <= n && read <= maxDownload; i++ {
 		m := multi(c, fmt.Sprintf("RETR %d", i))
 		ExpectWithOffset(1, m.OK()).To(BeTrue(), "RETR %d: want +OK, got %q", i, m.String())
 		out = append(out, m.Body())
@@ -45,57 +45,57 @@ func rfcbMessages(c *harness.Conn, a harness.Account, n int) [][]byte {
 	return out
 }
 
-// rfcbExpectBody checks a multi-line answer against the message text it
+// expectBody checks a multi-line answer against the message text it
 // must carry, on the wire (byte-stuffed) and after un-stuffing.
-func rfcbExpectBody(m harness.Multi, want []byte, what string) {
+func expectBody(m harness.Multi, want []byte, what string) {
 	ExpectWithOffset(1, m.OK()).To(BeTrue(), "%s: want +OK, got %q", what, m.String())
-	got, stuffed := bytes.Join(m.Lines, nil), bytes.Join(rfcbStuff(want), nil)
-	ExpectWithOffset(1, bytes.Equal(got, stuffed)).To(BeTrue(), "%s on the wire against the byte-stuffed expectation: %s", what, rfcbDiff(got, stuffed))
+	got, stuffed := bytes.Join(m.Lines, nil), bytes.Join(stuff(want), nil)
+	ExpectWithOffset(1, bytes.Equal(got, stuffed)).To(BeTrue(), "%s on the wire against the byte-stuffed expectation: %s", what, firstDiff(got, stuffed))
 	ExpectWithOffset(1, string(m.Terminator)).To(Equal(".\r\n"), "%s: terminator", what)
 }
 
 var _ = Describe("RFC 1939 section 7: TOP", func() {
 	Spec("answers TOP msg n with the header, the empty line and the first n body lines", IDs("RFC1939-7-top-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "TOP")
+		needProfileCapability(t, "TOP")
 		c, a := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		for i, data := range rfcbMessages(c, a, min(n, 6)) {
-			want, _ := rfcbTop(data, 3)
-			rfcbExpectBody(multi(c, fmt.Sprintf("TOP %d 3", i+1)), want, fmt.Sprintf("TOP %d 3", i+1))
+		n := statAtLeast(c, 1)
+		for i, data := range messagesUpTo(c, a, min(n, 6)) {
+			want, _ := topOf(data, 3)
+			expectBody(multi(c, fmt.Sprintf("TOP %d 3", i+1)), want, fmt.Sprintf("TOP %d 3", i+1))
 		}
 	})
 
 	Spec("answers TOP msg 0 with the header and the empty line only", IDs("RFC1939-7-top-zero"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "TOP")
+		needProfileCapability(t, "TOP")
 		c, a := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		for i, data := range rfcbMessages(c, a, min(n, 6)) {
-			want, _ := rfcbTop(data, 0)
+		n := statAtLeast(c, 1)
+		for i, data := range messagesUpTo(c, a, min(n, 6)) {
+			want, _ := topOf(data, 0)
 			m := multi(c, fmt.Sprintf("TOP %d 0", i+1))
-			rfcbExpectBody(m, want, fmt.Sprintf("TOP %d 0", i+1))
+			expectBody(m, want, fmt.Sprintf("TOP %d 0", i+1))
 			Expect(string(m.Lines[len(m.Lines)-1])).To(Equal("\r\n"), "TOP %d 0: the last line is the empty line after the header", i+1)
 		}
 	})
 
 	Spec("returns the whole message when TOP asks for more lines than the body has", IDs("RFC1939-7-top-n-exceeds"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "TOP")
+		needProfileCapability(t, "TOP")
 		c, a := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		for i, data := range rfcbMessages(c, a, min(n, 6)) {
-			_, lines := rfcbTop(data, 0)
+		n := statAtLeast(c, 1)
+		for i, data := range messagesUpTo(c, a, min(n, 6)) {
+			_, lines := topOf(data, 0)
 			for _, k := range []int{lines, lines + 1, max(lines+1, 99999)} {
-				rfcbExpectBody(multi(c, fmt.Sprintf("TOP %d %d", i+1, k)), data, fmt.Sprintf("TOP %d %d of a body of %d lines", i+1, k, lines))
+				expectBody(multi(c, fmt.Sprintf("TOP %d %d", i+1, k)), data, fmt.Sprintf("TOP %d %d of a body of %d lines", i+1, k, lines))
 			}
 		}
 	})
 
 	Spec("refuses TOP with a missing, negative or non-numeric argument", IDs("RFC1939-7-top-args"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "TOP")
+		needProfileCapability(t, "TOP")
 		lines := []string{"TOP", "TOP 1", "TOP 1 -1", "TOP 1 x", "TOP x 0", "TOP -1 0"}
-		rfcbErrBudget(t, len(lines)-1)
+		needErrBudget(t, len(lines)-1)
 		c, _ := login(ctx, t)
 		// With a message 1 present, only the arguments can be at fault.
-		rfcbNeedMessages(c, 1)
+		statAtLeast(c, 1)
 		for _, line := range lines {
 			expectErr(multi(c, line).Reply, line)
 		}
@@ -103,10 +103,10 @@ var _ = Describe("RFC 1939 section 7: TOP", func() {
 	})
 
 	Spec("refuses TOP of a message that does not exist or is marked deleted", IDs("RFC1939-7-top-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "TOP")
-		rfcbErrBudget(t, 2)
+		needProfileCapability(t, "TOP")
+		needErrBudget(t, 2)
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
+		n := statAtLeast(c, 1)
 		expectErr(multi(c, "TOP 0 0").Reply, "TOP 0 0")
 		expectErr(multi(c, fmt.Sprintf("TOP %d 0", n+1)).Reply, fmt.Sprintf("TOP %d 0 of a maildrop with %d messages", n+1, n))
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
@@ -127,7 +127,7 @@ var _ = Describe("RFC 1939 section 7: TOP and UIDL outside TRANSACTION", func() 
 	} {
 		Spec(fmt.Sprintf("refuses %s in the AUTHORIZATION state", tc.line), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
-			c := rfcbAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			expectErr(multi(c, tc.line).Reply, tc.line+" before USER")
 			if !c.TLS() && !t.Profile.PlaintextBeforeTLS {
 				return // USER is refused before TLS here (V0010): no USER state to test
@@ -140,14 +140,14 @@ var _ = Describe("RFC 1939 section 7: TOP and UIDL outside TRANSACTION", func() 
 
 var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 	Spec("answers UIDL with +OK and one \"n unique-id\" line per message", IDs("RFC1939-7-uidl-all"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
+		needProfileCapability(t, "UIDL")
 		c, _ := login(ctx, t)
-		n, _ := rfcbStat(c)
+		n, _ := stat(c)
 		m := multi(c, "UIDL")
 		expectOK(m.Reply, "UIDL")
 		Expect(m.Lines).To(HaveLen(n), "UIDL lines against the STAT count")
 		for i, l := range m.Lines {
-			s := rfcbUIDLineRE.FindSubmatch(l)
+			s := uidLineRE.FindSubmatch(l)
 			Expect(s).NotTo(BeNil(), "UIDL line %q: want the number, one space, the unique-id, CRLF", l)
 			Expect(string(s[1])).To(Equal(strconv.Itoa(i+1)), "UIDL line %d names message %s", i+1, s[1])
 		}
@@ -155,28 +155,28 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 	})
 
 	Spec("answers UIDL n on one line with +OK, the number and that message's unique-id", IDs("RFC1939-7-uidl-one"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
+		needProfileCapability(t, "UIDL")
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 1)
-		uids := rfcbUIDL(c)
+		statAtLeast(c, 1)
+		uids := uidListings(c)
 		for _, u := range uids[:min(len(uids), 20)] {
 			r := cmd(c, fmt.Sprintf("UIDL %d", u.Num))
-			s := rfcbUIDOneRE.FindStringSubmatch(string(r.Raw))
+			s := uidOneRE.FindStringSubmatch(string(r.Raw))
 			Expect(s).NotTo(BeNil(), "UIDL %d: want \"+OK %d unique-id\", got %q", u.Num, u.Num, r.Raw)
 			Expect(s[1]).To(Equal(strconv.Itoa(u.Num)), "UIDL %d: message number", u.Num)
-			Expect(s[2]).To(Equal(u.UID), "UIDL %d against the full UIDL listing", u.Num)
+			Expect(s[2]).To(Equal(u.UID()), "UIDL %d against the full UIDL listing", u.Num)
 		}
 		expectOK(cmd(c, "NOOP"), "NOOP after UIDL n")
 	})
 
 	Spec("leaves messages marked deleted out of UIDL and refuses UIDL of them", IDs("RFC1939-7-uidl-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
-		rfcbErrBudget(t, 2)
+		needProfileCapability(t, "UIDL")
+		needErrBudget(t, 2)
 		c, _ := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
-		before := rfcbUIDL(c)
+		n := statAtLeast(c, 1)
+		before := uidListings(c)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		Expect(rfcbUIDL(c)).To(Equal(before[1:]), "UIDL after DELE 1: every line but message 1's, unchanged")
+		Expect(uidListings(c)).To(Equal(before[1:]), "UIDL after DELE 1: every line but message 1's, unchanged")
 		expectErr(cmd(c, "UIDL 1"), "UIDL 1 after DELE 1")
 		expectErr(cmd(c, fmt.Sprintf("UIDL %d", n+1)), fmt.Sprintf("UIDL %d of a maildrop with %d messages", n+1, n))
 		expectErr(cmd(c, "UIDL 0"), "UIDL 0")
@@ -184,55 +184,55 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 	})
 
 	Spec("uses unique-ids of 1 to 70 characters from 0x21 to 0x7E", IDs("RFC1939-7-uid-charset"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
+		needProfileCapability(t, "UIDL")
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 1)
-		for _, u := range rfcbUIDL(c) {
-			Expect(rfcbUIDCharsRE.MatchString(u.UID)).To(BeTrue(), "unique-id %q of message %d (%d characters)", u.UID, u.Num, len(u.UID))
+		statAtLeast(c, 1)
+		for _, u := range uidListings(c) {
+			Expect(uidCharsRE.MatchString(u.UID())).To(BeTrue(), "unique-id %q of message %d (%d characters)", u.UID(), u.Num, len(u.UID()))
 		}
 	})
 
 	Spec("gives no two messages the same unique-id, identical copies included", IDs("RFC1939-7-uid-unique"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
+		needProfileCapability(t, "UIDL")
 		c, _ := login(ctx, t)
-		rfcbNeedMessages(c, 2)
+		statAtLeast(c, 2)
 		seen := map[string]int{}
-		for _, u := range rfcbUIDL(c) {
-			Expect(seen).NotTo(HaveKey(u.UID), "unique-id %q of message %d is already message %d's", u.UID, u.Num, seen[u.UID])
-			seen[u.UID] = u.Num
+		for _, u := range uidListings(c) {
+			Expect(seen).NotTo(HaveKey(u.UID()), "unique-id %q of message %d is already message %d's", u.UID(), u.Num, seen[u.UID()])
+			seen[u.UID()] = u.Num
 		}
 	})
 
 	Spec("keeps each message's unique-id from one session to the next, with and without UPDATE", IDs("RFC1939-7-uid-persistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
+		needProfileCapability(t, "UIDL")
 		c, a := login(ctx, t)
-		rfcbNeedMessages(c, 1)
-		first := rfcbUIDL(c)
+		statAtLeast(c, 1)
+		first := uidListings(c)
 		// Nothing is marked, so this UPDATE removes nothing.
 		expectOK(cmd(c, "QUIT"), "QUIT")
-		c2 := rfcbRelogin(ctx, t, a)
-		second := rfcbUIDL(c2)
+		c2 := loginSoon(ctx, t, a)
+		second := uidListings(c2)
 		// New mail may arrive meanwhile on a live server; it comes last.
 		Expect(len(second)).To(BeNumerically(">=", len(first)), "messages after a QUIT with nothing deleted")
 		Expect(second[:len(first)]).To(Equal(first), "UIDL after a session that ended with QUIT")
 		Expect(c2.Close()).To(Succeed())
-		c3 := rfcbRelogin(ctx, t, a)
-		third := rfcbUIDL(c3)
+		c3 := loginSoon(ctx, t, a)
+		third := uidListings(c3)
 		Expect(len(third)).To(BeNumerically(">=", len(first)))
 		Expect(third[:len(first)]).To(Equal(first), "UIDL after a session that ended without QUIT")
 	})
 
 	Spec("does not give a deleted message's unique-id to new mail", IDs("RFC1939-7-uid-not-reused-should"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		rfcbNeedCapability(t, "UIDL")
+		needProfileCapability(t, "UIDL")
 		if !t.Profile.UID.NeverReused {
 			verdict.SkipNotApplicable("the profile lets the server reuse unique-ids (uid.never_reused false)")
 		}
 		ref := t.Reference()
 		c, a := login(ctx, t)
-		n := rfcbNeedMessages(c, 1)
+		n := statAtLeast(c, 1)
 		old := map[string]bool{}
-		for _, u := range rfcbUIDL(c) {
-			old[u.UID] = true
+		for _, u := range uidListings(c) {
+			old[u.UID()] = true
 		}
 		// Delete everything, the newest message included: a counter that
 		// restarts from the highest or the lowest live id would reuse one.
@@ -245,11 +245,11 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 			_, err := ref.Store.Deliver(a.User, []byte(msg))
 			Expect(err).NotTo(HaveOccurred(), "deliver to %s", a.User)
 		}
-		c2 := rfcbRelogin(ctx, t, a)
-		uids := rfcbUIDL(c2)
+		c2 := loginSoon(ctx, t, a)
+		uids := uidListings(c2)
 		Expect(uids).To(HaveLen(2), "the maildrop after deleting everything and two deliveries")
 		for _, u := range uids {
-			Expect(old).NotTo(HaveKey(u.UID), "new message %d got unique-id %q, which a deleted message had", u.Num, u.UID)
+			Expect(old).NotTo(HaveKey(u.UID()), "new message %d got unique-id %q, which a deleted message had", u.Num, u.UID())
 		}
 	})
 })
@@ -257,7 +257,7 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 	Spec("answers USER for an existing mailbox with +OK", IDs("RFC1939-7-user-ok-or-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		r := cmd(c, "USER "+a.User)
 		if !c.TLS() && !t.Profile.PlaintextBeforeTLS {
 			// RFC 1939 lets a server refuse a mailbox that may not use a
@@ -272,21 +272,21 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 	// one a server gives is MS-STANXPOP3 V0008/V0009's concern, judged
 	// against the profile there.
 	Spec("answers USER for an unknown name with +OK or -ERR", IDs("RFC1939-7-user-ok-or-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := rfcbAuthDial(ctx, t)
-		name := rfcbNoSuchUser()
+		c := authDial(ctx, t)
+		name := noSuchUser()
 		r := cmd(c, "USER "+name)
 		Expect(r.OK() || r.Err()).To(BeTrue(), "USER %s: want +OK or -ERR, got %q", name, r.Raw)
 	})
 
 	Spec("accepts a new login after a USER without a name failed", IDs("RFC1939-7-user-after-fail"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbErrBudget(t, 1)
+		needErrBudget(t, 1)
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectErr(cmd(c, "USER"), "USER without a name")
 		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the failed USER")
-		rfcbStat(c)
+		stat(c)
 		// And QUIT is accepted after a failed USER too.
-		c2 := rfcbAuthDial(ctx, t)
+		c2 := authDial(ctx, t)
 		expectErr(cmd(c2, "USER"), "USER without a name")
 		expectOK(cmd(c2, "QUIT"), "QUIT after a failed USER")
 	})
@@ -295,16 +295,16 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		if t.Profile.UnknownUserReply != profile.ReplyErr {
 			verdict.SkipNotApplicable("the profile answers USER for an unknown name with +OK (MS-STANXPOP3 V0008)")
 		}
-		rfcbErrBudget(t, 1)
+		needErrBudget(t, 1)
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
-		if r := cmd(c, "USER "+rfcbNoSuchUser()); !r.Err() {
+		c := authDial(ctx, t)
+		if r := cmd(c, "USER "+noSuchUser()); !r.Err() {
 			// RFC1939-7-user-ok-or-err judges that reply; here it only
 			// means no USER failed.
 			verdict.SkipInconclusive("the server accepted USER for an unknown name (%s), so no USER failed", r.String())
 		}
 		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the failed USER")
-		rfcbStat(c)
+		stat(c)
 	})
 
 	// PASS belongs right after a USER that got +OK; every other place
@@ -324,9 +324,9 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		}},
 	} {
 		Spec("refuses PASS "+tc.name, IDs("RFC1939-7-pass-needs-user"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			rfcbErrBudget(t, tc.before)
+			needErrBudget(t, tc.before)
 			a := need(t.Account(ctx))
-			c := rfcbAuthDial(ctx, t)
+			c := authDial(ctx, t)
 			tc.steps(c, a)
 			// The right password: only the place of PASS is wrong.
 			expectErr(cmd(c, "PASS "+a.Password), "PASS "+tc.name)
@@ -334,14 +334,14 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 	}
 
 	Spec("stays in AUTHORIZATION after a rejected PASS, so a new login works", IDs("RFC1939-7-pass-fail-back-to-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		rfcbErrBudget(t, 2)
+		needErrBudget(t, 2)
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectErr(cmd(c, "PASS "+a.Password+"-wrong"), "a wrong PASS")
 		expectErr(cmd(c, "STAT"), "STAT after a wrong PASS: still AUTHORIZATION")
 		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the rejected PASS")
-		rfcbStat(c)
+		stat(c)
 	})
 
 	Spec("takes spaces in the PASS argument as part of the password", IDs("RFC1939-7-pass-spaces"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -352,19 +352,19 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		if !strings.Contains(a.Password, " ") {
 			verdict.SkipInconclusive("the password of %s has no space", a.User)
 		}
-		c := rfcbAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectOK(cmd(c, "PASS "+a.Password), "PASS with a password that holds a space")
-		rfcbStat(c)
+		stat(c)
 	})
 
 	Spec("enters TRANSACTION when PASS completes the login", IDs("RFC1939-7-pass-locks"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
+		c := authDial(ctx, t)
 		expectErr(cmd(c, "STAT"), "STAT before the login")
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectOK(cmd(c, "PASS "+a.Password), "PASS")
-		rfcbStat(c)
+		stat(c)
 		expectOK(cmd(c, "NOOP"), "NOOP in TRANSACTION")
 		expectErr(cmd(c, "USER "+a.User), "USER in TRANSACTION")
 	})
@@ -374,14 +374,14 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 			verdict.SkipNotApplicable("the profile expects no maildrop lock (MS-STANXPOP3 2.1.3)")
 		}
 		c, a := login(ctx, t)
-		rfcbStat(c)
-		c2 := rfcbAuthDial(ctx, t)
+		stat(c)
+		c2 := authDial(ctx, t)
 		r := cmd(c2, "USER "+a.User)
 		if r.OK() {
 			r = cmd(c2, "PASS "+a.Password)
 		}
 		expectErr(r, "a second login to a maildrop locked by another session")
-		rfcbStat(c)
+		stat(c)
 	})
 })
 
@@ -393,7 +393,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		var stamps []string
 		for range 2 {
 			c := dial(ctx, t)
-			s := rfcbMsgIDRE.FindString(c.Greeting.Text)
+			s := msgIDRE.FindString(c.Greeting.Text)
 			Expect(s).NotTo(BeEmpty(), "greeting %q: want a <local@domain> timestamp", c.Greeting.String())
 			stamps = append(stamps, s)
 			Expect(c.Close()).To(Succeed())
@@ -405,25 +405,25 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		if !t.Profile.APOP {
 			verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
 		}
-		rfcbErrBudget(t, 2)
+		needErrBudget(t, 2)
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
-		stamp, ok := rfcbTimestamp(c.Greeting)
+		c := authDial(ctx, t)
+		stamp, ok := apopTimestamp(c.Greeting)
 		Expect(ok).To(BeTrue(), "greeting %q has no timestamp", c.Greeting.String())
-		expectOK(cmd(c, "APOP "+a.User+" "+rfcbDigest(stamp, a.Password)), "APOP with the right digest")
-		rfcbStat(c)
+		expectOK(cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password)), "APOP with the right digest")
+		stat(c)
 		// QUIT with nothing marked: the lock, if any, is gone once +OK is in.
 		expectOK(cmd(c, "QUIT"), "QUIT")
 
-		c2 := rfcbAuthDial(ctx, t)
-		stamp, ok = rfcbTimestamp(c2.Greeting)
+		c2 := authDial(ctx, t)
+		stamp, ok = apopTimestamp(c2.Greeting)
 		Expect(ok).To(BeTrue(), "greeting %q has no timestamp", c2.Greeting.String())
-		expectErr(cmd(c2, "APOP "+a.User+" "+rfcbDigest(stamp, a.Password+"-wrong")), "APOP with a wrong digest")
+		expectErr(cmd(c2, "APOP "+a.User+" "+apopDigest(stamp, a.Password+"-wrong")), "APOP with a wrong digest")
 		// Still AUTHORIZATION: TRANSACTION commands are refused, and a
 		// plain login works on the same session.
 		expectErr(cmd(c2, "STAT"), "STAT after a refused APOP")
 		Expect(harness.LoginUserPass(c2, a)).To(Succeed(), "USER and PASS after the refused APOP")
-		rfcbStat(c2)
+		stat(c2)
 	})
 
 	type apopCase struct {
@@ -447,8 +447,8 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			Expect(harness.LoginUserPass(c, a)).To(Succeed())
 		}, false},
 		{"in TRANSACTION after APOP", 0, func(c *harness.Conn, a harness.Account) {
-			stamp, _ := rfcbTimestamp(c.Greeting)
-			expectOK(cmd(c, "APOP "+a.User+" "+rfcbDigest(stamp, a.Password)), "APOP")
+			stamp, _ := apopTimestamp(c.Greeting)
+			expectOK(cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password)), "APOP")
 		}, false},
 	} {
 		verb := "refuses"
@@ -459,10 +459,10 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			if !t.Profile.APOP {
 				verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
 			}
-			rfcbErrBudget(t, tc.before)
+			needErrBudget(t, tc.before)
 			a := need(t.Account(ctx))
-			c := rfcbAuthDial(ctx, t)
-			stamp, ok := rfcbTimestamp(c.Greeting)
+			c := authDial(ctx, t)
+			stamp, ok := apopTimestamp(c.Greeting)
 			if !ok {
 				// RFC1939-7-apop-banner and -digest judge the missing
 				// timestamp; where APOP may be given cannot be seen here.
@@ -470,10 +470,10 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			}
 			tc.steps(c, a)
 			// The right digest: only the place of APOP decides.
-			r := cmd(c, "APOP "+a.User+" "+rfcbDigest(stamp, a.Password))
+			r := cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password))
 			if tc.allowed {
 				expectOK(r, "APOP "+tc.name)
-				rfcbStat(c)
+				stat(c)
 			} else {
 				expectErr(r, "APOP "+tc.name)
 			}
@@ -485,13 +485,13 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			verdict.SkipNotApplicable("the profile offers APOP")
 		}
 		a := need(t.Account(ctx))
-		c := rfcbAuthDial(ctx, t)
-		s, has := rfcbTimestamp(c.Greeting)
+		c := authDial(ctx, t)
+		s, has := apopTimestamp(c.Greeting)
 		Expect(has).To(BeFalse(), "greeting %q carries %s, which a client takes for an APOP timestamp", c.Greeting.String(), s)
-		line := "APOP " + a.User + " " + rfcbDigest("<1.2@example>", a.Password)
+		line := "APOP " + a.User + " " + apopDigest("<1.2@example>", a.Password)
 		if len(line)+2 > t.Profile.MaxCommandOctets {
 			// Keep the refusal about APOP, not about the length (E0006).
-			line = "APOP x " + rfcbDigest("<1.2@example>", a.Password)
+			line = "APOP x " + apopDigest("<1.2@example>", a.Password)
 		}
 		expectErr(cmd(c, line), "APOP on a server without APOP")
 		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the refused APOP")

@@ -21,15 +21,15 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// extCapaLineRE is RFC 2449 section 3's capability line: a tag of cchar
+// capaLineRE is RFC 2449 section 3's capability line: a tag of cchar
 // (printable ASCII without ".") and parameters of printable ASCII, each
 // after one SP.
-var extCapaLineRE = regexp.MustCompile(`^[\x21-\x2D\x2F-\x7E]+( [\x21-\x7E]+)*\r\n$`)
+var capaLineRE = regexp.MustCompile(`^[\x21-\x2D\x2F-\x7E]+( [\x21-\x7E]+)*\r\n$`)
 
 var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 	Spec("answers CAPA with +OK and a list or with -ERR, and the session goes on", IDs("RFC2449-5-capa-unsupported"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
-		k := extCAPA(c)
+		k := readCapa(c)
 		AddReportEntry("CAPA supported", k.OK)
 		if !k.OK {
 			// A server without the extension mechanism must still
@@ -44,30 +44,30 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 
 	Spec("answers CAPA in AUTHORIZATION and in TRANSACTION", IDs("RFC2449-5-capa-both-states"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
-		extNeedCAPA(c)
+		needCapa(c)
 		l, _ := login(ctx, t)
-		after := extCAPA(l)
+		after := readCapa(l)
 		Expect(after.OK).To(BeTrue(), "CAPA in TRANSACTION: %q", after.Multi.String())
 		expectOK(cmd(l, "STAT"), "STAT after CAPA in TRANSACTION")
 	})
 
-	checkFormat := func(k extCapa, max int, state string) {
+	checkFormat := func(k capabilities, max int, state string) {
 		Expect(k.Multi.Terminator).To(Equal([]byte(".\r\n")), "CAPA %s: terminator", state)
 		Expect(k.Multi.Lines).NotTo(BeEmpty(), "CAPA %s: +OK with no capability", state)
 		for _, l := range k.Multi.Lines {
 			Expect(len(l)).To(BeNumerically("<=", max), "CAPA %s: line %q is longer than %d octets", state, l, max)
-			Expect(extCapaLineRE.Match(l)).To(BeTrue(), "CAPA %s: %q is not tag *(SP param) CRLF", state, l)
+			Expect(capaLineRE.Match(l)).To(BeTrue(), "CAPA %s: %q is not tag *(SP param) CRLF", state, l)
 		}
 	}
 	Spec("lists one capability per line, tag and parameters, ended by a dot line", IDs("RFC2449-5-capa-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
-		checkFormat(extNeedCAPA(c), t.Profile.MaxResponseOctets, "before login")
+		checkFormat(needCapa(c), t.Profile.MaxResponseOctets, "before login")
 		l, _ := login(ctx, t)
-		checkFormat(extCAPA(l), t.Profile.MaxResponseOctets, "after login")
+		checkFormat(readCapa(l), t.Profile.MaxResponseOctets, "after login")
 	})
 
 	Spec("still lists after login every capability it listed before", IDs("RFC2449-5-capa-auth-caps-in-both"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
+		p := capaBothStates(ctx, t)
 		for _, tag := range p.Before.TagSet() {
 			if tag == "STLS" {
 				// RFC 2595 section 4: STLS is listed only where it is
@@ -79,10 +79,10 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 	})
 })
 
-// extExpectTag says whether the profile makes the server list tag in a
+// expectTag says whether the profile makes the server list tag in a
 // session under TLS or not, before or after login. sure is false where
 // the profile leaves it open.
-func extExpectTag(p *profile.Profile, tag string, tlsOn, loggedIn bool) (want, sure bool) {
+func expectTag(p *profile.Profile, tag string, tlsOn, loggedIn bool) (want, sure bool) {
 	plain := p.PlaintextBeforeTLS || tlsOn
 	switch tag {
 	case "STLS":
@@ -93,7 +93,7 @@ func extExpectTag(p *profile.Profile, tag string, tlsOn, loggedIn bool) (want, s
 		// every user").
 		return p.HasCapability("USER"), plain || loggedIn
 	case "SASL":
-		return len(extProfileMechs(p, plain)) > 0, true
+		return len(profileMechs(p, plain)) > 0, true
 	case "IMPLEMENTATION":
 		// Both states, or TRANSACTION only (RFC 2449 6.9).
 		return p.Implementation != "", loggedIn || p.Implementation == ""
@@ -108,14 +108,14 @@ func extExpectTag(p *profile.Profile, tag string, tlsOn, loggedIn bool) (want, s
 	return p.HasCapability(tag), true
 }
 
-// extProfileNames says whether the profile accounts for tag at all.
-func extProfileNames(p *profile.Profile, tag string) bool {
+// profileNames says whether the profile accounts for tag at all.
+func profileNames(p *profile.Profile, tag string) bool {
 	return p.HasCapability(tag) || tag == "EXPIRE" && p.Storage.AdvertiseExpire
 }
 
-// extProfileMechs are the SASL mechanisms the profile offers, without
+// profileMechs are the SASL mechanisms the profile offers, without
 // PLAIN where plaintext passwords are not allowed.
-func extProfileMechs(p *profile.Profile, plain bool) []string {
+func profileMechs(p *profile.Profile, plain bool) []string {
 	var out []string
 	for _, m := range p.SASL {
 		if m == "PLAIN" && !plain {
@@ -126,9 +126,9 @@ func extProfileMechs(p *profile.Profile, plain bool) []string {
 	return out
 }
 
-// extTableTags are the tags whose presence the table below compares with
+// tableTags are the tags whose presence the table below compares with
 // the profile, each under its own requirement.
-var extTableTags = []string{"TOP", "USER", "SASL", "RESP-CODES", "LOGIN-DELAY", "PIPELINING", "EXPIRE", "UIDL", "IMPLEMENTATION", "STLS", "AUTH-RESP-CODE"}
+var tableTags = []string{"TOP", "USER", "SASL", "RESP-CODES", "LOGIN-DELAY", "PIPELINING", "EXPIRE", "UIDL", "IMPLEMENTATION", "STLS", "AUTH-RESP-CODE"}
 
 var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says", func() {
 	type tagCase struct {
@@ -151,13 +151,13 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 	for _, tc := range cases {
 		Spec(fmt.Sprintf("advertises %s before and after login exactly when the profile does", tc.tag), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
 			c := dial(ctx, t)
-			before := extNeedCAPA(c)
+			before := needCapa(c)
 			tlsBefore := c.TLS()
 			l, _ := login(ctx, t)
-			after := extCAPA(l)
+			after := readCapa(l)
 			Expect(after.OK).To(BeTrue(), "CAPA after login")
 			for _, s := range []struct {
-				k        extCapa
+				k        capabilities
 				tls, in  bool
 				state    string
 				listHint []string
@@ -165,7 +165,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 				{before, tlsBefore, false, "before login", before.Order},
 				{after, l.TLS(), true, "after login", after.Order},
 			} {
-				want, sure := extExpectTag(t.Profile, tc.tag, s.tls, s.in)
+				want, sure := expectTag(t.Profile, tc.tag, s.tls, s.in)
 				if !sure {
 					continue
 				}
@@ -176,17 +176,17 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 
 	Spec("lists the profile's SASL mechanisms once logged in", IDs("RFC2449-6.3-sasl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		l, _ := login(ctx, t)
-		k := extNeedCAPA(l)
-		want := extProfileMechs(t.Profile, t.Profile.PlaintextBeforeTLS || l.TLS())
-		got := extUpper(k.Params("SASL"))
+		k := needCapa(l)
+		want := profileMechs(t.Profile, t.Profile.PlaintextBeforeTLS || l.TLS())
+		got := upperAll(k.Params("SASL"))
 		Expect(got).To(ConsistOf(want), "SASL mechanisms after login (profile %s)", t.Profile.Name)
 	})
 
 	Spec("names the profile's implementation string in IMPLEMENTATION", IDs("RFC2449-6.9-implementation-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
-		before := extNeedCAPA(c)
+		before := needCapa(c)
 		l, _ := login(ctx, t)
-		after := extCAPA(l)
+		after := readCapa(l)
 		// Recorded only; the suite never lets it change an expectation
 		// (RFC 2449 6.9: clients must not switch on it).
 		AddReportEntry("IMPLEMENTATION", strings.Join(after.Params("IMPLEMENTATION"), " "))
@@ -200,7 +200,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 	})
 
 	Spec("lists no APOP tag, in either state", IDs("RFC2449-6-no-apop-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
+		p := capaBothStates(ctx, t)
 		Expect(p.Before.Has("APOP")).To(BeFalse(), "CAPA before login lists APOP: %v", p.Before.Order)
 		Expect(p.After.Has("APOP")).To(BeFalse(), "CAPA after login lists APOP: %v", p.After.Order)
 	})
@@ -209,9 +209,9 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 	// RFC 6856 (UTF8, LANG).
 	registered := []string{"TOP", "USER", "SASL", "RESP-CODES", "LOGIN-DELAY", "PIPELINING", "EXPIRE", "UIDL", "IMPLEMENTATION", "STLS", "AUTH-RESP-CODE", "UTF8", "LANG"}
 	Spec("lists registered or private (X) tags only, and no other tag the profile does not name", IDs("RFC2449-9-registry"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
+		p := capaBothStates(ctx, t)
 		var private, unknown, extra []string
-		for _, k := range []extCapa{p.Before, p.After} {
+		for _, k := range []capabilities{p.Before, p.After} {
 			for _, tag := range k.TagSet() {
 				switch {
 				case strings.HasPrefix(tag, "X"):
@@ -219,7 +219,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 				case !slices.Contains(registered, tag):
 					unknown = append(unknown, tag)
 				}
-				if !strings.HasPrefix(tag, "X") && !slices.Contains(extTableTags, tag) && !extProfileNames(t.Profile, tag) {
+				if !strings.HasPrefix(tag, "X") && !slices.Contains(tableTags, tag) && !profileNames(t.Profile, tag) {
 					extra = append(extra, tag)
 				}
 			}
@@ -233,8 +233,8 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 	Spec("answers TOP when TOP is advertised", IDs("RFC2449-6.1-top-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		l, _ := login(ctx, t)
-		extNeedTag(extNeedCAPA(l), "TOP", "after login")
-		n := extMessageCount(l)
+		needTag(needCapa(l), "TOP", "after login")
+		n := messageCount(l)
 		if n == 0 {
 			verdict.SkipInconclusive("the maildrop is empty, so TOP has no message to show")
 		}
@@ -252,8 +252,8 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 
 	Spec("answers UIDL when UIDL is advertised", IDs("RFC2449-6.8-uidl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		l, _ := login(ctx, t)
-		extNeedTag(extNeedCAPA(l), "UIDL", "after login")
-		n := extMessageCount(l)
+		needTag(needCapa(l), "UIDL", "after login")
+		n := messageCount(l)
 		m := multi(l, "UIDL")
 		expectOK(m.Reply, "UIDL")
 		Expect(m.Texts()).To(HaveLen(n), "UIDL lists one line per message")
@@ -266,17 +266,17 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 	})
 
 	Spec("logs in with USER and PASS when USER is advertised", IDs("RFC2449-6.2-user-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		extNeedTag(extNeedCAPA(c), "USER", "where plaintext logins are allowed")
+		c := plaintextReady(ctx, t)
+		needTag(needCapa(c), "USER", "where plaintext logins are allowed")
 		a := need(t.Account(ctx))
 		Expect(harness.LoginUserPass(c, a)).To(Succeed())
 		expectOK(cmd(c, "STAT"), "STAT after USER/PASS")
 	})
 
 	Spec("accepts AUTH for every mechanism it lists in SASL", IDs("RFC2449-6.3-sasl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedCAPA(c)
-		extNeedTag(k, "SASL", "where plaintext logins are allowed")
+		c := plaintextReady(ctx, t)
+		k := needCapa(c)
+		needTag(k, "SASL", "where plaintext logins are allowed")
 		Expect(k.Params("SASL")).NotTo(BeEmpty(), "SASL lists no mechanism")
 		for _, m := range k.Params("SASL") {
 			// Without an initial response every mechanism starts with a
@@ -288,8 +288,8 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 	})
 
 	Spec("marks only response codes with an opening bracket when RESP-CODES is advertised", IDs("RFC2449-6.4-resp-codes-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		extNeedTag(extNeedCAPA(c), "RESP-CODES", "before login")
+		c := plaintextReady(ctx, t)
+		needTag(needCapa(c), "RESP-CODES", "before login")
 		a := need(t.Account(ctx))
 		var seen []harness.Reply
 		seen = append(seen, c.Greeting)
@@ -304,15 +304,15 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 		}
 		for _, r := range seen {
 			if strings.HasPrefix(r.Text, "[") {
-				Expect(extCodeRE.MatchString(r.Text)).To(BeTrue(), "%q begins with \"[\" but not with a response code", r.String())
+				Expect(respCodeRE.MatchString(r.Text)).To(BeTrue(), "%q begins with \"[\" but not with a response code", r.String())
 			}
 		}
 	})
 
 	Spec("sends a pipelined batch before login and answers each command in order", IDs("RFC2449-6.6-pipelining-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedCAPA(c)
-		extNeedTag(k, "PIPELINING", "before login")
+		c := plaintextReady(ctx, t)
+		k := needCapa(c)
+		needTag(k, "PIPELINING", "before login")
 		a := need(t.Account(ctx))
 		// No reply is read until every command is out. USER and PASS go
 		// in writes of their own only so that the transcript can redact
@@ -344,8 +344,8 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 
 	Spec("sends a pipelined batch in TRANSACTION and answers each command in order", IDs("RFC2449-6.6-pipelining-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		l, _ := login(ctx, t)
-		extNeedTag(extNeedCAPA(l), "PIPELINING", "after login")
-		n := extMessageCount(l)
+		needTag(needCapa(l), "PIPELINING", "after login")
+		n := messageCount(l)
 		if n == 0 {
 			verdict.SkipInconclusive("the maildrop is empty, so there is nothing to retrieve in a pipeline")
 		}
@@ -375,8 +375,8 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 	})
 })
 
-// extMessageCount runs STAT and returns the message count.
-func extMessageCount(c *harness.Conn) int {
+// messageCount runs STAT and returns the message count.
+func messageCount(c *harness.Conn) int {
 	r := cmd(c, "STAT")
 	expectOK(r, "STAT")
 	n, err := strconv.Atoi(strings.Fields(r.Text + " x")[0])
@@ -384,8 +384,8 @@ func extMessageCount(c *harness.Conn) int {
 	return n
 }
 
-// extNumberCap parses "<n> [USER]" or "NEVER [USER]" (EXPIRE only).
-func extNumberCap(params []string, state string, never bool) (n int, isNever, user bool) {
+// numberCapParams parses "<n> [USER]" or "NEVER [USER]" (EXPIRE only).
+func numberCapParams(params []string, state string, never bool) (n int, isNever, user bool) {
 	ExpectWithOffset(1, len(params)).To(BeNumerically(">=", 1), "%s: an argument is required", state)
 	ExpectWithOffset(1, len(params)).To(BeNumerically("<=", 2), "%s: %v has too many arguments", state, params)
 	if len(params) == 2 {
@@ -403,38 +403,38 @@ func extNumberCap(params []string, state string, never bool) (n int, isNever, us
 
 var _ = Describe("RFC 2449 6.5 LOGIN-DELAY", func() {
 	Spec("gives LOGIN-DELAY as seconds, with USER only before login", IDs("RFC2449-6.5-login-delay-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
+		p := capaBothStates(ctx, t)
 		if !p.Before.Has("LOGIN-DELAY") && !p.After.Has("LOGIN-DELAY") {
 			verdict.SkipNotApplicable("the server does not advertise LOGIN-DELAY in CAPA")
 		}
 		if p.Before.Has("LOGIN-DELAY") {
-			extNumberCap(p.Before.Params("LOGIN-DELAY"), "LOGIN-DELAY before login", false)
+			numberCapParams(p.Before.Params("LOGIN-DELAY"), "LOGIN-DELAY before login", false)
 		}
 		if p.After.Has("LOGIN-DELAY") {
-			_, _, user := extNumberCap(p.After.Params("LOGIN-DELAY"), "LOGIN-DELAY after login", false)
+			_, _, user := numberCapParams(p.After.Params("LOGIN-DELAY"), "LOGIN-DELAY after login", false)
 			Expect(user).To(BeFalse(), "USER belongs to the AUTHORIZATION value only")
 		}
 	})
 
 	Spec("announces before login the largest delay that could apply", IDs("RFC2449-6.5-login-delay-max-in-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
-		extNeedTag(p.Before, "LOGIN-DELAY", "before login")
-		n1, _, _ := extNumberCap(p.Before.Params("LOGIN-DELAY"), "LOGIN-DELAY before login", false)
+		p := capaBothStates(ctx, t)
+		needTag(p.Before, "LOGIN-DELAY", "before login")
+		n1, _, _ := numberCapParams(p.Before.Params("LOGIN-DELAY"), "LOGIN-DELAY before login", false)
 		Expect(p.After.Has("LOGIN-DELAY")).To(BeTrue(), "LOGIN-DELAY is announced in both states")
-		n2, _, _ := extNumberCap(p.After.Params("LOGIN-DELAY"), "LOGIN-DELAY after login", false)
+		n2, _, _ := numberCapParams(p.After.Params("LOGIN-DELAY"), "LOGIN-DELAY after login", false)
 		Expect(n2).To(BeNumerically("<=", n1), "the user's delay cannot exceed the largest one announced before login")
 	})
 
 	Spec("refuses a second login that comes sooner than LOGIN-DELAY allows", IDs("RFC2449-6.5-login-delay-enforce", "RFC2449-8.1.1-login-delay-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		l, a := login(ctx, t)
-		k := extNeedCAPA(l)
-		extNeedTag(k, "LOGIN-DELAY", "after login")
-		n, _, _ := extNumberCap(k.Params("LOGIN-DELAY"), "LOGIN-DELAY after login", false)
+		k := needCapa(l)
+		needTag(k, "LOGIN-DELAY", "after login")
+		n, _, _ := numberCapParams(k.Params("LOGIN-DELAY"), "LOGIN-DELAY after login", false)
 		if n == 0 {
 			verdict.SkipNotApplicable("LOGIN-DELAY is 0: any login interval is allowed")
 		}
 		expectOK(cmd(l, "QUIT"), "QUIT")
-		c := extPlainReady(ctx, t)
+		c := plaintextReady(ctx, t)
 		u := cmd(c, "USER "+a.User)
 		// [LOGIN-DELAY] on USER would reveal that the user exists.
 		Expect(u.Code()).NotTo(Equal("LOGIN-DELAY"), "USER must not carry [LOGIN-DELAY]")
@@ -451,15 +451,15 @@ var _ = Describe("RFC 2449 6.5 LOGIN-DELAY", func() {
 
 var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 	Spec("gives EXPIRE as days or NEVER, with USER only before login", IDs("RFC2449-6.7-expire-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
+		p := capaBothStates(ctx, t)
 		if !p.Before.Has("EXPIRE") && !p.After.Has("EXPIRE") {
 			verdict.SkipNotApplicable("the server does not advertise EXPIRE in CAPA")
 		}
 		if p.Before.Has("EXPIRE") {
-			extNumberCap(p.Before.Params("EXPIRE"), "EXPIRE before login", true)
+			numberCapParams(p.Before.Params("EXPIRE"), "EXPIRE before login", true)
 		}
 		if p.After.Has("EXPIRE") {
-			n, never, user := extNumberCap(p.After.Params("EXPIRE"), "EXPIRE after login", true)
+			n, never, user := numberCapParams(p.After.Params("EXPIRE"), "EXPIRE after login", true)
 			Expect(user).To(BeFalse(), "USER belongs to the AUTHORIZATION value only")
 			if st := t.Profile.Storage; st.AdvertiseExpire && st.RetentionDays > 0 {
 				Expect(never).To(BeFalse())
@@ -474,20 +474,20 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 			p.Storage.RetentionDays = days
 			p.Storage.AdvertiseExpire = true
 		}))
-		pair := extCapaBoth(ctx, v)
-		for _, k := range []extCapa{pair.Before, pair.After} {
+		pair := capaBothStates(ctx, v)
+		for _, k := range []capabilities{pair.Before, pair.After} {
 			Expect(k.Has("EXPIRE")).To(BeTrue(), "EXPIRE with a %d-day retention: %v", days, k.Order)
-			n, _, _ := extNumberCap(k.Params("EXPIRE"), "EXPIRE", true)
+			n, _, _ := numberCapParams(k.Params("EXPIRE"), "EXPIRE", true)
 			Expect(n).To(Equal(days))
 		}
 	})
 
 	Spec("announces before login the smallest retention that could apply", IDs("RFC2449-6.7-expire-min-in-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
-		extNeedTag(p.Before, "EXPIRE", "before login")
-		n1, never1, _ := extNumberCap(p.Before.Params("EXPIRE"), "EXPIRE before login", true)
+		p := capaBothStates(ctx, t)
+		needTag(p.Before, "EXPIRE", "before login")
+		n1, never1, _ := numberCapParams(p.Before.Params("EXPIRE"), "EXPIRE before login", true)
 		Expect(p.After.Has("EXPIRE")).To(BeTrue(), "EXPIRE is announced in both states")
-		n2, never2, _ := extNumberCap(p.After.Params("EXPIRE"), "EXPIRE after login", true)
+		n2, never2, _ := numberCapParams(p.After.Params("EXPIRE"), "EXPIRE after login", true)
 		if never1 {
 			Expect(never2).To(BeTrue(), "EXPIRE NEVER before login promises NEVER for every user")
 			return
@@ -499,11 +499,11 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 
 	Spec("with EXPIRE 0 removes at most the messages retrieved with RETR", IDs("RFC2449-6.7-expire-zero-implicit-dele"), Mutating, func(ctx SpecContext, t *harness.Target) {
 		l, a := login(ctx, t)
-		k := extNeedCAPA(l)
+		k := needCapa(l)
 		if p := k.Params("EXPIRE"); len(p) == 0 || p[0] != "0" {
 			verdict.SkipNotApplicable("the server does not advertise EXPIRE 0 (EXPIRE %v)", p)
 		}
-		n := extMessageCount(l)
+		n := messageCount(l)
 		if n < 2 {
 			verdict.SkipInconclusive("the maildrop holds fewer than 2 messages")
 		}
@@ -538,9 +538,9 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 		}
 		const days = 7
 		v := need(t.Variant(ctx, func(p *profile.Profile) { p.Storage.RetentionDays = days }))
-		pair := extCapaBoth(ctx, v)
+		pair := capaBothStates(ctx, v)
 		Expect(pair.Before.Has("EXPIRE")).To(BeTrue(), "a %d-day retention policy is in force but CAPA has no EXPIRE: %v", days, pair.Before.Order)
-		n, never, _ := extNumberCap(pair.Before.Params("EXPIRE"), "EXPIRE", true)
+		n, never, _ := numberCapParams(pair.Before.Params("EXPIRE"), "EXPIRE", true)
 		Expect(never).To(BeFalse(), "EXPIRE NEVER while messages expire")
 		Expect(n).To(BeNumerically("<=", days))
 	})
@@ -552,8 +552,8 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 		if max := t.Profile.MaxCommandOctets; max < n {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 (limit %d)", max)
 		}
-		c := extPlainReady(ctx, t)
-		k := extNeedCAPA(c)
+		c := plaintextReady(ctx, t)
+		k := needCapa(c)
 		if k.Has("AUTH-RESP-CODE") {
 			// A wrong password of the right length is a credentials
 			// failure, and the server says so with [AUTH]: proof that
@@ -574,7 +574,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 				}
 			}
 		}
-		Expect(extCAPA(c).OK).To(BeTrue(), "the session still works")
+		Expect(readCapa(c).OK).To(BeTrue(), "the session still works")
 	})
 
 	Spec("accepts an AUTH command with an initial response up to 255 octets", IDs("RFC2449-4-cmd-cap-max"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -582,16 +582,16 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 		if max := t.Profile.MaxCommandOctets; max < n {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 (limit %d)", max)
 		}
-		c, k := extNeedPlainMech(ctx, t)
+		c, k := needPlainMech(ctx, t)
 		// The PLAIN message that fills the line exactly: base64 length
 		// 255-2-len("AUTH PLAIN ") = 242 is not a multiple of 4, so use
 		// the longest that fits.
 		b64 := (n - 2 - len("AUTH PLAIN ")) / 4 * 4
 		raw := b64 / 4 * 3
 		if t.Reference() != nil {
-			name := extFreshName()
-			a := extFreshUser(t, name, strings.Repeat("p", raw-2-len(name)))
-			ir := extPlain("", a.User, a.Password)
+			name := freshName("ext")
+			a := emptyAccount(t, name, strings.Repeat("p", raw-2-len(name)))
+			ir := plainResponse("", a.User, a.Password)
 			expectOK(cmd(c, "AUTH PLAIN "+ir), fmt.Sprintf("a %d-octet AUTH PLAIN", len(ir)+len("AUTH PLAIN ")+2))
 			return
 		}
@@ -599,7 +599,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 			verdict.SkipInconclusive("needs an account whose PLAIN credentials fill a 255-octet AUTH line, or AUTH-RESP-CODE to tell a refused password from a refused line")
 		}
 		a := need(t.Account(ctx))
-		ir := extPlain("", a.User, strings.Repeat("p", raw-2-len(a.User)))
+		ir := plainResponse("", a.User, strings.Repeat("p", raw-2-len(a.User)))
 		r := cmd(c, "AUTH PLAIN "+ir)
 		expectErr(r, "AUTH PLAIN with a wrong long password")
 		Expect(r.Code()).To(Equal("AUTH"), "the long AUTH line must be judged as credentials: %q", r.String())

@@ -18,33 +18,30 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// extMsgIDRE is an RFC 822 msg-id in its usual form, <local@domain>.
-var extMsgIDRE = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`)
-
-// extStatusLineRE is single-line = status [SP text] CRLF.
-var extStatusLineRE = regexp.MustCompile(`^(\+OK|-ERR)( [^\r\n]*)?\r\n$`)
+// bareMsgIDRE is an RFC 822 msg-id in its usual form, <local@domain>.
+var bareMsgIDRE = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`)
 
 var _ = Describe("RFC 2449 section 3 response grammar", func() {
 	Spec("greets with +OK, at most one msg-id timestamp, within the first-line limit", IDs("RFC2449-3-greeting-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		g := c.Greeting
-		Expect(extStatusLineRE.Match(g.Raw)).To(BeTrue(), "greeting %q is not +OK [SP text] CRLF", g.Raw)
+		Expect(statusLineRE.Match(g.Raw)).To(BeTrue(), "greeting %q is not +OK [SP text] CRLF", g.Raw)
 		Expect(g.OK()).To(BeTrue())
 		Expect(len(g.Raw)).To(BeNumerically("<=", t.Profile.MaxResponseOctets), "greeting length")
 		if strings.HasPrefix(g.Text, "[") {
-			Expect(extCodeRE.MatchString(g.Text)).To(BeTrue(), "greeting text starts with \"[\" but no response code")
+			Expect(respCodeRE.MatchString(g.Text)).To(BeTrue(), "greeting text starts with \"[\" but no response code")
 		}
 		// gchar excludes "<": the only "<" may open the timestamp.
 		Expect(strings.Count(g.Text, "<")).To(BeNumerically("<=", 1), "more than one timestamp in %q", g.Text)
 		if i := strings.IndexByte(g.Text, '<'); i >= 0 {
 			j := strings.IndexByte(g.Text[i:], '>')
 			Expect(j).To(BeNumerically(">", 0), "unterminated timestamp in %q", g.Text)
-			Expect(extMsgIDRE.MatchString(g.Text[i:i+j+1])).To(BeTrue(), "timestamp %q is not an RFC 822 msg-id", g.Text[i:i+j+1])
+			Expect(bareMsgIDRE.MatchString(g.Text[i:i+j+1])).To(BeTrue(), "timestamp %q is not an RFC 822 msg-id", g.Text[i:i+j+1])
 		}
 	})
 
 	Spec("answers with status [SP text] CRLF lines within the first-line limit", IDs("RFC2449-3-single-line-syntax", "RFC2449-4-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
+		c := plaintextReady(ctx, t)
 		a := need(t.Account(ctx))
 		max := t.Profile.MaxResponseOctets
 		var seen []harness.Reply
@@ -60,14 +57,14 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 			seen = append(seen, cmd(c, line))
 		}
 		for _, r := range seen {
-			Expect(extStatusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
+			Expect(statusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
 			Expect(len(r.Raw)).To(BeNumerically("<=", max), "%q has %d octets", r.String(), len(r.Raw))
 		}
 	})
 
 	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		l, a := login(ctx, t)
-		n := extMessageCount(l)
+		n := messageCount(l)
 		if n == 0 {
 			verdict.SkipInconclusive("the maildrop is empty")
 		}
@@ -99,8 +96,8 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 
 var _ = Describe("RFC 2449 section 8 response codes", func() {
 	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedCAPA(c)
+		c := plaintextReady(ctx, t)
+		k := needCapa(c)
 		if !k.Has("RESP-CODES") && !k.Has("AUTH-RESP-CODE") {
 			verdict.SkipNotApplicable("the server advertises neither RESP-CODES nor AUTH-RESP-CODE")
 		}
@@ -109,7 +106,7 @@ var _ = Describe("RFC 2449 section 8 response codes", func() {
 		r := cmd(c, "PASS x"+a.Password)
 		expectErr(r, "PASS with a wrong password")
 		Expect(r.Raw).To(HavePrefix("-ERR ["), "a wrong password draws [AUTH] right after \"-ERR \"")
-		Expect(extCodeRE.MatchString(r.Text)).To(BeTrue(), "%q: code syntax", r.String())
+		Expect(respCodeRE.MatchString(r.Text)).To(BeTrue(), "%q: code syntax", r.String())
 	})
 
 	Spec("sends [IN-USE] when the maildrop is locked by another session", IDs("RFC2449-8.1.2-in-use-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
@@ -117,8 +114,8 @@ var _ = Describe("RFC 2449 section 8 response codes", func() {
 			verdict.SkipNotApplicable("the profile expects no maildrop lock, so no login is refused as busy")
 		}
 		first, a := login(ctx, t)
-		k := extNeedCAPA(first)
-		c := extPlainReady(ctx, t)
+		k := needCapa(first)
+		c := plaintextReady(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER for the second session")
 		r := cmd(c, "PASS "+a.Password)
 		if r.OK() {

@@ -4,6 +4,7 @@ package conformance
 // encryption layer), and the STLS-related rules of RFC 5034 section 3.
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ import (
 var _ = Describe("RFC 2595 section 4 STLS", func() {
 	Spec("implements CAPA when it implements STLS", IDs("RFC2595-4-capa-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialPlain(ctx))
-		k := extCAPA(c)
+		k := readCapa(c)
 		if k.OK {
 			if t.Profile.STLS {
 				Expect(k.Has("STLS")).To(BeTrue(), "the profile offers STLS but CAPA does not list it: %v", k.Order)
@@ -32,94 +33,97 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 	})
 
 	Spec("does not list STLS under TLS or after login", IDs("RFC2595-4-stls-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedSTLS(ctx, t)
-		extStartTLS(t, c)
-		k := extCAPA(c)
+		c, _ := needSTLS(ctx, t)
+		startTLS(t, c)
+		k := readCapa(c)
 		Expect(k.OK).To(BeTrue(), "CAPA under TLS")
 		Expect(k.Has("STLS")).To(BeFalse(), "STLS listed while TLS is active: %v", k.Order)
 		Expect(harness.LoginUserPass(c, need(t.Account(ctx)))).To(Succeed())
-		Expect(extCAPA(c).Has("STLS")).To(BeFalse(), "STLS listed in TRANSACTION")
+		Expect(readCapa(c).Has("STLS")).To(BeFalse(), "STLS listed in TRANSACTION")
 	})
 
 	Spec("does not list STLS on the implicit TLS port", IDs("RFC2595-4-stls-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialTLS(ctx))
 		Expect(c.Greeting.OK()).To(BeTrue())
-		k := extNeedCAPA(c)
+		k := needCapa(c)
 		Expect(k.Has("STLS")).To(BeFalse(), "STLS listed on the implicit TLS port: %v", k.Order)
 	})
 
 	Spec("starts the TLS handshake right after the CRLF of +OK", IDs("RFC2595-4-stls-handshake"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedSTLS(ctx, t)
+		c, _ := needSTLS(ctx, t)
 		// StartTLS fails when anything follows +OK before the handshake.
-		extStartTLS(t, c)
+		startTLS(t, c)
 		Expect(c.ConnectionState()).NotTo(BeNil())
 		Expect(c.ConnectionState().HandshakeComplete).To(BeTrue())
-		Expect(extCAPA(c).OK).To(BeTrue(), "CAPA inside the TLS session")
+		Expect(readCapa(c).OK).To(BeTrue(), "CAPA inside the TLS session")
 	})
 
 	Spec("stays in AUTHORIZATION after STLS", IDs("RFC2595-4-stls-stays-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedSTLS(ctx, t)
-		extStartTLS(t, c)
-		extStillAuthorization(c, need(t.Account(ctx)), "STLS")
+		c, _ := needSTLS(ctx, t)
+		startTLS(t, c)
+		expectStillAuthorization(c, need(t.Account(ctx)), "STLS")
 	})
 
 	Spec("refuses a second STLS while TLS is active, and carries on under TLS", IDs("RFC2595-4-stls-already-active"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedSTLS(ctx, t)
-		extStartTLS(t, c)
+		c, _ := needSTLS(ctx, t)
+		startTLS(t, c)
 		expectErr(cmd(c, "STLS"), "STLS under TLS")
-		Expect(extCAPA(c).OK).To(BeTrue(), "CAPA after the refused STLS, still under TLS")
+		Expect(readCapa(c).OK).To(BeTrue(), "CAPA after the refused STLS, still under TLS")
 	})
 
 	Spec("refuses STLS on the implicit TLS port", IDs("RFC2595-4-stls-already-active"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialTLS(ctx))
 		expectErr(cmd(c, "STLS"), "STLS on the implicit TLS port")
-		Expect(extCAPA(c).OK).To(BeTrue(), "CAPA after the refused STLS")
+		Expect(readCapa(c).OK).To(BeTrue(), "CAPA after the refused STLS")
 	})
 
 	Spec("refuses STLS after login", IDs("RFC2595-4-stls-auth-only"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		v := extWithPlaintextLogin(ctx, t)
-		c, _ := extNeedSTLS(ctx, v)
+		v := withPlaintextLogin(ctx, t)
+		c, _ := needSTLS(ctx, v)
 		Expect(harness.LoginUserPass(c, need(v.Account(ctx)))).To(Succeed(), "plaintext login")
 		expectErr(cmd(c, "STLS"), "STLS in TRANSACTION")
 		expectOK(cmd(c, "STAT"), "STAT after the refused STLS, still in plaintext TRANSACTION")
 	})
 
 	Spec("never runs commands sent in plaintext together with STLS inside TLS", IDs("RFC2595-4-stls-inject"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		_, _ = extNeedSTLS(ctx, t)
+		_, _ = needSTLS(ctx, t)
 		if !t.HasPlain() {
 			verdict.SkipInconclusive("the target has no plain listener")
 		}
-		r := extDialRaw(ctx, t.PlainAddr())
-		Expect(r.reply()).To(HavePrefix("+OK"), "greeting")
+		c := need(t.DialPlain(ctx))
+		Expect(c.Greeting.OK()).To(BeTrue(), "greeting %q", c.Greeting)
 		// STLS and an injected CAPA in one write, as a man in the middle
 		// would add it (the CVE-2011-0411 class).
-		r.write([]byte("STLS\r\nCAPA\r\n"))
-		Expect(r.reply()).To(HavePrefix("+OK"), "reply to STLS")
-		Expect(r.handshake(t.TLSConfig())).To(Succeed(), "TLS handshake after +OK to STLS")
+		Expect(c.SendRaw([]byte("STLS\r\nCAPA\r\n"))).To(Succeed())
+		r, err := c.ReadReply()
+		Expect(err).NotTo(HaveOccurred(), "reply to STLS")
+		expectOK(r, "STLS")
+		// Handshake refuses to start when the server already answered the
+		// injected CAPA in plaintext.
+		Expect(c.Handshake(t.TLSConfig())).To(Succeed(), "TLS handshake after +OK to STLS")
 		// NOOP is refused in AUTHORIZATION, so its -ERR cannot be
 		// confused with a CAPA list.
-		r.write([]byte("NOOP\r\n"))
-		first := r.reply()
-		Expect(first).To(HavePrefix("-ERR"), "the first reply inside TLS must answer NOOP, not the injected CAPA")
-		extra, ok, _ := r.line(300 * time.Millisecond)
-		Expect(ok).To(BeFalse(), "unsolicited line inside TLS: %q", extra)
+		first := cmd(c, "NOOP")
+		Expect(first.Err()).To(BeTrue(), "the first reply inside TLS must answer NOOP, not the injected CAPA: %q", first.String())
+		extra, _ := c.Quiet(300 * time.Millisecond)
+		Expect(bytes.HasSuffix(extra, []byte("\n"))).To(BeFalse(), "unsolicited line inside TLS: %q", extra)
 	})
 
 	Spec("forgets a USER given before STLS", IDs("RFC2595-4-stls-discard-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		v := extWithPlaintextLogin(ctx, t)
-		c, _ := extNeedSTLS(ctx, v)
+		v := withPlaintextLogin(ctx, t)
+		c, _ := needSTLS(ctx, v)
 		a := need(v.Account(ctx))
 		expectOK(cmd(c, "USER "+a.User), "USER in plaintext")
-		extStartTLS(v, c)
+		startTLS(v, c)
 		expectErr(cmd(c, "PASS "+a.Password), "PASS under TLS for a USER given in plaintext")
-		extStillAuthorization(c, a, "a PASS without USER")
+		expectStillAuthorization(c, a, "a PASS without USER")
 	})
 
 	Spec("lists a fresh set of capabilities after STLS", IDs("RFC2595-4-stls-capa-refresh"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, v := range extTLSVariants(ctx, t) {
-			c, before := extNeedSTLS(ctx, v.t)
-			extStartTLS(v.t, c)
-			after := extCAPA(c)
+		for _, v := range tlsVariants(ctx, t) {
+			c, before := needSTLS(ctx, v.t)
+			startTLS(v.t, c)
+			after := readCapa(c)
 			Expect(after.OK).To(BeTrue(), "%s: CAPA after STLS", v.name)
 			AddReportEntry("CAPA before / after STLS ("+v.name+")", strings.Join(before.Order, " ")+" / "+strings.Join(after.Order, " "))
 			Expect(after.Order).NotTo(BeEmpty(), "%s: empty CAPA after STLS", v.name)
@@ -127,11 +131,11 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 			// business of RFC5034-3-mechs-may-change-after-stls.
 			for _, tag := range []string{"STLS", "USER"} {
 				for _, s := range []struct {
-					k     extCapa
+					k     capabilities
 					tlsOn bool
 					when  string
 				}{{before, false, "before STLS"}, {after, true, "after STLS"}} {
-					want, sure := extExpectTag(v.t.Profile, tag, s.tlsOn, false)
+					want, sure := expectTag(v.t.Profile, tag, s.tlsOn, false)
 					if sure {
 						Expect(s.k.Has(tag)).To(Equal(want), "%s: %s %s (profile expects %v)", v.name, tag, s.when, want)
 					}
@@ -145,40 +149,40 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		// switched off stands for one that cannot offer TLS.
 		v := need(t.Variant(ctx, func(p *profile.Profile) { p.STLS = false }))
 		c := need(v.DialPlain(ctx))
-		k := extNeedCAPA(c)
+		k := needCapa(c)
 		Expect(k.Has("STLS")).To(BeFalse(), "STLS listed without TLS to offer")
 		expectErr(cmd(c, "STLS"), "STLS without TLS to offer")
 		Expect(c.TLS()).To(BeFalse())
-		Expect(extCAPA(c).OK).To(BeTrue(), "CAPA in plaintext after the refused STLS")
+		Expect(readCapa(c).OK).To(BeTrue(), "CAPA in plaintext after the refused STLS")
 	})
 })
 
-// extContainIf matches a list that contains elem when want is true and
+// containIf matches a list that contains elem when want is true and
 // lacks it otherwise.
-func extContainIf(want bool, elem string) OmegaMatcher {
+func containIf(want bool, elem string) OmegaMatcher {
 	if want {
 		return ContainElement(elem)
 	}
 	return Not(ContainElement(elem))
 }
 
-// extTLSVariant is a target with a name for failure messages.
-type extTLSVariant struct {
+// tlsVariant is a target with a name for failure messages.
+type tlsVariant struct {
 	name string
 	t    *harness.Target
 }
 
-// extTLSVariants are the target as configured and, on the bundled server,
+// tlsVariants are the target as configured and, on the bundled server,
 // the same profile with plaintext passwords allowed only under TLS, so
 // that both sides of plaintext_before_tls are exercised.
-func extTLSVariants(ctx SpecContext, t *harness.Target) []extTLSVariant {
-	out := []extTLSVariant{{"as configured", t}}
+func tlsVariants(ctx SpecContext, t *harness.Target) []tlsVariant {
+	out := []tlsVariant{{"as configured", t}}
 	if !t.Profile.PlaintextBeforeTLS {
 		return out
 	}
 	v, err := t.Variant(ctx, func(p *profile.Profile) { p.PlaintextBeforeTLS = false })
 	if err == nil {
-		out = append(out, extTLSVariant{"plaintext passwords only under TLS", v})
+		out = append(out, tlsVariant{"plaintext passwords only under TLS", v})
 	} else if !isUnavailable(err) {
 		Fail(err.Error())
 	}
@@ -197,18 +201,18 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 			Expect(err).NotTo(HaveOccurred())
 		}
 		c := need(v.DialPlain(ctx))
-		k := extNeedCAPA(c)
-		Expect(extUpper(k.Params("SASL"))).NotTo(ContainElement("PLAIN"), "SASL PLAIN listed on a connection without TLS")
+		k := needCapa(c)
+		Expect(upperAll(k.Params("SASL"))).NotTo(ContainElement("PLAIN"), "SASL PLAIN listed on a connection without TLS")
 		a := need(v.Account(ctx))
-		r := extAuthPlainTry(c, extPlain("", a.User, a.Password))
+		r := authPlainTry(c, plainResponse("", a.User, a.Password))
 		Expect(r.OK()).To(BeFalse(), "AUTH PLAIN with good credentials accepted without TLS")
 	})
 
 	Spec("may change the SASL mechanisms after STLS, as the profile says", IDs("RFC5034-3-mechs-may-change-after-stls"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, v := range extTLSVariants(ctx, t) {
-			c, before := extNeedSTLS(ctx, v.t)
-			extStartTLS(v.t, c)
-			after := extCAPA(c)
+		for _, v := range tlsVariants(ctx, t) {
+			c, before := needSTLS(ctx, v.t)
+			startTLS(v.t, c)
+			after := readCapa(c)
 			AddReportEntry("SASL before / after STLS ("+v.name+")", strings.Join(before.Params("SASL"), " ")+" / "+strings.Join(after.Params("SASL"), " "))
 			p := v.t.Profile
 			if !slices.Contains(p.SASL, "PLAIN") {
@@ -217,8 +221,8 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 			// Only PLAIN's presence follows from TLS; the other
 			// mechanisms are compared with the profile under
 			// RFC2449-6.3-sasl-cap.
-			Expect(extUpper(before.Params("SASL"))).To(extContainIf(p.PlaintextBeforeTLS, "PLAIN"), "%s: SASL before STLS", v.name)
-			Expect(extUpper(after.Params("SASL"))).To(ContainElement("PLAIN"), "%s: SASL after STLS", v.name)
+			Expect(upperAll(before.Params("SASL"))).To(containIf(p.PlaintextBeforeTLS, "PLAIN"), "%s: SASL before STLS", v.name)
+			Expect(upperAll(after.Params("SASL"))).To(ContainElement("PLAIN"), "%s: SASL after STLS", v.name)
 		}
 	})
 
@@ -227,31 +231,31 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 		if t.HasTLS() {
 			c = need(t.DialTLS(ctx))
 		} else {
-			c, _ = extNeedSTLS(ctx, t)
-			extStartTLS(t, c)
+			c, _ = needSTLS(ctx, t)
+			startTLS(t, c)
 		}
-		k := extNeedCAPA(c)
-		extNeedTag(k, "SASL", "under TLS (the server does not implement AUTH)")
-		Expect(extUpper(k.Params("SASL"))).To(ContainElement("PLAIN"), "SASL under TLS: %v", k.Params("SASL"))
+		k := needCapa(c)
+		needTag(k, "SASL", "under TLS (the server does not implement AUTH)")
+		Expect(upperAll(k.Params("SASL"))).To(ContainElement("PLAIN"), "SASL under TLS: %v", k.Params("SASL"))
 		a := need(t.Account(ctx))
-		expectOK(extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN under TLS")
+		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN under TLS")
 	})
 
 	Spec("can be set to offer and accept no plaintext password before TLS", IDs("RFC5034-4-no-plaintext-default"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 		AddReportEntry("plaintext passwords before TLS in the profile", t.Profile.PlaintextBeforeTLS)
 		v := need(t.Variant(ctx, func(p *profile.Profile) { p.PlaintextBeforeTLS = false }))
 		c := need(v.DialPlain(ctx))
-		k := extNeedCAPA(c)
-		Expect(extUpper(k.Params("SASL"))).NotTo(ContainElement("PLAIN"), "SASL PLAIN offered before TLS")
+		k := needCapa(c)
+		Expect(upperAll(k.Params("SASL"))).NotTo(ContainElement("PLAIN"), "SASL PLAIN offered before TLS")
 		a := need(v.Account(ctx))
-		Expect(extAuthPlainTry(c, extPlain("", a.User, a.Password)).OK()).To(BeFalse(), "AUTH PLAIN accepted before TLS")
+		Expect(authPlainTry(c, plainResponse("", a.User, a.Password)).OK()).To(BeFalse(), "AUTH PLAIN accepted before TLS")
 		if u := cmd(c, "USER "+a.User); u.OK() {
 			expectErr(cmd(c, "PASS "+a.Password), "PASS with the right password before TLS")
 		}
-		extStartTLS(v, c)
-		after := extCAPA(c)
+		startTLS(v, c)
+		after := readCapa(c)
 		if slices.Contains(v.Profile.SASL, "PLAIN") {
-			Expect(extUpper(after.Params("SASL"))).To(ContainElement("PLAIN"), "SASL PLAIN under TLS")
+			Expect(upperAll(after.Params("SASL"))).To(ContainElement("PLAIN"), "SASL PLAIN under TLS")
 		}
 		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER/PASS under TLS")
 	})

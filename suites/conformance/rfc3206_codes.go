@@ -4,7 +4,6 @@ package conformance
 // capability.
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,8 +16,8 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// extWrongPass sends USER and a wrong PASS and returns the PASS reply.
-func extWrongPass(c *harness.Conn, a harness.Account) harness.Reply {
+// wrongPass sends USER and a wrong PASS and returns the PASS reply.
+func wrongPass(c *harness.Conn, a harness.Account) harness.Reply {
 	expectOK(cmd(c, "USER "+a.User), "USER")
 	r := cmd(c, "PASS x"+a.Password)
 	expectErr(r, "PASS with a wrong password")
@@ -27,9 +26,9 @@ func extWrongPass(c *harness.Conn, a harness.Account) harness.Reply {
 
 var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 	Spec("puts [AUTH] on a refused password when AUTH-RESP-CODE is advertised", IDs("RFC3206-5-auth-code"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		extNeedTag(extNeedCAPA(c), "AUTH-RESP-CODE", "before login")
-		r := extWrongPass(c, need(t.Account(ctx)))
+		c := plaintextReady(ctx, t)
+		needTag(needCapa(c), "AUTH-RESP-CODE", "before login")
+		r := wrongPass(c, need(t.Account(ctx)))
 		Expect(strings.ToUpper(r.Code())).To(Equal("AUTH"), "%q", r.String())
 	})
 
@@ -54,12 +53,12 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 	})
 
 	Spec("lists AUTH-RESP-CODE when it sends [AUTH]", IDs("RFC3206-5-capa-with-auth-code"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		r := extWrongPass(c, need(t.Account(ctx)))
+		c := plaintextReady(ctx, t)
+		r := wrongPass(c, need(t.Account(ctx)))
 		if !strings.EqualFold(r.Code(), "AUTH") {
 			verdict.SkipNotApplicable("the server sent no [AUTH] for a wrong password")
 		}
-		k := extCAPA(c)
+		k := readCapa(c)
 		Expect(k.OK).To(BeTrue(), "CAPA: the server uses [AUTH] but has no CAPA")
 		Expect(k.Has("AUTH-RESP-CODE")).To(BeTrue(), "CAPA without AUTH-RESP-CODE: %v", k.Order)
 	})
@@ -67,21 +66,21 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 
 var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
 	Spec("puts [AUTH] on every credentials failure and on nothing else", IDs("RFC3206-6-auth-resp-code-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedCAPA(c)
-		extNeedTag(k, "AUTH-RESP-CODE", "before login")
+		c := plaintextReady(ctx, t)
+		k := needCapa(c)
+		needTag(k, "AUTH-RESP-CODE", "before login")
 		a := need(t.Account(ctx))
 		isAuth := func(r harness.Reply) bool { return strings.EqualFold(r.Code(), "AUTH") }
 
-		r := extWrongPass(c, a)
+		r := wrongPass(c, a)
 		Expect(isAuth(r)).To(BeTrue(), "wrong password: %q", r.String())
 		if u := cmd(c, "USER no-such-user-"+a.User); u.OK() {
 			r = cmd(c, "PASS "+a.Password)
 			expectErr(r, "PASS for an unknown user")
 			Expect(isAuth(r)).To(BeTrue(), "unknown user: %q", r.String())
 		}
-		if slices.Contains(extUpper(k.Params("SASL")), "PLAIN") {
-			r = extAuthCont(c, "PLAIN", extPlain("", a.User, "x"+a.Password))
+		if slices.Contains(upperAll(k.Params("SASL")), "PLAIN") {
+			r = authContinue(c, "PLAIN", plainResponse("", a.User, "x"+a.Password))
 			expectErr(r, "AUTH PLAIN with a wrong password")
 			Expect(isAuth(r)).To(BeTrue(), "AUTH PLAIN with a wrong password: %q", r.String())
 		}
@@ -98,8 +97,8 @@ var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
 			verdict.SkipNotApplicable("the profile expects no maildrop lock")
 		}
 		first, a := login(ctx, t)
-		extNeedTag(extNeedCAPA(first), "AUTH-RESP-CODE", "after login")
-		c := extPlainReady(ctx, t)
+		needTag(needCapa(first), "AUTH-RESP-CODE", "after login")
+		c := plaintextReady(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER for the second session")
 		r := cmd(c, "PASS "+a.Password)
 		if r.OK() {
@@ -109,7 +108,7 @@ var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
 	})
 
 	Spec("lists AUTH-RESP-CODE in both states or in neither", IDs("RFC3206-6-cap-states"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		p := extCapaBoth(ctx, t)
+		p := capaBothStates(ctx, t)
 		Expect(p.After.Has("AUTH-RESP-CODE")).To(Equal(p.Before.Has("AUTH-RESP-CODE")), "before: %v; after: %v", p.Before.Order, p.After.Order)
 	})
 })
@@ -122,20 +121,14 @@ var _ = Describe("RFC 3206 section 4 the SYS response code", func() {
 		ref := t.Reference()
 		a := need(t.Account(ctx))
 		fail := new(atomic.Bool)
-		ref.Store.SetFailRemove(func(user, uid string) error {
-			if fail.Load() && strings.EqualFold(user, a.User) {
-				return errors.New("injected storage fault")
-			}
-			return nil
-		})
-		DeferCleanup(func() { ref.Store.SetFailRemove(nil) })
+		failRemovals(ref.Store, a.User, func(int, string) bool { return fail.Load() })
 		return a, fail
 	}
 
 	Spec("puts [SYS/TEMP] or [SYS/PERM] on a failure that is the server's own", IDs("RFC3206-4-sys-any-cmd"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 		a, fail := faulty(ctx, t)
 		l := need(t.Login(ctx, a))
-		extNeedTag(extNeedCAPA(l), "RESP-CODES", "after login")
+		needTag(needCapa(l), "RESP-CODES", "after login")
 		fail.Store(true)
 		expectOK(cmd(l, "DELE 1"), "DELE 1")
 		q := cmd(l, "QUIT")
@@ -146,8 +139,8 @@ var _ = Describe("RFC 3206 section 4 the SYS response code", func() {
 	Spec("lets the same command succeed once a [SYS/TEMP] fault is gone", IDs("RFC3206-4-sys-temp-semantics"), Mutating, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 		a, fail := faulty(ctx, t)
 		l := need(t.Login(ctx, a))
-		extNeedTag(extNeedCAPA(l), "RESP-CODES", "after login")
-		n := extMessageCount(l)
+		needTag(needCapa(l), "RESP-CODES", "after login")
+		n := messageCount(l)
 		if n == 0 {
 			verdict.SkipInconclusive("the maildrop is empty")
 		}
@@ -162,6 +155,6 @@ var _ = Describe("RFC 3206 section 4 the SYS response code", func() {
 		expectOK(cmd(again, "DELE 1"), "DELE 1 once the fault is gone")
 		expectOK(cmd(again, "QUIT"), "QUIT once the fault is gone")
 		check := need(t.Login(ctx, a))
-		Expect(extMessageCount(check)).To(Equal(n-1), "the message is removed once the fault is gone")
+		Expect(messageCount(check)).To(Equal(n-1), "the message is removed once the fault is gone")
 	})
 })

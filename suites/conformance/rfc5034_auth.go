@@ -20,13 +20,13 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// extChallengeRE is a server challenge: "+", one space, base64, CRLF.
-var extChallengeRE = regexp.MustCompile(`^\+ ([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\r\n$`)
+// saslChallengeRE is a server challenge: "+", one space, base64, CRLF.
+var saslChallengeRE = regexp.MustCompile(`^\+ ([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\r\n$`)
 
-// extNTLMNegotiate is a minimal NTLM NEGOTIATE_MESSAGE (MS-NLMP 2.2.1.1):
+// ntlmNegotiate is a minimal NTLM NEGOTIATE_MESSAGE (MS-NLMP 2.2.1.1):
 // signature, type 1, flags (Unicode, OEM, request target, NTLM, always
 // sign, extended session security), empty domain and workstation.
-func extNTLMNegotiate() string {
+func ntlmNegotiate() string {
 	b := make([]byte, 32)
 	copy(b, "NTLMSSP\x00")
 	binary.LittleEndian.PutUint32(b[8:], 1)
@@ -34,18 +34,18 @@ func extNTLMNegotiate() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// extNeedAUTH reads CAPA and ends the spec as not applicable when the
+// needAUTH reads CAPA and ends the spec as not applicable when the
 // server lists no SASL capability, that is, does not implement AUTH.
-func extNeedAUTH(c *harness.Conn) extCapa {
-	k := extNeedCAPA(c)
-	extNeedTag(k, "SASL", "(the server does not implement AUTH)")
+func needAUTH(c *harness.Conn) capabilities {
+	k := needCapa(c)
+	needTag(k, "SASL", "(the server does not implement AUTH)")
 	return k
 }
 
 var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	Spec("refuses AUTH in TRANSACTION", IDs("RFC5034-4-auth-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		extNeedAUTH(c)
+		c := plaintextReady(ctx, t)
+		needAUTH(c)
 		a := need(t.Account(ctx))
 		Expect(harness.LoginUserPass(c, a)).To(Succeed())
 		r := cmd(c, "AUTH PLAIN")
@@ -54,9 +54,9 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	})
 
 	Spec("refuses a second AUTH after a successful one", IDs("RFC5034-4-auth-once"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		expectOK(extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN")
+		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN")
 		// Another user's credentials where there is one; the same
 		// credentials must be refused just as well.
 		b := a
@@ -65,29 +65,29 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		}
 		r := cmd(c, "AUTH PLAIN")
 		if r.Status == "+" {
-			r = cmd(c, extPlain("", b.User, b.Password))
+			r = cmd(c, plainResponse("", b.User, b.Password))
 		}
 		expectErr(r, "a second AUTH PLAIN")
 		expectOK(cmd(c, "STAT"), "STAT: still the first user's TRANSACTION")
 	})
 
 	Spec("refuses a mechanism it does not support and carries on", IDs("RFC5034-4-unknown-mech"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
+		c := plaintextReady(ctx, t)
 		expectErr(cmd(c, "AUTH X-NO-SUCH-MECHANISM"), "AUTH with an unknown mechanism")
-		extStillAuthorization(c, need(t.Account(ctx)), "an unknown mechanism")
+		expectStillAuthorization(c, need(t.Account(ctx)), "an unknown mechanism")
 	})
 
 	Spec("sends challenges as \"+\", one space and base64 only", IDs("RFC5034-4-challenge-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedAUTH(c)
-		for _, m := range extUpper(k.Params("SASL")) {
+		c := plaintextReady(ctx, t)
+		k := needAUTH(c)
+		for _, m := range upperAll(k.Params("SASL")) {
 			r := cmd(c, "AUTH "+m)
-			Expect(extChallengeRE.Match(r.Raw)).To(BeTrue(), "AUTH %s: challenge %q", m, r.Raw)
+			Expect(saslChallengeRE.Match(r.Raw)).To(BeTrue(), "AUTH %s: challenge %q", m, r.Raw)
 			if m == "NTLM" {
 				// The NTLM CHALLENGE_MESSAGE is the first non-empty
 				// challenge a client can always draw.
-				r = cmd(c, extNTLMNegotiate())
-				Expect(extChallengeRE.Match(r.Raw)).To(BeTrue(), "AUTH NTLM: challenge %q", r.Raw)
+				r = cmd(c, ntlmNegotiate())
+				Expect(saslChallengeRE.Match(r.Raw)).To(BeTrue(), "AUTH NTLM: challenge %q", r.Raw)
 				Expect(len(r.Raw)).To(BeNumerically(">", len("+ \r\n")), "AUTH NTLM: the CHALLENGE_MESSAGE is not empty")
 			}
 			expectErr(cmd(c, "*"), "cancelling AUTH "+m)
@@ -95,33 +95,33 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	})
 
 	Spec("sends exactly \"+ \" as the empty challenge when PLAIN gets no initial response", IDs("RFC5034-4-empty-challenge"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		r := cmd(c, "AUTH PLAIN")
 		Expect(string(r.Raw)).To(Equal("+ \r\n"))
 		expectErr(cmd(c, "*"), "cancelling AUTH PLAIN")
 	})
 
 	Spec("accepts a base64 initial response on the AUTH line", IDs("RFC5034-4-ir-base64"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		expectOK(extAuthIR(t, c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN with an initial response")
+		expectOK(authWithIR(t, c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN with an initial response")
 		expectOK(cmd(c, "STAT"), "STAT after AUTH")
 	})
 
 	Spec("takes \"=\" as an empty initial response, which PLAIN refuses", IDs("RFC5034-4-ir-base64"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		r := cmd(c, "AUTH PLAIN =")
 		// An empty PLAIN message is malformed: the answer is -ERR, not
 		// a challenge asking for a response that was already given.
 		expectErr(r, "AUTH PLAIN = (an empty PLAIN message)")
-		extStillAuthorization(c, need(t.Account(ctx)), "AUTH PLAIN =")
+		expectStillAuthorization(c, need(t.Account(ctx)), "AUTH PLAIN =")
 	})
 
 	Spec("refuses an initial response to a mechanism where the server speaks first", IDs("RFC5034-4-ir-unsupported-mech"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedAUTH(c)
+		c := plaintextReady(ctx, t)
+		k := needAUTH(c)
 		var serverFirst []string
-		for _, m := range extUpper(k.Params("SASL")) {
+		for _, m := range upperAll(k.Params("SASL")) {
 			if m == "CRAM-MD5" || m == "DIGEST-MD5" {
 				serverFirst = append(serverFirst, m)
 			}
@@ -135,16 +135,16 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	})
 
 	Spec("answers \"*\" with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-cancel"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
-		expectErr(extAuthCont(c, "PLAIN", "*"), "\"*\" after the empty challenge")
-		extStillAuthorization(c, need(t.Account(ctx)), "a cancelled AUTH")
+		c, _ := needPlainMech(ctx, t)
+		expectErr(authContinue(c, "PLAIN", "*"), "\"*\" after the empty challenge")
+		expectStillAuthorization(c, need(t.Account(ctx)), "a cancelled AUTH")
 	})
 
 	Spec("refuses a response that is not base64", IDs("RFC5034-4-bad-base64"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
-		expectErr(extAuthCont(c, "PLAIN", "!!not~base64!!"), "a response that is not base64")
+		c, _ := needPlainMech(ctx, t)
+		expectErr(authContinue(c, "PLAIN", "!!not~base64!!"), "a response that is not base64")
 		expectErr(cmd(c, "AUTH PLAIN !!not~base64!!"), "an initial response that is not base64")
-		extStillAuthorization(c, need(t.Account(ctx)), "undecodable responses")
+		expectStillAuthorization(c, need(t.Account(ctx)), "undecodable responses")
 	})
 
 	// Each case spoils the base64 of good credentials in a way that a
@@ -162,9 +162,9 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	}
 	for _, tc := range b64Cases {
 		Spec("refuses a response with "+tc.name+" rather than skipping it", IDs("RFC5034-4-base64-strict"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			c, _ := extNeedPlainMech(ctx, t)
+			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
-			expectErr(extAuthCont(c, "PLAIN", tc.spoil(extPlain("", a.User, a.Password))), "a response with "+tc.name)
+			expectErr(authContinue(c, "PLAIN", tc.spoil(plainResponse("", a.User, a.Password))), "a response with "+tc.name)
 			expectErr(cmd(c, "STAT"), "STAT: the spoilt response must not have logged in")
 		})
 	}
@@ -173,45 +173,45 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		if t.Reference() == nil {
 			verdict.SkipInconclusive("needs an account with a PLAIN message longer than the command limit (only the bundled server can create one)")
 		}
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		// RFC 4616 makes servers accept 255-octet fields. The name is as
 		// long as the store allows, the authorisation identity repeats it
 		// and the password has at least 255 octets, more if needed to
 		// pass the profile's command limit.
-		name := extFreshName() + "."
+		name := freshName("ext") + "."
 		name += strings.Repeat("n", 64-len(name))
 		pw := 255
 		for base64.StdEncoding.EncodedLen(2*len(name)+2+pw)+2 <= t.Profile.MaxCommandOctets {
 			pw++
 		}
-		a := extFreshUser(t, name, strings.Repeat("lo ng", pw/5+1)[:pw])
-		resp := extPlain(a.User, a.User, a.Password)
+		a := emptyAccount(t, name, strings.Repeat("lo ng", pw/5+1)[:pw])
+		resp := plainResponse(a.User, a.User, a.Password)
 		AddReportEntry("response octets", len(resp)+2)
-		expectOK(extAuthCont(c, "PLAIN", resp), fmt.Sprintf("a %d-octet PLAIN response", len(resp)+2))
+		expectOK(authContinue(c, "PLAIN", resp), fmt.Sprintf("a %d-octet PLAIN response", len(resp)+2))
 	})
 
 	Spec("answers failed authentication with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-auth-fail"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		expectErr(extAuthCont(c, "PLAIN", extPlain("", a.User, "x"+a.Password)), "AUTH PLAIN with a wrong password")
+		expectErr(authContinue(c, "PLAIN", plainResponse("", a.User, "x"+a.Password)), "AUTH PLAIN with a wrong password")
 		expectErr(cmd(c, "STAT"), "STAT after a failed AUTH")
 	})
 
 	Spec("answers a completed exchange with +OK and enters TRANSACTION", IDs("RFC5034-4-auth-success"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		expectOK(extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN")
+		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN")
 		expectOK(cmd(c, "STAT"), "STAT in TRANSACTION")
 	})
 
 	Spec("ends the exchange with +OK or -ERR, never another challenge", IDs("RFC5034-4-no-additional-data"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		bad := extAuthCont(c, "PLAIN", extPlain("", a.User, "x"+a.Password))
+		bad := authContinue(c, "PLAIN", plainResponse("", a.User, "x"+a.Password))
 		Expect(bad.Status).To(Equal("-ERR"), "after PLAIN's only response with a wrong password")
-		good := extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password))
+		good := authContinue(c, "PLAIN", plainResponse("", a.User, a.Password))
 		Expect(good.Status).To(Equal("+OK"), "after PLAIN's only response")
-		Expect(extChallengeRE.Match(good.Raw)).To(BeFalse())
+		Expect(saslChallengeRE.Match(good.Raw)).To(BeFalse())
 	})
 
 	type authzCase struct {
@@ -229,27 +229,27 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	}
 	for _, tc := range authzCases {
 		Spec("fails a PLAIN login whose authorisation identity is one "+tc.name, IDs("RFC5034-4-authz-empty-fail"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			c, _ := extNeedPlainMech(ctx, t)
+			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
-			expectErr(extAuthCont(c, "PLAIN", extPlain(tc.authz(a.User), a.User, a.Password)), "AUTH PLAIN with an authorisation identity "+tc.name)
+			expectErr(authContinue(c, "PLAIN", plainResponse(tc.authz(a.User), a.User, a.Password)), "AUTH PLAIN with an authorisation identity "+tc.name)
 			expectErr(cmd(c, "STAT"), "STAT after the failed AUTH")
 		})
 	}
 
 	Spec("prepares the authorisation identity with SASLprep before matching it", IDs("RFC5034-4-saslprep"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		// A SOFT HYPHEN inside the name is mapped to nothing, so the
 		// prepared identity is the user's own.
 		authz := a.User[:1] + "\u00ad" + a.User[1:]
-		expectOK(extAuthCont(c, "PLAIN", extPlain(authz, a.User, a.Password)), "AUTH PLAIN with the user's name and a SOFT HYPHEN as authorisation identity")
+		expectOK(authContinue(c, "PLAIN", plainResponse(authz, a.User, a.Password)), "AUTH PLAIN with the user's name and a SOFT HYPHEN as authorisation identity")
 	})
 
 	Spec("discards what it learnt outside SASL when a security layer starts", IDs("RFC5034-4-layer-discard"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedAUTH(c)
+		c := plaintextReady(ctx, t)
+		k := needAUTH(c)
 		var layered []string
-		for _, m := range extUpper(k.Params("SASL")) {
+		for _, m := range upperAll(k.Params("SASL")) {
 			if m == "GSSAPI" || m == "DIGEST-MD5" || m == "KERBEROS_V4" {
 				layered = append(layered, m)
 			}
@@ -261,44 +261,44 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	})
 
 	Spec("uses the service name pop", IDs("RFC5034-4-service-name"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := extPlainReady(ctx, t)
-		k := extNeedAUTH(c)
-		if !slices.Contains(extUpper(k.Params("SASL")), "GSSAPI") {
+		c := plaintextReady(ctx, t)
+		k := needAUTH(c)
+		if !slices.Contains(upperAll(k.Params("SASL")), "GSSAPI") {
 			verdict.SkipNotApplicable("GSSAPI, the only mechanism that shows the service name, is not listed (%v)", k.Params("SASL"))
 		}
 		verdict.SkipInconclusive("needs a Kerberos realm and a keytab for pop/<host>")
 	})
 
 	Spec("lets USER/PASS or another AUTH follow a failed AUTH", IDs("RFC5034-4-failed-auth-no-effect"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		expectErr(extAuthCont(c, "PLAIN", extPlain("", a.User, "x"+a.Password)), "AUTH PLAIN with a wrong password")
-		expectOK(extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN after a failed one")
+		expectErr(authContinue(c, "PLAIN", plainResponse("", a.User, "x"+a.Password)), "AUTH PLAIN with a wrong password")
+		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN after a failed one")
 		// End that session (nothing is marked deleted) so that a server
 		// with a maildrop lock lets the next login in.
 		expectOK(cmd(c, "QUIT"), "QUIT")
-		d, _ := extNeedPlainMech(ctx, t)
-		expectErr(extAuthCont(d, "PLAIN", extPlain("", a.User, "x"+a.Password)), "AUTH PLAIN with a wrong password")
-		extStillAuthorization(d, a, "a failed AUTH")
+		d, _ := needPlainMech(ctx, t)
+		expectErr(authContinue(d, "PLAIN", plainResponse("", a.User, "x"+a.Password)), "AUTH PLAIN with a wrong password")
+		expectStillAuthorization(d, a, "a failed AUTH")
 	})
 
 	Spec("refuses STLS after a successful AUTH", IDs("RFC5034-4-tls-then-sasl"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		v := extWithPlaintextLogin(ctx, t)
-		c, k := extNeedSTLS(ctx, v)
-		if !slices.Contains(extUpper(k.Params("SASL")), "PLAIN") {
+		v := withPlaintextLogin(ctx, t)
+		c, k := needSTLS(ctx, v)
+		if !slices.Contains(upperAll(k.Params("SASL")), "PLAIN") {
 			verdict.SkipNotApplicable("the server does not list PLAIN in its SASL capability before TLS (%v)", k.Params("SASL"))
 		}
 		a := need(v.Account(ctx))
-		expectOK(extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN in plaintext")
+		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN in plaintext")
 		expectErr(cmd(c, "STLS"), "STLS after AUTH")
 		expectOK(cmd(c, "STAT"), "STAT after the refused STLS")
 	})
 
 	Spec("lists SASL after a successful AUTH", IDs("RFC5034-3-sasl-cap-stays"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		expectOK(extAuthCont(c, "PLAIN", extPlain("", a.User, a.Password)), "AUTH PLAIN")
-		k := extCAPA(c)
+		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN")
+		k := readCapa(c)
 		Expect(k.OK).To(BeTrue(), "CAPA after AUTH")
 		Expect(k.Has("SASL")).To(BeTrue(), "SASL missing after AUTH: %v", k.Order)
 	})
@@ -308,18 +308,18 @@ var _ = Describe("RFC 5034 section 5 case", func() {
 	type caseCase struct{ keyword, mech string }
 	for _, tc := range []caseCase{{"auth", "plain"}, {"Auth", "pLaIn"}} {
 		Spec(fmt.Sprintf("accepts %q %q as AUTH PLAIN", tc.keyword, tc.mech), IDs("RFC5034-5-case-insensitive"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			c, _ := extNeedPlainMech(ctx, t)
+			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			r := cmd(c, tc.keyword+" "+tc.mech)
 			Expect(r.Status).To(Equal("+"), "%s %s: want the empty challenge, got %q", tc.keyword, tc.mech, r.String())
-			expectOK(cmd(c, extPlain("", a.User, a.Password)), tc.keyword+" "+tc.mech)
+			expectOK(cmd(c, plainResponse("", a.User, a.Password)), tc.keyword+" "+tc.mech)
 		})
 	}
 
 	Spec("keeps base64 case-sensitive", IDs("RFC5034-5-case-insensitive"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		good := extPlain("", a.User, a.Password)
+		good := plainResponse("", a.User, a.Password)
 		swapped := strings.Map(func(r rune) rune {
 			switch {
 			case r >= 'a' && r <= 'z':
@@ -329,7 +329,7 @@ var _ = Describe("RFC 5034 section 5 case", func() {
 			}
 			return r
 		}, good)
-		expectErr(extAuthCont(c, "PLAIN", swapped), "the credentials' base64 with its letters' case swapped")
+		expectErr(authContinue(c, "PLAIN", swapped), "the credentials' base64 with its letters' case swapped")
 		expectErr(cmd(c, "STAT"), "STAT: the case-swapped response must not have logged in")
 	})
 })
@@ -344,21 +344,21 @@ var _ = Describe("RFC 4616 section 2 the PLAIN mechanism", func() {
 		{"the user's own name as authorisation identity", func(a harness.Account) string { return a.User }},
 	} {
 		Spec("logs in with "+tc.name, IDs("RFC4616-2-plain-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			c, _ := extNeedPlainMech(ctx, t)
+			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
-			expectOK(extAuthCont(c, "PLAIN", extPlain(tc.authz(a), a.User, a.Password)), "AUTH PLAIN with "+tc.name)
+			expectOK(authContinue(c, "PLAIN", plainResponse(tc.authz(a), a.User, a.Password)), "AUTH PLAIN with "+tc.name)
 			expectOK(cmd(c, "STAT"), "STAT")
 		})
 	}
 
 	Spec("fails when the authorisation identity names another user", IDs("RFC4616-2-plain-authz-other"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := extNeedPlainMech(ctx, t)
+		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		other := "postmaster"
 		if b, err := t.SecondAccount(ctx); err == nil {
 			other = b.User
 		}
-		expectErr(extAuthCont(c, "PLAIN", extPlain(other, a.User, a.Password)), "AUTH PLAIN acting as "+other)
+		expectErr(authContinue(c, "PLAIN", plainResponse(other, a.User, a.Password)), "AUTH PLAIN acting as "+other)
 		expectErr(cmd(c, "STAT"), "STAT after the refused AUTH")
 	})
 
@@ -374,10 +374,10 @@ var _ = Describe("RFC 4616 section 2 the PLAIN mechanism", func() {
 		{"with a NUL inside the password", func(a harness.Account) string { return "\x00" + a.User + "\x00" + a.Password + "\x00" }},
 	} {
 		Spec("fails a PLAIN message "+tc.name, IDs("RFC4616-2-plain-malformed"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			c, _ := extNeedPlainMech(ctx, t)
+			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			resp := base64.StdEncoding.EncodeToString([]byte(tc.msg(a)))
-			expectErr(extAuthCont(c, "PLAIN", resp), "a PLAIN message "+tc.name)
+			expectErr(authContinue(c, "PLAIN", resp), "a PLAIN message "+tc.name)
 			expectErr(cmd(c, "STAT"), "STAT after the refused AUTH")
 		})
 	}

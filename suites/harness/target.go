@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -86,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 			return nil, fmt.Errorf("reference server: %w", err)
 		}
 	}
-	if err := t.startReference(ctx, serverProfile); err != nil {
+	if err := t.startReference(ctx, serverProfile, nil); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -121,13 +122,13 @@ func (t *Target) openRemote() error {
 	return nil
 }
 
-func (t *Target) startReference(_ context.Context, p *profile.Profile) error {
+func (t *Target) startReference(_ context.Context, p *profile.Profile, now func() time.Time) error {
 	dir, err := os.MkdirTemp("", "pop3conformance-ref-")
 	if err != nil {
 		return fmt.Errorf("reference server: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := maildrop.Open(dir, maildrop.Options{Logger: logger})
+	store, err := maildrop.Open(dir, maildrop.Options{Logger: logger, Now: now})
 	if err != nil {
 		os.RemoveAll(dir)
 		return fmt.Errorf("reference server: open store: %w", err)
@@ -363,8 +364,32 @@ func LoginUserPass(c *Conn, a Account) error {
 // SecureLogin, a quota. It fails with ErrUnavailable on a remote host,
 // where only the server's operator can change such settings.
 func (t *Target) Variant(ctx context.Context, mutate func(*profile.Profile)) (*Target, error) {
+	return t.VariantWith(ctx, VariantOptions{Mutate: mutate})
+}
+
+// VariantOptions say how a variant of the bundled server differs from
+// the target.
+type VariantOptions struct {
+	// Mutate changes the server's profile and the expectations alike; nil
+	// keeps both.
+	Mutate func(*profile.Profile)
+	// Now is the clock of the variant's store: delivery times, and the
+	// age at which retention removes mail (E0005). nil is the real clock.
+	// The fixture accounts are seeded at the clock's time when the
+	// variant starts.
+	Now func() time.Time
+}
+
+// VariantWith starts another bundled server as opts say; a variant has a
+// store of its own, so faults injected into it (Store.SetFailRemove)
+// touch no other spec. It fails with ErrUnavailable on a remote host.
+func (t *Target) VariantWith(ctx context.Context, opts VariantOptions) (*Target, error) {
 	if t.ref == nil {
 		return nil, fmt.Errorf("a server with changed settings: %w (only the bundled reference server can be reconfigured)", ErrUnavailable)
+	}
+	mutate := opts.Mutate
+	if mutate == nil {
+		mutate = func(*profile.Profile) {}
 	}
 	serverProfile := t.ref.Profile.Clone()
 	mutate(serverProfile)
@@ -374,13 +399,37 @@ func (t *Target) Variant(ctx context.Context, mutate func(*profile.Profile)) (*T
 		return nil, fmt.Errorf("variant profile: %w", err)
 	}
 	v := &Target{Config: t.Config, Profile: expect}
-	if err := v.startReference(ctx, serverProfile); err != nil {
+	if err := v.startReference(ctx, serverProfile, opts.Now); err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
 	t.variants = append(t.variants, v)
 	t.mu.Unlock()
 	return v, nil
+}
+
+// Clock is a settable clock for VariantOptions.Now. It starts at a fixed
+// time and moves only when told to.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock that reads start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // FixtureMessage is one message of a fixture account, as the server must

@@ -342,23 +342,23 @@ func (c *Conn) StartTLS(cfg *tls.Config) (Reply, error) {
 	if err != nil || !r.OK() {
 		return r, err
 	}
-	if c.r.Buffered() > 0 {
-		// Bytes the server sent after its +OK but before the handshake
-		// would be a protocol error; keep them as evidence.
-		extra, _ := c.r.Peek(c.r.Buffered())
-		c.tr.received(extra, "<sent by the server between +OK and the TLS handshake>")
-		return r, fmt.Errorf("server sent %d octets after +OK to STLS", len(extra))
-	}
-	if err := c.handshake(cfg); err != nil {
-		return r, err
-	}
-	return r, nil
+	return r, c.Handshake(cfg)
 }
 
 // Handshake runs a client TLS handshake on the connection now, for specs
 // that write STLS themselves (for instance pipelined with more commands)
-// and read its reply before upgrading.
-func (c *Conn) Handshake(cfg *tls.Config) error { return c.handshake(cfg) }
+// and read its reply before upgrading. Octets the server sent after that
+// reply but before the handshake are a protocol error (they would be
+// read as if they came under TLS): they are kept in the transcript and
+// the handshake is refused.
+func (c *Conn) Handshake(cfg *tls.Config) error {
+	if n := c.r.Buffered(); n > 0 {
+		extra, _ := c.r.Peek(n)
+		c.tr.received(extra, "<sent by the server between +OK and the TLS handshake>")
+		return fmt.Errorf("server sent %d octets after +OK to STLS, before the TLS handshake", n)
+	}
+	return c.handshake(cfg)
+}
 
 func (c *Conn) handshake(cfg *tls.Config) error {
 	tc := tls.Client(c.nc, cfg)

@@ -1,0 +1,107 @@
+package conformance
+
+// Helpers for logins other than USER/PASS: SASL (RFC 5034, RFC 4616),
+// APOP (RFC 1939 section 7), and STLS (RFC 2595) before them.
+
+import (
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
+	"slices"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+// needPlainMech opens a session ready for AUTH PLAIN, or ends the spec as
+// not applicable when CAPA does not list SASL PLAIN there.
+func needPlainMech(ctx SpecContext, t *harness.Target) (*harness.Conn, capabilities) {
+	c := plaintextReady(ctx, t)
+	k := needCapa(c)
+	if !slices.Contains(k.SASL(), "PLAIN") {
+		verdict.SkipNotApplicable("the server does not list PLAIN in its SASL capability (%q)", strings.Join(k.Params("SASL"), " "))
+	}
+	return c, k
+}
+
+// plainResponse is the base64 of an RFC 4616 PLAIN message.
+func plainResponse(authz, authc, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(authz + "\x00" + authc + "\x00" + password))
+}
+
+// authContinue runs "AUTH <mech>" without an initial response, checks
+// that the server answers with a continuation, sends response and returns
+// the server's next line.
+func authContinue(c *harness.Conn, mech, response string) harness.Reply {
+	ch := cmd(c, "AUTH "+mech)
+	ExpectWithOffset(1, ch.Status).To(Equal("+"), "AUTH %s without an initial response: want a continuation, got %q", mech, ch.String())
+	return cmd(c, response)
+}
+
+// authPlainTry tries AUTH PLAIN with response and returns the final reply,
+// whether the server sent an empty challenge first or refused the
+// mechanism at once. The initial response goes after the challenge, so the
+// command line stays short under any command limit.
+func authPlainTry(c *harness.Conn, response string) harness.Reply {
+	r := cmd(c, "AUTH PLAIN")
+	if r.Status != "+" {
+		return r
+	}
+	return cmd(c, response)
+}
+
+// authWithIR runs AUTH with an initial response. A line that the profile's
+// command limit cannot carry ends the spec as not applicable: the client
+// would have to use the empty challenge instead (RFC 5034 section 4).
+func authWithIR(t *harness.Target, c *harness.Conn, mech, ir string) harness.Reply {
+	line := "AUTH " + mech + " " + ir
+	if n := len(line) + 2; n > t.Profile.MaxCommandOctets {
+		verdict.SkipNotApplicable("an AUTH line with this initial response has %d octets, more than the profile's %d-octet command limit", n, t.Profile.MaxCommandOctets)
+	}
+	return cmd(c, line)
+}
+
+// needSTLS dials the plain listener and reads CAPA there; the spec ends
+// inconclusive without a plain listener and not applicable when STLS is
+// not advertised.
+func needSTLS(ctx SpecContext, t *harness.Target) (*harness.Conn, capabilities) {
+	c := need(t.DialPlain(ctx))
+	Expect(c.Greeting.OK()).To(BeTrue(), "greeting %q", c.Greeting)
+	k := needCapa(c)
+	needTag(k, "STLS", "on the plain listener")
+	return c, k
+}
+
+// startTLS runs STLS and the handshake and fails on any problem.
+func startTLS(t *harness.Target, c *harness.Conn) {
+	r, err := c.StartTLS(t.TLSConfig())
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "STLS and TLS handshake (reply %q)", r.String())
+	expectOK(r, "STLS")
+}
+
+var (
+	// Any <...> in a greeting looks like an APOP timestamp to a client.
+	apopStampRE = regexp.MustCompile(`<[^<>\r\n]*>`)
+	// The timestamp proper has the syntax of an RFC 822 msg-id:
+	// <local-part@domain>.
+	msgIDRE = regexp.MustCompile(`<[\x21-\x3B\x3D\x3F-\x7E]+@[\x21-\x3B\x3D\x3F-\x7E]+>`)
+)
+
+// apopTimestamp returns the APOP timestamp of a greeting: any <...>, which
+// is what a client would take for one.
+func apopTimestamp(g harness.Reply) (string, bool) {
+	s := apopStampRE.FindString(g.Text)
+	return s, s != ""
+}
+
+// apopDigest is the APOP digest of RFC 1939 section 7: MD5 over the
+// timestamp and the shared secret, in lower-case hex.
+func apopDigest(stamp, secret string) string {
+	sum := md5.Sum([]byte(stamp + secret))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,371 @@
+package conformance
+
+// Helpers that read a maildrop in the TRANSACTION state: STAT, listings,
+// unique-ids, retrieval, and what the fixtures say the maildrop holds.
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/reference-server/maildrop"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+// RFC 1939 grammar of the replies these helpers parse. Text after the
+// sizes is allowed by the RFC ("strongly discouraged"); V0004/V0005 judge
+// it.
+var (
+	statRE = regexp.MustCompile(`^\+OK ([0-9]+) ([0-9]+)(?: [^\r\n]*)?\r\n$`)
+	scanRE = regexp.MustCompile(`^([0-9]+) ([0-9]+)(?: [^\r\n]*)?\r\n$`)
+	// A unique-id listing is the number, one space and the unique-id, and
+	// nothing else: the unique-id cannot hold a space.
+	uidLineRE = regexp.MustCompile(`^([0-9]+) ([^ \r\n]*)\r\n$`)
+	// The replies to LIST n and UIDL n.
+	listOneRE = regexp.MustCompile(`^\+OK ([0-9]+) ([0-9]+)(?: [^\r\n]*)?\r\n$`)
+	uidOneRE  = regexp.MustCompile(`^\+OK ([0-9]+) ([^ \r\n]*)\r\n$`)
+	// RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21..0x7E.
+	uidCharsRE = regexp.MustCompile(`^[\x21-\x7E]{1,70}$`)
+)
+
+// stat sends STAT and returns the message count and maildrop size; a
+// reply outside the RFC 1939 grammar ("+OK nn mm", CRLF) fails the spec.
+func stat(c *harness.Conn) (n int, size int64) {
+	r := cmd(c, "STAT")
+	m := statRE.FindStringSubmatch(string(r.Raw))
+	ExpectWithOffset(1, m).NotTo(BeNil(), "STAT: want \"+OK nn mm\", got %q", r.Raw)
+	n, _ = strconv.Atoi(m[1])
+	size, _ = strconv.ParseInt(m[2], 10, 64)
+	return n, size
+}
+
+// count logs in as a and returns the message count.
+func count(ctx SpecContext, t *harness.Target, a harness.Account) int {
+	c := loginAs(ctx, t, a)
+	n, _ := stat(c)
+	quitOK(c)
+	return n
+}
+
+// needMessages ends the spec inconclusive when the maildrop holds fewer
+// than want messages.
+func needMessages(have, want int) {
+	if have < want {
+		verdict.SkipInconclusive("the maildrop has %d messages, the check needs at least %d", have, want)
+	}
+}
+
+// statAtLeast sends STAT and ends the spec inconclusive when the maildrop
+// holds fewer than want messages; it returns the count.
+func statAtLeast(c *harness.Conn, want int) int {
+	n, _ := stat(c)
+	needMessages(n, want)
+	return n
+}
+
+// listing is one line of a LIST or UIDL listing.
+type listing struct {
+	Num int
+	// NumText is the message number as sent.
+	NumText string
+	// Value is the first word after the number: a size or a unique-id.
+	Value string
+	// Rest is everything after the number and its space, as sent.
+	Rest string
+}
+
+// Size is Value as a number, or -1 when it is not one.
+func (l listing) Size() int64 {
+	n, err := strconv.ParseInt(l.Value, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// UID is Value, for unique-id listings.
+func (l listing) UID() string { return l.Value }
+
+// listAll sends a listing command (LIST or UIDL) and splits each line into
+// the message number and what follows it.
+func listAll(c *harness.Conn, command string) []listing {
+	m := multi(c, command)
+	ExpectWithOffset(1, m.OK()).To(BeTrue(), "%s: want +OK, got %q", command, m.String())
+	out := make([]listing, 0, len(m.Lines))
+	for _, line := range m.Texts() {
+		num, rest, _ := strings.Cut(line, " ")
+		n, err := strconv.Atoi(num)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred(), "%s line %q does not start with a message number", command, line)
+		val, _, _ := strings.Cut(rest, " ")
+		out = append(out, listing{Num: n, NumText: num, Value: val, Rest: rest})
+	}
+	return out
+}
+
+// strictListing sends LIST or UIDL and checks every line against re, the
+// RFC 1939 grammar of its listings.
+func strictListing(c *harness.Conn, command string, re *regexp.Regexp, what string) []listing {
+	m := multi(c, command)
+	ExpectWithOffset(2, m.OK()).To(BeTrue(), "%s: want +OK, got %q", command, m.String())
+	out := make([]listing, 0, len(m.Lines))
+	for _, l := range m.Lines {
+		s := re.FindStringSubmatch(string(l))
+		ExpectWithOffset(2, s).NotTo(BeNil(), "%s: %q is not %s", command, l, what)
+		n, _ := strconv.Atoi(s[1])
+		_, rest, _ := strings.Cut(strings.TrimRight(string(l), "\r\n"), " ")
+		out = append(out, listing{Num: n, NumText: s[1], Value: s[2], Rest: rest})
+	}
+	return out
+}
+
+// scanListings sends LIST and returns its scan listings, each "n size".
+func scanListings(c *harness.Conn) []listing {
+	return strictListing(c, "LIST", scanRE, "a scan listing \"n size\"")
+}
+
+// uidListings sends UIDL and returns its unique-id listings, each
+// "n unique-id".
+func uidListings(c *harness.Conn) []listing {
+	return strictListing(c, "UIDL", uidLineRE, "\"n unique-id\"")
+}
+
+// uidsByNumber returns the unique-ids by message number. A server that
+// does not answer UIDL leaves the spec inconclusive: nothing else tells
+// messages apart across sessions.
+func uidsByNumber(c *harness.Conn) map[int]string {
+	m := multi(c, "UIDL")
+	if m.Err() {
+		verdict.SkipInconclusive("the server answers UIDL with %q, so messages cannot be told apart across sessions", m.String())
+	}
+	ExpectWithOffset(1, m.OK()).To(BeTrue(), "UIDL: %q", m.String())
+	out := map[int]string{}
+	for _, line := range m.Texts() {
+		f := strings.Fields(line)
+		ExpectWithOffset(1, f).To(HaveLen(2), "UIDL line %q is not \"n unique-id\"", line)
+		n, err := strconv.Atoi(f[0])
+		ExpectWithOffset(1, err).NotTo(HaveOccurred(), "UIDL line %q", line)
+		out[n] = f[1]
+	}
+	return out
+}
+
+// retr retrieves message n and returns it un-stuffed.
+func retr(c *harness.Conn, n int) []byte {
+	m := multi(c, fmt.Sprintf("RETR %d", n))
+	ExpectWithOffset(1, m.OK()).To(BeTrue(), "RETR %d: want +OK, got %q", n, m.String())
+	return m.Body()
+}
+
+// retrieveLimit bounds how many messages eachMessage retrieves from a remote
+// maildrop of unknown size.
+const retrieveLimit = 10
+
+// eachMessage retrieves up to retrieveLimit messages and hands each to
+// check with its number and LIST size.
+func eachMessage(c *harness.Conn, check func(num int, listed int64, m harness.Multi)) int {
+	done := 0
+	for _, l := range listAll(c, "LIST") {
+		if done == retrieveLimit {
+			break
+		}
+		size, err := strconv.ParseInt(strings.Fields(l.Rest + " x")[0], 10, 64)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred(), "scan listing size %q", l.Rest)
+		m := multi(c, fmt.Sprintf("RETR %d", l.Num))
+		ExpectWithOffset(1, m.OK()).To(BeTrue(), "RETR %d: %q", l.Num, m.String())
+		check(l.Num, size, m)
+		done++
+	}
+	return done
+}
+
+// mailbox is what a session sees of a maildrop: enough to tell whether
+// anything was removed between two sessions.
+type mailbox struct {
+	Count int
+	Size  int64
+	// UIDs are the unique-ids in order, nil when the server has no UIDL.
+	UIDs []string
+}
+
+// look reads the maildrop state of a TRANSACTION session.
+func look(c *harness.Conn) mailbox {
+	var mb mailbox
+	mb.Count, mb.Size = stat(c)
+	m, err := c.CmdMulti("UIDL")
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "reply to UIDL")
+	if m.OK() {
+		mb.UIDs = []string{}
+		for _, l := range m.Texts() {
+			_, uid, _ := strings.Cut(l, " ")
+			mb.UIDs = append(mb.UIDs, uid)
+		}
+	}
+	return mb
+}
+
+// expectNothingRemoved compares two looks at one maildrop. Against a
+// remote host mail may arrive in between, so with unique-ids every message
+// seen before must still be there; without them the count must not drop.
+func expectNothingRemoved(before, after mailbox, why string) {
+	if before.UIDs != nil && after.UIDs != nil {
+		have := map[string]bool{}
+		for _, u := range after.UIDs {
+			have[u] = true
+		}
+		var gone []string
+		for _, u := range before.UIDs {
+			if !have[u] {
+				gone = append(gone, u)
+			}
+		}
+		ExpectWithOffset(1, gone).To(BeEmpty(), "%s, yet messages with these unique-ids were removed", why)
+		return
+	}
+	ExpectWithOffset(1, after.Count).To(BeNumerically(">=", before.Count), "%s, yet the maildrop went from %d to %d messages", why, before.Count, after.Count)
+}
+
+// fixtureOf returns the messages the account's maildrop holds, when it is
+// known to hold a fixture.
+func fixtureOf(a harness.Account) ([]harness.FixtureMessage, bool) {
+	if a.Fixture == "" {
+		return nil, false
+	}
+	msgs, err := harness.FixtureMessages(a.Fixture)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return msgs, true
+}
+
+// needFixture returns the messages of fixture name when the account's
+// maildrop is known to hold it, and ends the spec inconclusive otherwise.
+func needFixture(a harness.Account, name string) []harness.FixtureMessage {
+	if a.Fixture != name {
+		verdict.SkipInconclusive("the maildrop of %s is not known to hold the fixture %s (set %s=%s on an account prepared that way)", a.User, name, harness.EnvMailboxFixture, name)
+	}
+	msgs, err := harness.FixtureMessages(name)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	return msgs
+}
+
+// needExactSizes ends the spec not applicable when the profile reports
+// storage sizes instead of exact octet counts.
+func needExactSizes(t *harness.Target) {
+	if !t.Profile.ExactSizes {
+		verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 2.1.5 (storage sizes)")
+	}
+}
+
+// maxDownload bounds how much a spec downloads from an unknown maildrop to
+// learn exact sizes.
+const maxDownload = 4 << 20
+
+// exactSizes returns the exact octet count of the listed messages: from
+// the fixture when the maildrop holds one, otherwise from RETR.
+func exactSizes(c *harness.Conn, a harness.Account, list []listing) map[int]int64 {
+	out := map[int]int64{}
+	if msgs, ok := fixtureOf(a); ok {
+		for i, m := range msgs {
+			out[i+1] = int64(len(m.Data))
+		}
+		return out
+	}
+	var total int64
+	for _, s := range list {
+		total += s.Size()
+		if total > maxDownload {
+			verdict.SkipInconclusive("the maildrop holds more than %d octets, more than the check downloads to learn exact sizes", maxDownload)
+		}
+		m := multi(c, fmt.Sprintf("RETR %d", s.Num))
+		ExpectWithOffset(1, m.OK()).To(BeTrue(), "RETR %d: want +OK, got %q", s.Num, m.String())
+		out[s.Num] = int64(len(m.Body()))
+	}
+	return out
+}
+
+// errInjected is the removal failure the suite injects into the bundled
+// store's UPDATE.
+var errInjected = errors.New("removal failure injected by the suite")
+
+// failRemovals makes the bundled store fail removals of user's messages
+// while fail returns true for them: it is called with the 1-based count of
+// removals attempted for that user in this call's lifetime, and the
+// unique-id. The hook is removed when the spec ends. Use it on a Variant,
+// or on the shared store with a fresh account, so no other spec's user is
+// affected.
+func failRemovals(store *maildrop.Store, user string, fail func(attempt int, uid string) bool) {
+	var attempts atomic.Int64
+	store.SetFailRemove(func(u, uid string) error {
+		if !strings.EqualFold(u, user) {
+			return nil
+		}
+		if fail(int(attempts.Add(1)), uid) {
+			return errInjected
+		}
+		return nil
+	})
+	DeferCleanup(func() { store.SetFailRemove(nil) })
+}
+
+// failedUpdate is what a session saw of an UPDATE in which the bundled
+// store failed one removal on purpose.
+type failedUpdate struct {
+	// Target is the variant the scenario ran on.
+	Target  *harness.Target
+	Account harness.Account
+	// Before are the unique-ids by message number at login; Marked the
+	// message numbers marked deleted, in the order DELE was sent.
+	Before map[int]string
+	Marked []int
+	// Removed are the unique-ids the store really removed; FailedUID the
+	// one whose removal was made to fail ("" when UPDATE never got that
+	// far).
+	Removed   map[string]bool
+	FailedUID string
+	Quit      harness.Reply
+	// Again is a login right after the failed UPDATE (the server had
+	// closed the first connection); AgainErr says why it failed.
+	Again    *harness.Conn
+	AgainErr error
+}
+
+// updateWithFailedRemoval marks messages marked deleted on a bundled
+// variant of its own, makes the failAt-th removal of UPDATE fail, sends
+// QUIT and logs in again at once. The store's hook tells which removals
+// were attempted, so the spec knows exactly what must be gone.
+func updateWithFailedRemoval(ctx SpecContext, t *harness.Target, marked []int, failAt int) failedUpdate {
+	// A server of its own: the fault touches no other spec and goes away
+	// with the variant.
+	v := need(t.VariantWith(ctx, harness.VariantOptions{}))
+	a := need(v.Account(ctx))
+	c := loginAs(ctx, v, a)
+	n, _ := stat(c)
+	needMessages(n, slices.Max(marked))
+	fu := failedUpdate{Target: v, Account: a, Before: uidsByNumber(c), Marked: marked, Removed: map[string]bool{}}
+	var mu sync.Mutex
+	failRemovals(v.Reference().Store, a.User, func(attempt int, uid string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if attempt == failAt {
+			fu.FailedUID = uid
+			return true
+		}
+		fu.Removed[uid] = true
+		return false
+	})
+	for _, i := range marked {
+		expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
+	}
+	fu.Quit = quitAndWait(c)
+	fu.Again, fu.AgainErr = v.Login(ctx, a)
+	mu.Lock()
+	defer mu.Unlock()
+	return fu
+}

@@ -1,0 +1,215 @@
+package conformance
+
+// Helpers that open, log in and end sessions, shared by every spec file.
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+// quietWindow is how long a spec listens for octets the server must not
+// send.
+const quietWindow = 200 * time.Millisecond
+
+// dialUntouched connects without STLS, so that nothing has been sent when
+// the spec starts: the plain port when the target has one, otherwise the
+// implicit TLS port.
+func dialUntouched(ctx SpecContext, t *harness.Target) *harness.Conn {
+	var (
+		c   *harness.Conn
+		err error
+	)
+	if t.HasPlain() {
+		c, err = t.DialPlain(ctx)
+	} else {
+		c, err = t.DialTLS(ctx)
+	}
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "connect")
+	return c
+}
+
+// secureForLogin runs STLS on c when the profile refuses plaintext logins
+// before TLS (V0010), as a well-behaved client would.
+func secureForLogin(c *harness.Conn, t *harness.Target) {
+	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+		r, err := c.StartTLS(t.TLSConfig())
+		ExpectWithOffset(2, err).NotTo(HaveOccurred(), "STLS before a plaintext login")
+		ExpectWithOffset(2, r.OK()).To(BeTrue(), "STLS: want +OK, got %q", r.String())
+	}
+}
+
+// authDial opens a session in AUTHORIZATION ready for USER/PASS: under
+// STLS when the profile refuses plaintext logins before TLS.
+func authDial(ctx SpecContext, t *harness.Target) *harness.Conn {
+	c := dial(ctx, t)
+	secureForLogin(c, t)
+	return c
+}
+
+// plaintextReady is authDial for specs that must send a plaintext
+// password: a profile that forbids them before TLS but offers no STLS
+// leaves the spec inconclusive (use implicit TLS).
+func plaintextReady(ctx SpecContext, t *harness.Target) *harness.Conn {
+	c := dial(ctx, t)
+	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && !t.Profile.STLS {
+		verdict.SkipInconclusive("the profile allows plaintext passwords only under TLS but offers no STLS; use %s=implicit", harness.EnvTLS)
+	}
+	secureForLogin(c, t)
+	return c
+}
+
+// loginAs logs in as a on a new connection and fails the spec when that
+// does not work.
+func loginAs(ctx SpecContext, t *harness.Target, a harness.Account) *harness.Conn {
+	c, err := t.Login(ctx, a)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "log in as %s", a.User)
+	return c
+}
+
+// loginWith logs in with USER and PASS on an open session in the
+// AUTHORIZATION state, with the keywords spelt as given.
+func loginWith(c *harness.Conn, t *harness.Target, a harness.Account, user, pass string) {
+	secureForLogin(c, t)
+	r := cmd(c, user+" "+a.User)
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "%s %s: want +OK, got %q", user, a.User, r.String())
+	r = cmd(c, pass+" "+a.Password)
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "%s for %s: want +OK, got %q", pass, a.User, r.String())
+}
+
+// loginSoon logs in as a after the spec ended an earlier session without
+// waiting for the server: a server that locks the maildrop may notice the
+// closed connection a moment later than the client, so a refused login is
+// retried briefly whatever the profile says about locks (2.1.3 is judged
+// elsewhere).
+func loginSoon(ctx SpecContext, t *harness.Target, a harness.Account) *harness.Conn {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, err := t.Login(ctx, a)
+		if err == nil {
+			return c
+		}
+		if c != nil {
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			Fail(fmt.Sprintf("log in again as %s after the earlier session ended: %v", a.User, err), 1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// quitOK ends a session that marked nothing: QUIT must answer +OK.
+func quitOK(c *harness.Conn) {
+	r, err := c.Quit()
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "QUIT")
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "QUIT: %q", r.String())
+}
+
+// quitAndWait ends a TRANSACTION session with QUIT and waits for the
+// server to close, so that UPDATE is over when it returns.
+func quitAndWait(c *harness.Conn) harness.Reply {
+	r := cmd(c, "QUIT")
+	_, err := c.ExpectClosed(5 * time.Second)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "the server must close the connection after QUIT")
+	return r
+}
+
+// noSuchUser is a mailbox name that no server holds. It stays short so
+// that "USER <name>" fits the smallest command limit Exchange allows (40
+// octets, E0006).
+func noSuchUser() string {
+	return fmt.Sprintf("nosuch%d", time.Now().UnixNano()%1_000_000_000)
+}
+
+// errBudget is how many negative replies one session may collect before
+// the profile lets the server close it (C0005); 0 means no limit.
+func errBudget(t *harness.Target) int {
+	if n := t.Profile.CloseAfterErrors; n > 0 {
+		return n - 1
+	}
+	return 0
+}
+
+// needErrBudget ends the spec not applicable when the profile closes a
+// session after fewer negative replies than the check needs to see before
+// its last command (C0005).
+func needErrBudget(t *harness.Target, errs int) {
+	if n := t.Profile.CloseAfterErrors; n > 0 && n <= errs {
+		verdict.SkipNotApplicable("the profile closes the session after %d negative replies; the check needs %d in one session", n, errs+1)
+	}
+}
+
+// expectErrs sends each command and expects -ERR, then checks with alive
+// that the session still works. A new session is opened with open
+// whenever the profile's error budget would let the server close the
+// current one; end is called on a session before it is replaced.
+func expectErrs(c *harness.Conn, t *harness.Target, cmds []string, open func() *harness.Conn, end func(*harness.Conn), alive func(*harness.Conn)) *harness.Conn {
+	budget, used := errBudget(t), 0
+	for _, line := range cmds {
+		if budget > 0 && used == budget {
+			end(c)
+			c, used = open(), 0
+		}
+		r := cmd(c, line)
+		ExpectWithOffset(1, r.Err()).To(BeTrue(), "%q: want -ERR, got %q", redactForMessage(line), r.String())
+		used++
+		alive(c)
+	}
+	return c
+}
+
+// expectStillAuthorization checks that the session is usable and still in
+// AUTHORIZATION: STAT is refused, a login then works.
+func expectStillAuthorization(c *harness.Conn, a harness.Account, after string) {
+	expectErr(cmd(c, "STAT"), "STAT in AUTHORIZATION after "+after)
+	ExpectWithOffset(1, harness.LoginUserPass(c, a)).To(Succeed(), "USER/PASS login after %s", after)
+	expectOK(cmd(c, "STAT"), "STAT after logging in")
+}
+
+// withPlaintextLogin returns the target when the profile allows plaintext
+// logins before TLS, otherwise a bundled variant that does. A remote host
+// configured otherwise makes the spec inconclusive.
+func withPlaintextLogin(ctx SpecContext, t *harness.Target) *harness.Target {
+	if t.Profile.PlaintextBeforeTLS {
+		return t
+	}
+	v, err := t.Variant(ctx, func(p *profile.Profile) { p.PlaintextBeforeTLS = true })
+	if err != nil && isUnavailable(err) {
+		verdict.SkipInconclusive("the profile allows no plaintext login before TLS, so no session reaches TRANSACTION without TLS")
+	}
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+var freshSeq atomic.Int64
+
+// freshName is a mailbox name no fixture or other spec uses.
+func freshName(prefix string) string {
+	return fmt.Sprintf("%s%d.%d", prefix, GinkgoParallelProcess(), freshSeq.Add(1))
+}
+
+// emptyAccount creates an empty mailbox with the given name and password
+// on the bundled server and returns its login.
+func emptyAccount(t *harness.Target, name, password string) harness.Account {
+	ref := t.Reference()
+	ExpectWithOffset(1, ref).NotTo(BeNil())
+	ExpectWithOffset(1, ref.Store.AddUser(name, password, "")).To(Succeed(), "create user %s", name)
+	return harness.Account{User: name, Password: password}
+}
+
+// sleepCtx waits d unless the spec is interrupted.
+func sleepCtx(ctx SpecContext, d time.Duration) {
+	select {
+	case <-ctx.Done():
+		Fail("interrupted while waiting")
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,615 @@
+package conformance
+
+// Robustness: hostile input (issue 5). Each spec attacks one connection
+// and then checks that the server is still serving with a fresh login.
+// What counts as surviving an attack is a clear -ERR or a clean close of
+// the attacked connection; a +OK to garbage, a hang, or a server that no
+// longer lets anyone in is a deviation. Against a remote host these specs
+// run only with --allow-disruptive (the class gate).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
+	"pop3conformance/suites/verdict"
+)
+
+// robustRaw is a bare client for attacks: it writes exactly what it is
+// given, from any goroutine, and keeps a short log for the report. The
+// harness client records every octet and is not meant for concurrent
+// reads and writes.
+type robustRaw struct {
+	nc  net.Conn
+	br  *bufio.Reader
+	tls bool
+
+	mu  sync.Mutex
+	log []string
+}
+
+func (r *robustRaw) note(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.log) < 200 {
+		r.log = append(r.log, fmt.Sprintf(format, args...))
+	} else if len(r.log) == 200 {
+		r.log = append(r.log, "... (log cut)")
+	}
+}
+
+// robustDial connects as the target is usually reached and reads the
+// greeting.
+func robustDial(ctx context.Context, t *harness.Target) *robustRaw {
+	r := robustDialAddr(ctx, t)
+	g, err := r.line(harness.DefaultTimeout)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "greeting")
+	ExpectWithOffset(1, g).To(HavePrefix("+OK"), "greeting")
+	if t.Mode() == harness.TLSStartTLS {
+		ExpectWithOffset(1, r.startTLS(t)).To(Succeed(), "STLS")
+	}
+	return r
+}
+
+func robustDialAddr(ctx context.Context, t *harness.Target) *robustRaw {
+	addr, implicit := t.PlainAddr(), false
+	if t.Mode() == harness.TLSImplicit {
+		addr, implicit = t.TLSAddr(), true
+	}
+	d := net.Dialer{Timeout: harness.DefaultTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	ExpectWithOffset(2, err).NotTo(HaveOccurred(), "connect %s", addr)
+	r := &robustRaw{nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
+	DeferCleanup(func() {
+		r.nc.Close()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		AddReportEntry("transcript (attack connection to "+addr+")", strings.Join(r.log, "\n"), ReportEntryVisibilityFailureOrVerbose)
+	})
+	r.note("* connected to %s", addr)
+	if implicit {
+		ExpectWithOffset(2, r.handshake(t.TLSConfig())).To(Succeed(), "implicit TLS handshake")
+	}
+	return r
+}
+
+func (r *robustRaw) handshake(cfg *tls.Config) error {
+	tc := tls.Client(r.nc, cfg)
+	_ = tc.SetDeadline(time.Now().Add(harness.DefaultTimeout))
+	if err := tc.Handshake(); err != nil {
+		r.note("* TLS handshake failed: %v", err)
+		return err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	r.nc, r.br, r.tls = tc, bufio.NewReaderSize(tc, 64<<10), true
+	r.note("* TLS handshake done")
+	return nil
+}
+
+func (r *robustRaw) startTLS(t *harness.Target) error {
+	if err := r.write([]byte("STLS\r\n")); err != nil {
+		return err
+	}
+	l, err := r.line(harness.DefaultTimeout)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(l, "+OK") {
+		return fmt.Errorf("STLS refused: %q", l)
+	}
+	return r.handshake(t.TLSConfig())
+}
+
+// write sends b; the log shows at most its first 80 octets.
+func (r *robustRaw) write(b []byte) error {
+	show := b
+	if len(show) > 80 {
+		show = show[:80]
+	}
+	kw, _, _ := strings.Cut(string(show), " ")
+	if strings.EqualFold(kw, "PASS") {
+		show = []byte("PASS <redacted>")
+	}
+	r.note("C: %q (%d octets)", show, len(b))
+	_ = r.nc.SetWriteDeadline(time.Now().Add(harness.DefaultTimeout))
+	_, err := r.nc.Write(b)
+	if err != nil {
+		r.note("* write failed: %v", err)
+	}
+	return err
+}
+
+// line reads one line within d, at most 64 KiB of it.
+func (r *robustRaw) line(d time.Duration) (string, error) {
+	_ = r.nc.SetReadDeadline(time.Now().Add(d))
+	var b []byte
+	for {
+		frag, err := r.br.ReadSlice('\n')
+		b = append(b, frag...)
+		if err == nil {
+			s := string(b)
+			r.note("S: %q", strings.TrimRight(s, "\r\n"))
+			return s, nil
+		}
+		if errors.Is(err, bufio.ErrBufferFull) && len(b) < 64<<10 {
+			continue
+		}
+		r.note("* read: %v (partial %q)", err, b)
+		return string(b), err
+	}
+}
+
+// status reads the answer to an attack: a status line, or the end of the
+// connection. A +OK to hostile input, a timeout or anything that is not a
+// status line fails the spec.
+func (r *robustRaw) status(what string) (closed bool) {
+	l, err := r.line(harness.DefaultTimeout)
+	if err != nil {
+		ExpectWithOffset(1, robustIsTimeout(err)).To(BeFalse(), "%s: no answer and no close within %v", what, harness.DefaultTimeout)
+		return true
+	}
+	ExpectWithOffset(1, l).To(HavePrefix("-ERR"), "%s: want -ERR or a closed connection", what)
+	return false
+}
+
+// closedWithin waits for the server to close, discarding what it sends.
+func (r *robustRaw) closedWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	buf := make([]byte, 4096)
+	for {
+		_ = r.nc.SetReadDeadline(deadline)
+		_, err := r.br.Read(buf)
+		if err == nil {
+			continue
+		}
+		r.note("* read: %v", err)
+		return !robustIsTimeout(err)
+	}
+}
+
+func robustIsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (r *robustRaw) closeWrite() error {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := r.nc.(closeWriter)
+	if !ok {
+		return errors.New("transport cannot half-close")
+	}
+	r.note("* client half-closed the connection")
+	return cw.CloseWrite()
+}
+
+// login runs STLS when the profile wants it, then USER and PASS.
+func (r *robustRaw) login(t *harness.Target, a harness.Account) {
+	if !r.tls && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+		ExpectWithOffset(1, r.startTLS(t)).To(Succeed(), "STLS before login")
+	}
+	for _, c := range []string{"USER " + a.User, "PASS " + a.Password} {
+		ExpectWithOffset(1, r.write([]byte(c+"\r\n"))).To(Succeed())
+		l, err := r.line(harness.DefaultTimeout)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred(), "reply to %s", redactForMessage(c))
+		ExpectWithOffset(1, l).To(HavePrefix("+OK"), "reply to %s", redactForMessage(c))
+	}
+}
+
+// robustAlive proves that the server still serves: a fresh connection
+// logs in, gets STAT and quits.
+func robustAlive(ctx SpecContext, t *harness.Target, after string) {
+	a := need(t.Account(ctx))
+	var c *harness.Conn
+	var err error
+	// A limit or a slot being freed may take a moment to show.
+	for try := 0; try < 20; try++ {
+		if c, err = t.Login(ctx, a); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "a fresh login after %s", after)
+	r, err := c.Cmd("STAT")
+	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "STAT after %s", after)
+	ExpectWithOffset(1, r.OK()).To(BeTrue(), "STAT after %s: %q", after, r)
+	_, _ = c.Quit()
+}
+
+var _ = Describe("Robustness: hostile input", func() {
+	Spec("answers a 10 MB line without CRLF with -ERR or a close, and keeps serving", IDs("2.1.2", "E0007"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		r := robustDial(ctx, t)
+		chunk := bytes.Repeat([]byte("A"), 64<<10)
+		closed := false
+		for sent := 0; sent < 10<<20; sent += len(chunk) {
+			_ = r.nc.SetWriteDeadline(time.Now().Add(harness.DefaultTimeout))
+			if _, err := r.nc.Write(chunk); err != nil {
+				Expect(robustIsTimeout(err)).To(BeFalse(), "the server stopped reading a long line without closing (after %d octets)", sent)
+				r.note("* server closed after %d octets: %v", sent, err)
+				closed = true
+				break
+			}
+		}
+		if !closed {
+			r.note("C: 10 MiB of 'A' without a line end")
+			if r.write([]byte("\r\n")) == nil && !r.status("a 10 MiB line") {
+				// Still open after -ERR: the session must still work.
+				Expect(r.write([]byte("CAPA\r\n"))).To(Succeed())
+				l, err := r.line(harness.DefaultTimeout)
+				if err == nil {
+					Expect(l).To(HavePrefix("+OK"), "CAPA after the long line was refused")
+				}
+			}
+		}
+		robustAlive(ctx, t, "a 10 MiB line")
+	})
+
+	Spec("refuses commands with NUL octets and keeps serving", IDs("RFC1939-3-unknown-cmd"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		r := robustDial(ctx, t)
+		for _, line := range []string{"NO\x00OP\r\n", "\x00\x00\x00\x00\r\n", "USER a\x00b\r\n"} {
+			if r.write([]byte(line)) != nil || r.status(fmt.Sprintf("%q", line)) {
+				break
+			}
+		}
+		robustAlive(ctx, t, "NUL octets")
+	})
+
+	Spec("answers bare CR and bare LF without hanging and keeps serving", IDs("RFC1939-3-cmd-crlf"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		r := robustDial(ctx, t)
+		// A CR inside a line is no line end: the line is garbage.
+		if r.write([]byte("NO\rOP\r\n")) == nil {
+			r.status("a command with a bare CR inside")
+		}
+		// A bare LF may end the line or not (left open by RFC 1939); a
+		// CRLF after it must bring an answer either way.
+		r2 := robustDial(ctx, t)
+		Expect(r2.write([]byte("CAPA\n"))).To(Succeed())
+		l, err := r2.line(2 * time.Second)
+		switch {
+		case err == nil:
+			AddReportEntry("bare LF", "ends the line: "+strings.TrimSpace(l))
+		case robustIsTimeout(err):
+			Expect(r2.write([]byte("\r\n"))).To(Succeed())
+			l, err = r2.line(harness.DefaultTimeout)
+			Expect(err).NotTo(HaveOccurred(), "no answer to a line ended by LF then CRLF")
+			AddReportEntry("bare LF", "does not end the line; then: "+strings.TrimSpace(l))
+		default:
+			AddReportEntry("bare LF", "closes the connection")
+		}
+		robustAlive(ctx, t, "bare CR and LF")
+	})
+
+	Spec("refuses invalid UTF-8 as an unknown command and keeps serving", IDs("RFC1939-3-unknown-cmd"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		r := robustDial(ctx, t)
+		if r.write([]byte("\xff\xfe\xfd\xfc\r\n")) == nil && !r.status("a keyword of invalid UTF-8") {
+			// An argument in invalid UTF-8 is octets; any status will do.
+			Expect(r.write([]byte("USER \xc3\x28\xa0\xa1\r\n"))).To(Succeed())
+			l, err := r.line(harness.DefaultTimeout)
+			if err == nil {
+				Expect(l).To(Or(HavePrefix("+OK"), HavePrefix("-ERR")), "USER with invalid UTF-8")
+			}
+		}
+		robustAlive(ctx, t, "invalid UTF-8")
+	})
+
+	Spec("answers 10,000 pipelined NOOPs in one write, in order", IDs("RFC2449-6.6-pipelining-cap"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		const n = 10000
+		a := need(t.Account(ctx))
+		r := robustDial(ctx, t)
+		r.login(t, a)
+		Expect(r.write([]byte("CAPA\r\n"))).To(Succeed())
+		pipelining := false
+		for {
+			l, err := r.line(harness.DefaultTimeout)
+			Expect(err).NotTo(HaveOccurred(), "CAPA")
+			l = strings.TrimRight(l, "\r\n")
+			if l == "." || strings.HasPrefix(l, "-ERR") {
+				break
+			}
+			pipelining = pipelining || strings.EqualFold(l, "PIPELINING")
+		}
+		if !pipelining {
+			verdict.SkipNotApplicable("the server does not announce PIPELINING")
+		}
+		errc := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			errc <- r.write(bytes.Repeat([]byte("NOOP\r\n"), n))
+		}()
+		ok := 0
+		for ok < n {
+			l, err := r.line(30 * time.Second)
+			Expect(err).NotTo(HaveOccurred(), "reply %d of %d pipelined NOOPs", ok+1, n)
+			Expect(l).To(HavePrefix("+OK"), "reply %d of %d pipelined NOOPs", ok+1, n)
+			ok++
+		}
+		Expect(<-errc).To(Succeed(), "writing the NOOPs")
+		Expect(r.write([]byte("STAT\r\n"))).To(Succeed())
+		l, err := r.line(harness.DefaultTimeout)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(l).To(HavePrefix("+OK"), "STAT after the pipelined NOOPs (a reply too many or too few?)")
+		robustAlive(ctx, t, "10,000 pipelined NOOPs")
+	})
+
+	Spec("keeps serving others while a client reads nothing of a large RETR", IDs("RFC1939-5-retr-ok"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		a := need(t.Account(ctx))
+		size := 0
+		if ref := t.Reference(); ref != nil {
+			big := robustBigMessage(20 << 20)
+			_, err := ref.Store.Deliver(a.User, big)
+			Expect(err).NotTo(HaveOccurred(), "deliver a 20 MiB message")
+			size = len(big)
+		}
+		stalled := robustDial(ctx, t)
+		stalled.login(t, a)
+		num := robustLargest(stalled)
+		if num == 0 {
+			verdict.SkipInconclusive("the maildrop is empty")
+		}
+		AddReportEntry("stalled RETR", fmt.Sprintf("message %d (%d octets delivered by the suite; 0: the largest on the server)", num, size))
+		Expect(stalled.write([]byte(fmt.Sprintf("RETR %d\r\n", num)))).To(Succeed())
+		// The stalled client reads nothing from here on. Others must be
+		// served meanwhile, including a full RETR of a second mailbox.
+		done := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(done)
+			b := need(t.SecondAccount(ctx))
+			c, err := t.Login(ctx, b)
+			Expect(err).NotTo(HaveOccurred(), "a second login while a RETR is stalled")
+			m, err := c.CmdMulti("LIST")
+			Expect(err).NotTo(HaveOccurred())
+			if len(m.Lines) > 0 {
+				r, err := c.CmdMulti("RETR 1")
+				Expect(err).NotTo(HaveOccurred(), "RETR while another client's RETR is stalled")
+				Expect(r.OK()).To(BeTrue(), "RETR 1: %q", r.String())
+			}
+			_, _ = c.Quit()
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			Fail("a second client was not served within 30 s while another client's RETR was stalled")
+		}
+		robustAlive(ctx, t, "a stalled RETR")
+	})
+
+	Spec("fires the unauthenticated timer against a client sending 1 octet per 100 ms", IDs("V0002"), Disruptive, Robustness, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		const timer = 2 * time.Second
+		v := need(t.Variant(ctx, func(p *profile.Profile) { p.Timers.Unauthenticated = profile.Duration(timer) }))
+		r := robustDial(ctx, v)
+		closed := make(chan time.Duration, 1)
+		began := time.Now()
+		go func() {
+			defer GinkgoRecover()
+			ok := r.closedWithin(3 * timer)
+			if ok {
+				closed <- time.Since(began)
+			}
+			close(closed)
+		}()
+		payload := []byte("USER slowly-slowly-never-ending-name-" + strings.Repeat("z", 100))
+		var took time.Duration
+		var isClosed bool
+	trickle:
+		for _, b := range payload {
+			select {
+			case took, isClosed = <-closed:
+				break trickle
+			case <-time.After(100 * time.Millisecond):
+			}
+			_ = r.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := r.nc.Write([]byte{b}); err != nil {
+				took, isClosed = <-closed
+				break
+			}
+		}
+		Expect(isClosed).To(BeTrue(), "the connection is still open after %v of trickling, with a %v unauthenticated timer", 3*timer, timer)
+		Expect(took).To(BeNumerically("<", timer+timer/2+500*time.Millisecond), "closed after %v; the %v timer must not be reset by single octets", took, timer)
+		AddReportEntry("slowloris closed after", took.String())
+		robustAlive(ctx, v, "a slowloris client")
+	})
+
+	Spec("ends a half-closed session without UPDATE and keeps serving", IDs("RFC1939-3-tcp-close-no-update"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		// In AUTHORIZATION: the answer still comes, then the close.
+		r := robustDial(ctx, t)
+		Expect(r.write([]byte("CAPA\r\n"))).To(Succeed())
+		if err := r.closeWrite(); err != nil {
+			verdict.SkipInconclusive("cannot half-close this transport: %v", err)
+		}
+		l, err := r.line(harness.DefaultTimeout)
+		Expect(err).NotTo(HaveOccurred(), "the answer to CAPA sent just before the half-close")
+		Expect(l).To(HavePrefix("+OK"))
+		Expect(r.closedWithin(harness.DefaultTimeout)).To(BeTrue(), "the server kept a half-closed connection open")
+
+		// In TRANSACTION with a message marked: nothing is removed.
+		a := need(t.Account(ctx))
+		mark := t.Reference() != nil || t.Config.Allow.Mutating
+		r2 := robustDial(ctx, t)
+		r2.login(t, a)
+		if mark {
+			Expect(r2.write([]byte("DELE 1\r\n"))).To(Succeed())
+			_, err := r2.line(harness.DefaultTimeout)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		Expect(r2.write([]byte("STAT\r\n"))).To(Succeed())
+		before, err := r2.line(harness.DefaultTimeout)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(r2.closeWrite()).To(Succeed())
+		Expect(r2.closedWithin(harness.DefaultTimeout)).To(BeTrue(), "the server kept a half-closed session open")
+		c, err := t.Login(ctx, a)
+		Expect(err).NotTo(HaveOccurred(), "log in again after the half-close")
+		n, _ := stat(c)
+		if mark {
+			var left int
+			fmt.Sscanf(before, "+OK %d", &left)
+			Expect(n).To(Equal(left+1), "a message marked in a half-closed session was removed (STAT before the close: %q)", strings.TrimSpace(before))
+		}
+		_, _ = c.Quit()
+		robustAlive(ctx, t, "half-closed connections")
+	})
+
+	Spec("closes cleanly on garbage instead of a TLS handshake after STLS", IDs("RFC2595-4-stls-handshake"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		if !t.HasPlain() || !t.Profile.STLS {
+			verdict.SkipNotApplicable("no STLS on a plain listener")
+		}
+		for _, garbage := range [][]byte{
+			[]byte("GET / HTTP/1.1\r\nHost: pop3\r\n\r\n"),
+			append([]byte{0x16, 0x03, 0x01, 0xff, 0xff}, bytes.Repeat([]byte{0xab}, 4096)...),
+		} {
+			d := net.Dialer{Timeout: harness.DefaultTimeout}
+			nc, err := d.DialContext(ctx, "tcp", t.PlainAddr())
+			Expect(err).NotTo(HaveOccurred())
+			r := &robustRaw{nc: nc, br: bufio.NewReader(nc)}
+			DeferCleanup(nc.Close)
+			_, err = r.line(harness.DefaultTimeout)
+			Expect(err).NotTo(HaveOccurred(), "greeting")
+			Expect(r.write([]byte("STLS\r\n"))).To(Succeed())
+			l, err := r.line(harness.DefaultTimeout)
+			Expect(err).NotTo(HaveOccurred())
+			if !strings.HasPrefix(l, "+OK") {
+				verdict.SkipInconclusive("STLS refused: %q", strings.TrimSpace(l))
+			}
+			_ = r.write(garbage)
+			Expect(r.closedWithin(harness.DefaultTimeout)).To(BeTrue(), "the connection stayed open after %d octets of garbage instead of a TLS handshake", len(garbage))
+		}
+		robustAlive(ctx, t, "garbage after STLS")
+	})
+
+	Spec("refuses invalid base64 and a 100 KB initial response in AUTH and keeps serving", IDs("RFC5034-4-bad-base64"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
+		r := robustDial(ctx, t)
+		if !r.tls && !t.Profile.PlaintextBeforeTLS {
+			if !t.Profile.STLS {
+				verdict.SkipInconclusive("PLAIN is allowed only under TLS and the profile offers no STLS")
+			}
+			Expect(r.startTLS(t)).To(Succeed())
+		}
+		Expect(r.write([]byte("AUTH PLAIN\r\n"))).To(Succeed())
+		l, err := r.line(harness.DefaultTimeout)
+		Expect(err).NotTo(HaveOccurred())
+		if !strings.HasPrefix(l, "+") || strings.HasPrefix(l, "+OK") {
+			verdict.SkipNotApplicable("AUTH PLAIN gets no continuation here: %q", strings.TrimSpace(l))
+		}
+		Expect(r.write([]byte("!!not*base64%%\r\n"))).To(Succeed())
+		if !r.status("invalid base64 as a SASL response") {
+			ir := strings.Repeat("QUFB", 100<<10/4)
+			if r.write([]byte("AUTH PLAIN "+ir+"\r\n")) == nil {
+				r.status("AUTH PLAIN with a 100 KB initial response")
+			}
+		}
+		robustAlive(ctx, t, "invalid AUTH payloads")
+	})
+
+	Spec("refuses connections beyond its limit with -ERR or a close, and serves again when they end", IDs("RFC3206-4-sys-temp-semantics"), Disruptive, Robustness, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
+		const limit, extra = 5, 100
+		v := need(t.Variant(ctx, func(p *profile.Profile) { p.MaxConnections = limit }))
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		dial := func() (net.Conn, string, error) {
+			d := net.Dialer{Timeout: harness.DefaultTimeout}
+			nc, err := d.DialContext(ctx, "tcp", v.PlainAddr())
+			if err != nil {
+				return nil, "", err
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(harness.DefaultTimeout))
+			l, err := bufio.NewReader(nc).ReadString('\n')
+			return nc, l, err
+		}
+		for range limit {
+			nc, l, err := dial()
+			Expect(err).NotTo(HaveOccurred(), "connection within the limit")
+			Expect(l).To(HavePrefix("+OK"), "greeting within the limit")
+			held = append(held, nc)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		outcomes := map[string]int{}
+		for range extra {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				nc, l, err := dial()
+				if nc != nil {
+					defer nc.Close()
+				}
+				key := "closed"
+				switch {
+				case err == nil && strings.HasPrefix(l, "-ERR [SYS/TEMP]"):
+					key = "-ERR [SYS/TEMP]"
+				case err == nil && strings.HasPrefix(l, "-ERR"):
+					key = "-ERR"
+				case err == nil:
+					key = "answered " + strings.TrimSpace(l)
+				case robustIsTimeout(err):
+					key = "no answer"
+				case errors.Is(err, io.EOF):
+				}
+				mu.Lock()
+				outcomes[key]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		AddReportEntry("connections beyond the limit", fmt.Sprint(outcomes))
+		Expect(outcomes["-ERR [SYS/TEMP]"]+outcomes["-ERR"]+outcomes["closed"]).To(Equal(extra), "every connection beyond the limit of %d gets -ERR or a close: %v", limit, outcomes)
+		if v.Profile.HasCapability("RESP-CODES") {
+			Expect(outcomes["-ERR"]).To(BeZero(), "a refusal for want of resources carries [SYS/TEMP] when RESP-CODES is announced: %v", outcomes)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		held = nil
+		robustAlive(ctx, v, "a connection flood")
+	})
+})
+
+// robustBigMessage is a message of about n octets with CRLF lines, one of
+// them starting with a dot.
+func robustBigMessage(n int) []byte {
+	var b bytes.Buffer
+	b.Grow(n + 1024)
+	b.WriteString("From: robustness@localhost\r\nSubject: large\r\n\r\n.dot-stuffed first line\r\n")
+	line := strings.Repeat("0123456789", 7) + "\r\n"
+	for b.Len() < n {
+		b.WriteString(line)
+	}
+	return b.Bytes()
+}
+
+// robustLargest returns the number of the largest message, 0 when none.
+func robustLargest(r *robustRaw) int {
+	ExpectWithOffset(1, r.write([]byte("LIST\r\n"))).To(Succeed())
+	l, err := r.line(harness.DefaultTimeout)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	ExpectWithOffset(1, l).To(HavePrefix("+OK"), "LIST")
+	best, bestSize := 0, int64(-1)
+	for {
+		l, err := r.line(harness.DefaultTimeout)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred(), "LIST listing")
+		l = strings.TrimRight(l, "\r\n")
+		if l == "." {
+			return best
+		}
+		var n int
+		var size int64
+		if _, err := fmt.Sscanf(l, "%d %d", &n, &size); err == nil && size > bestSize {
+			best, bestSize = n, size
+		}
+	}
+}
