@@ -23,6 +23,7 @@ func main() {
 		Stderr:     os.Stderr,
 		Getenv:     os.Getenv,
 		Runner:     runner.Run,
+		Observer:   runner.Observe,
 		Executable: exe,
 	})
 	stop()

@@ -16,6 +16,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"pop3conformance/fixtures/catalog"
+	"pop3conformance/probe/report"
 	"pop3conformance/suites/verdict"
 )
 
@@ -80,8 +81,34 @@ type Progress interface {
 	Spec(SpecEvent)
 }
 
+// SpecStart announces a spec about to run; Wait is how long it may wait
+// on a server timer (0 when unknown), Timeout its time limit.
+type SpecStart struct {
+	N, Total int
+	IDs      []string
+	Text     string
+	Slow     bool
+	Wait     time.Duration
+	Timeout  time.Duration
+}
+
+// SpecStarter is a Progress that also hears when a spec starts.
+type SpecStarter interface {
+	SpecStart(SpecStart)
+}
+
+// Stepper is a Progress that hears about steps besides the specs (the
+// parameter measurement) and about the end of the run.
+type Stepper interface {
+	Step(name string)
+	Done()
+}
+
 // Runner runs the conformance specs once and returns Ginkgo's reports.
 type Runner func(ctx context.Context, req Request, p Progress) ([]types.Report, error)
+
+// Observer measures the server's parameters after the specs ran.
+type Observer func(ctx context.Context, req Request) (*report.Observed, error)
 
 // Env is what the command may touch of the outside world.
 type Env struct {
@@ -89,6 +116,11 @@ type Env struct {
 	Getenv         func(string) string
 	// Runner runs the suite in this process.
 	Runner Runner
+	// Observer measures server parameters after the run; nil skips it.
+	Observer Observer
+	// TTY says whether Stderr is a terminal (live progress bar); nil
+	// detects it.
+	TTY func() bool
 	// Executable is the probe binary, for one child process per target
 	// with --targets.
 	Executable string
@@ -229,7 +261,9 @@ Expectations and safety:
 Output:
   --out DIR                report directory (default reports/latest)
   --format LIST            comma-separated: json,yaml,md,html,junit (default all five)
-  --quiet                  no progress lines on stderr
+                           observed-profile.yaml (the measured server as a profile) comes with any
+  --no-observe             skip measuring server parameters after the specs
+  --quiet                  no progress on stderr (a live bar on a terminal, plain lines otherwise)
 
 Exit codes:
   0  every applicable statement is conformant

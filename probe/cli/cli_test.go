@@ -78,7 +78,9 @@ func fakeRunner(got *Request) Runner {
 			LeafNodeLabels: []string{"readonly", "req:V0008"}}
 		if req.Host == "deviant" {
 			user.State = types.SpecStateFailed
-			user.Failure.Message = "expected -ERR, server said +OK " + req.Password
+			// A failure message that echoes PASS lines, as a server that
+			// repeats the client's line would make it.
+			user.Failure.Message = "expected -ERR, server said +OK " + req.Password + "\nC: PASS " + req.Password + "\nC: PASS " + req.Password2
 			user.ReportEntries = []types.ReportEntry{{Name: "transcript", Value: types.WrapEntryValue("C: PASS " + req.Password + "\r\nS: +OK " + req.Password2)}}
 		}
 		if req.Host == "down" {
@@ -88,6 +90,9 @@ func fakeRunner(got *Request) Runner {
 		for i, sr := range []types.SpecReport{ok, user} {
 			run.SpecReports = append(run.SpecReports, sr)
 			s, ids := report.SpecOf(sr)
+			if ss, ok := p.(SpecStarter); ok {
+				ss.SpecStart(SpecStart{N: i + 1, Total: 2, IDs: ids, Text: s.Text, Slow: true, Wait: time.Minute, Timeout: 2 * time.Minute})
+			}
 			p.Spec(SpecEvent{N: i + 1, Total: 2, Verdict: s.Verdict, IDs: ids, Text: s.Text, Reason: s.Reason})
 		}
 		return []types.Report{run}, nil

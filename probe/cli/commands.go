@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"text/tabwriter"
 
 	"pop3conformance/probe/report"
@@ -31,17 +30,33 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 		return ExitUsage, err
 	}
 	secrets := report.Secrets{o.Password, o.Password2}
-	var prog Progress = quietProgress{}
-	if !o.Quiet {
-		prog = newLineProgress(env.Stderr, secrets)
-	}
+	prog := newProgress(env, o.Quiet, secrets)
 	slog.Debug("probe run", "target", o.Request.String(), "out", o.Out)
 	runs, err := env.Runner(ctx, o.Request, prog)
 	if err != nil {
+		done(prog)
 		return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, secrets.String(err.Error()))
 	}
 	r := report.Build(runs, cat, report.Input{Tool: tool(), Target: targetOf(o.Request), Profile: o.Profile})
+	if env.Observer != nil && !o.NoObserve && r.SuiteError == "" && ctx.Err() == nil {
+		if s, ok := prog.(Stepper); ok {
+			s.Step("measuring server parameters")
+		}
+		obs, err := env.Observer(ctx, o.Request)
+		if err != nil {
+			r.Warnings = append(r.Warnings, "measuring server parameters: "+secrets.String(err.Error()))
+		} else {
+			r.SetObserved(obs)
+		}
+	}
+	done(prog)
 	return finish(r, o.Out, o.Formats, secrets, env)
+}
+
+func done(p Progress) {
+	if s, ok := p.(Stepper); ok {
+		s.Done()
+	}
 }
 
 // finish writes the report, prints where it went and its summary line,
@@ -153,42 +168,6 @@ func diffCommand(args []string, env Env) (int, error) {
 		return ExitDeviates, nil
 	}
 	return ExitConformant, nil
-}
-
-type quietProgress struct{}
-
-func (quietProgress) Start(int)      {}
-func (quietProgress) Spec(SpecEvent) {}
-
-// lineProgress prints one plain line per finished spec: readable in a CI
-// log and on a terminal alike.
-type lineProgress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	secrets report.Secrets
-	total   int
-}
-
-func newLineProgress(w io.Writer, secrets report.Secrets) *lineProgress {
-	return &lineProgress{w: w, secrets: secrets}
-}
-
-func (p *lineProgress) Start(total int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.total = total
-	fmt.Fprintf(p.w, "running %d specs\n", total)
-}
-
-func (p *lineProgress) Spec(e SpecEvent) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	width := len(fmt.Sprint(max(p.total, e.N)))
-	line := fmt.Sprintf("[%*d/%d] %-14s %s  %s", width, e.N, p.total, e.Verdict, strings.Join(e.IDs, ","), e.Text)
-	if e.Reason != "" && e.Verdict != "conformant" {
-		line += "  (" + firstLine(e.Reason) + ")"
-	}
-	fmt.Fprintln(p.w, p.secrets.String(line))
 }
 
 func firstLine(s string) string {

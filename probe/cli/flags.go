@@ -22,6 +22,8 @@ type runOptions struct {
 	Formats []report.Format
 	Quiet   bool
 	Targets string
+	// NoObserve skips measuring server parameters.
+	NoObserve bool
 }
 
 // newFlagSet returns a flag set of the probe's own: Ginkgo registers its
@@ -115,6 +117,7 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	fs.StringVar(&o.Out, "out", "reports/latest", "")
 	fs.StringVar(&formats, "format", "json,yaml,md,html,junit", "")
 	fs.BoolVar(&o.Quiet, "quiet", false, "")
+	fs.BoolVar(&o.NoObserve, "no-observe", false, "")
 	fs.StringVar(&o.Targets, "targets", "", "")
 	help := fs.Bool("help", false, "")
 	fs.BoolVar(help, "h", false, "")

@@ -16,9 +16,11 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"judged": func(v verdict.Verdict) bool {
 		return v == verdict.Deviates || v == verdict.Error
 	},
-	"class": func(v verdict.Verdict) string { return "v-" + string(v) },
-	"time":  func(r *Report) string { return r.StartTime.UTC().Format("2006-01-02 15:04:05 MST") },
-	"join":  strings.Join,
+	"class":    func(v verdict.Verdict) string { return "v-" + string(v) },
+	"time":     func(r *Report) string { return r.StartTime.UTC().Format("2006-01-02 15:04:05 MST") },
+	"join":     strings.Join,
+	"show":     ShowValue,
+	"difftext": func(d ProfileDifference, name string) string { return d.Text(name) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -63,6 +65,21 @@ details summary{cursor:pointer}
 {{range .Summary.Groups}}{{$g := .}}<tr><td>{{.Name}}</td><td class="n">{{.Total}}</td>{{range verdicts}}<td class="n">{{count $g.Counts .}}</td>{{end}}</tr>
 {{end}}<tr><th>all</th><th class="n">{{.Summary.Total}}</th>{{$s := .Summary}}{{range verdicts}}<th class="n">{{count $s.Counts .}}</th>{{end}}</tr>
 </table>
+
+{{with .Profiles}}<h2>Closest profile</h2>
+<ul>
+{{range .}}{{$m := .}}<li><strong>{{.Name}}</strong>{{if .Chosen}} (chosen){{end}}: {{.Matching}} of {{.Compared}} measured keys match
+{{with .Differences}}<ul>{{range .}}<li>{{difftext . $m.Name}}</li>{{end}}</ul>{{end}}</li>
+{{end}}</ul>{{end}}
+{{if .Observed}}<h2>Observed server parameters</h2>
+<table>
+<tr><th>parameter</th><th>value</th><th>how</th></tr>
+{{$o := .Observation}}{{$r := .}}{{range $k := .ObservedKeys}}<tr><td>{{$k}}</td><td><code>{{show (index $r.Observed $k)}}</code></td><td><small>{{with $o}}{{index .Methods $k}}{{end}}</small></td></tr>
+{{end}}</table>
+{{with .Observation}}<p><small>Measured after the specs in {{printf "%.1f" .Seconds}} s over {{.Connections}} connections.</small></p>
+{{range $k, $v := .NotMeasured}}<p><small>Not measured: {{$k}} ({{$v}})</small></p>{{end}}
+{{range .Errors}}<p class="error">Broke off: {{.}}</p>{{end}}
+{{with .Evidence}}<details><summary>evidence (redacted transcripts)</summary>{{range $k, $v := .}}<h3>{{$k}}</h3><pre>{{$v}}</pre>{{end}}</details>{{end}}{{end}}{{end}}
 
 <h2>Statements</h2>
 <table>

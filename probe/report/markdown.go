@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"pop3conformance/suites/verdict"
@@ -61,6 +62,8 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	}
 	row("**all**", r.Summary.Total, r.Summary.Counts)
 	p("\n")
+
+	writeObservedMarkdown(p, r)
 
 	var bad []Statement
 	for _, st := range r.Statements {
@@ -152,4 +155,46 @@ func firstLine(s string) string {
 		l = l[:max] + "…"
 	}
 	return l
+}
+
+// writeObservedMarkdown writes the measured parameters and the profile
+// comparison.
+func writeObservedMarkdown(p func(string, ...any), r *Report) {
+	if len(r.Profiles) > 0 {
+		p("## Closest profile\n\n")
+		for _, m := range r.Profiles {
+			chosen := ""
+			if m.Chosen {
+				chosen = " (chosen)"
+			}
+			p("- **%s**%s: %d of %d measured keys match\n", mdInline(m.Name), chosen, m.Matching, m.Compared)
+			for _, d := range m.Differences {
+				p("  - %s\n", mdInline(d.Text(m.Name)))
+			}
+		}
+		p("\n")
+	}
+	if len(r.Observed) == 0 {
+		return
+	}
+	p("## Observed server parameters\n\n| parameter | value |\n|---|---|\n")
+	for _, k := range r.ObservedKeys() {
+		p("| %s | %s |\n", mdCell(k), mdCell(ShowValue(r.Observed[k])))
+	}
+	if o := r.Observation; o != nil {
+		p("\nMeasured after the specs in %.1fs over %d connections.", o.Seconds, o.Connections)
+		var keys []string
+		for k := range o.NotMeasured {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			p(" Not measured: %s (%s).", mdInline(k), mdInline(o.NotMeasured[k]))
+		}
+		for _, e := range o.Errors {
+			p(" Broke off: %s.", mdInline(e))
+		}
+		p("\n")
+	}
+	p("\n")
 }

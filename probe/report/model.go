@@ -39,16 +39,26 @@ type Report struct {
 	// (no connection, bad configuration); the statements are then not run.
 	SuiteError string  `json:"suite_error,omitempty" yaml:"suite_error,omitempty"`
 	Summary    Summary `json:"summary" yaml:"summary"`
-	// Observed holds measured server parameters; filled by the suite's
-	// observation specs when they exist.
-	Observed   map[string]any `json:"observed" yaml:"observed"`
-	Statements []Statement    `json:"statements" yaml:"statements"`
+	// Observed holds the server parameters the probe measured after the
+	// specs ran (see Observed); empty when nothing was measured.
+	Observed map[string]any `json:"observed" yaml:"observed"`
+	// Observation says how Observed was measured, with evidence.
+	Observation *Observation `json:"observation,omitempty" yaml:"observation,omitempty"`
+	// ClosestProfile names the profile whose keys match the observed
+	// parameters best; Profiles lists every comparison, closest first.
+	ClosestProfile string         `json:"closest_profile,omitempty" yaml:"closest_profile,omitempty"`
+	Profiles       []ProfileMatch `json:"profiles,omitempty" yaml:"profiles,omitempty"`
+	Statements     []Statement    `json:"statements" yaml:"statements"`
 	// UnknownIDs are requirement labels of specs that the catalogue does
 	// not hold: a suite/catalogue mismatch worth a look.
 	UnknownIDs []string `json:"unknown_ids,omitempty" yaml:"unknown_ids,omitempty"`
 	// Warnings are suite-level problems that did not stop the judging,
 	// such as a failure while closing the target.
 	Warnings []string `json:"warnings,omitempty" yaml:"warnings,omitempty"`
+
+	// suggestedProfile is written as observed-profile.yaml, not into the
+	// report itself.
+	suggestedProfile []byte
 }
 
 // Tool names the program that wrote the report.

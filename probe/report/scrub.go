@@ -105,3 +105,16 @@ func (s Secrets) walk(v reflect.Value) {
 		}
 	}
 }
+
+// ScrubValue replaces the secrets in every string reachable from ptr, a
+// pointer to any value (a profile to be written as YAML, for instance).
+func (s Secrets) ScrubValue(ptr any) {
+	if len(s.clean()) == 0 {
+		return
+	}
+	v := reflect.ValueOf(ptr)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return
+	}
+	s.walk(v.Elem())
+}

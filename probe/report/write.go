@@ -114,8 +114,19 @@ func Write(dir string, formats []Format, r *Report, secrets Secrets) ([]string, 
 		}
 		paths = append(paths, p)
 	}
+	if len(r.suggestedProfile) > 0 {
+		p := filepath.Join(dir, ObservedProfileFile)
+		if err := os.WriteFile(p, secrets.Bytes(r.suggestedProfile), 0o644); err != nil {
+			return paths, fmt.Errorf("writing the observed profile: %w", err)
+		}
+		paths = append(paths, p)
+	}
 	return paths, nil
 }
+
+// ObservedProfileFile is the name of the profile YAML built from the
+// measured parameters, written next to the report.
+const ObservedProfileFile = "observed-profile.yaml"
 
 // scrubbedCopy deep-copies r through JSON so that scrubbing never touches
 // the caller's report.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,10 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 
+	"pop3conformance/fixtures/catalog"
+	"pop3conformance/fixtures/profile"
 	"pop3conformance/probe/cli"
+	"pop3conformance/probe/observe"
 	"pop3conformance/probe/report"
 	"pop3conformance/suites/conformance"
 	"pop3conformance/suites/harness"
@@ -111,7 +115,7 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 
 	conformance.UseConfig(cfg)
 	gomega.RegisterFailHandler(ginkgo.Fail)
-	registerProgress(p)
+	registerProgress(p, waitsOf(cfg))
 	// Ginkgo's console reporter would print failures, transcripts
 	// included, to stdout; the probe prints its own lines and writes the
 	// evidence into the scrubbed report instead.
@@ -129,7 +133,7 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 // registerProgress adds the report nodes that feed the progress display.
 // They run in this process between specs, so the counter needs no more
 // than a mutex against the progress display's own goroutines.
-func registerProgress(p cli.Progress) {
+func registerProgress(p cli.Progress, wait func(ids []string) time.Duration) {
 	if p == nil {
 		return
 	}
@@ -138,6 +142,26 @@ func registerProgress(p cli.Progress) {
 		n     int
 		total int
 	)
+	if ss, ok := p.(cli.SpecStarter); ok {
+		ginkgo.ReportBeforeEach(func(sr types.SpecReport) {
+			if sr.State.Is(types.SpecStateSkipped | types.SpecStatePending) {
+				return // filtered out: not part of n of m
+			}
+			_, ids := report.SpecOf(sr)
+			slow := slices.Contains(sr.Labels(), "slow")
+			timeout := specTimeout
+			if slow {
+				timeout = slowSpecTimeout
+			}
+			mu.Lock()
+			e := cli.SpecStart{N: n + 1, Total: total, IDs: ids, Text: sr.FullText(), Slow: slow, Timeout: timeout}
+			mu.Unlock()
+			if slow {
+				e.Wait = wait(ids)
+			}
+			ss.SpecStart(e)
+		})
+	}
 	ginkgo.ReportBeforeSuite(func(r types.Report) {
 		mu.Lock()
 		total = r.PreRunStats.SpecsThatWillRun
@@ -158,4 +182,74 @@ func registerProgress(p cli.Progress) {
 		e.Verdict, e.IDs, e.Text, e.Reason, e.Elapsed = s.Verdict, ids, s.Text, s.Reason, sr.RunTime
 		p.Spec(e)
 	})
+}
+
+// The suite's time limits per spec (suites/conformance/spec.go); Ginkgo's
+// report does not carry a spec's SpecTimeout, so the progress display
+// mirrors them.
+const (
+	specTimeout     = 2 * time.Minute
+	slowSpecTimeout = 45 * time.Minute
+)
+
+// waitsOf returns, for a slow spec's requirements, the longest server
+// timer the expected profile names for them (idle timers, LOGIN-DELAY):
+// what a spec against a remote host waits for. The bundled server runs
+// slow specs on variants with shortened timers, so there it is 0.
+func waitsOf(cfg harness.Config) func(ids []string) time.Duration {
+	none := func([]string) time.Duration { return 0 }
+	if !cfg.Remote() {
+		return none
+	}
+	prof, err := profile.Load(cfg.Profile)
+	if err != nil {
+		return none
+	}
+	cat, err := catalog.Load()
+	if err != nil {
+		return none
+	}
+	return func(ids []string) time.Duration {
+		var d time.Duration
+		for _, id := range ids {
+			req, ok := cat.Lookup(id)
+			if !ok {
+				continue
+			}
+			for _, k := range req.ProfileKeys {
+				d = max(d, timerOf(prof, k))
+			}
+		}
+		return d
+	}
+}
+
+func timerOf(p *profile.Profile, key string) time.Duration {
+	switch key {
+	case "timers.unauthenticated":
+		return p.Timers.Unauthenticated.D()
+	case "timers.authenticated":
+		return p.Timers.Authenticated.D()
+	case "login_delay":
+		return p.LoginDelay.D()
+	case "failed_login_delay":
+		return p.FailedLoginDelay.D()
+	}
+	return 0
+}
+
+// Observe is a cli.Observer: it measures the server's parameters through
+// the suite's wire client, on a target opened anew from the same
+// configuration (for the bundled server: a fresh server started as the
+// run's was).
+func Observe(ctx context.Context, req cli.Request) (*report.Observed, error) {
+	cfg := Config(req)
+	if cfg.Profile == "" {
+		cfg.Profile = harness.DefaultProfile
+	}
+	target := "the bundled reference server"
+	if cfg.Remote() {
+		target = cfg.Addr()
+	}
+	return observe.Run(ctx, observe.Options{Config: cfg, Target: target})
 }

@@ -49,6 +49,13 @@ type recorder struct {
 	mu     sync.Mutex
 	total  int
 	events []cli.SpecEvent
+	starts []cli.SpecStart
+}
+
+func (r *recorder) SpecStart(s cli.SpecStart) {
+	r.mu.Lock()
+	r.starts = append(r.starts, s)
+	r.mu.Unlock()
 }
 
 func (r *recorder) Start(n int) { r.mu.Lock(); r.total = n; r.mu.Unlock() }
@@ -69,6 +76,14 @@ func TestRunBundled(t *testing.T) {
 	if rec.total == 0 || len(rec.events) != rec.total {
 		t.Errorf("progress: %d events of %d announced", len(rec.events), rec.total)
 	}
+	if len(rec.starts) != len(rec.events) {
+		t.Errorf("%d specs started, %d finished", len(rec.starts), len(rec.events))
+	}
+	for i, s := range rec.starts {
+		if s.N != i+1 || len(s.IDs) == 0 || s.Timeout <= 0 || s.Wait != 0 {
+			t.Errorf("start %d: %+v", i, s)
+		}
+	}
 	for i, e := range rec.events {
 		if e.N != i+1 || len(e.IDs) == 0 {
 			t.Errorf("event %d: %+v", i, e)
@@ -88,5 +103,24 @@ func TestRunBundled(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), cli.Request{Profile: "exchange2010", Timeout: time.Minute}, nil); !errors.Is(err, ErrAlreadyRan) {
 		t.Errorf("second run: %v, want ErrAlreadyRan", err)
+	}
+}
+
+func TestWaitsOf(t *testing.T) {
+	remote := harness.Config{Host: "h", Port: 110, Profile: "exchange2010"}
+	tests := []struct {
+		name string
+		cfg  harness.Config
+		ids  []string
+		want time.Duration
+	}{
+		{"idle timers on a remote host", remote, []string{"V0002"}, 1800 * time.Second},
+		{"no timer key", remote, []string{"V0008"}, 0},
+		{"bundled server uses short timers", harness.Config{Profile: "exchange2010"}, []string{"V0002"}, 0},
+	}
+	for _, tt := range tests {
+		if got := waitsOf(tt.cfg)(tt.ids); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

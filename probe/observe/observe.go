@@ -1,0 +1,424 @@
+// Package observe measures a POP3 server's parameters after the
+// conformance specs ran: the greeting, CAPA in each state, the longest
+// command line accepted, the separators, the reply to USER of an unknown
+// name, sizes, UIDs and (when allowed) locking. It reports facts and
+// judges nothing; the specs judge. It talks to the server through the
+// suite's own wire client (harness.Open of the same configuration), so
+// every connection is recorded and redacted like a spec's.
+//
+// Against a remote host it is readonly: it deletes nothing, never QUITs a
+// session in which it retrieved a message, and logs in twice at once
+// (lock) only with the disruptive permission.
+package observe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"pop3conformance/probe/report"
+	"pop3conformance/suites/harness"
+)
+
+// Search bounds of the command length bisection (octets, CRLF included).
+const (
+	MinCommandOctets = 40
+	MaxCommandOctets = 8192
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxConnections = 48
+	DefaultTimeout        = 3 * time.Minute
+	// bisectConnections bounds one bisection: log2(8192-40) is 13, plus
+	// both ends.
+	bisectConnections = 16
+)
+
+// Options say what to measure.
+type Options struct {
+	Config harness.Config
+	// MaxConnections bounds every connection opened, one at a time
+	// (default 48).
+	MaxConnections int
+	// Timeout bounds the whole measurement (default 3 minutes).
+	Timeout time.Duration
+	// Target describes the server in the suggested profile's header.
+	Target string
+}
+
+// Run measures the server and compares the result with the profiles. An
+// error means nothing could be measured (the target would not open);
+// measurements that break off are listed in Observation.Errors.
+func Run(ctx context.Context, o Options) (*report.Observed, error) {
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	start := time.Now()
+	t, err := harness.Open(ctx, o.Config)
+	if err != nil {
+		return nil, fmt.Errorf("opening the target: %w", err)
+	}
+	defer t.Close()
+	p := &prober{
+		t:      t,
+		budget: o.MaxConnections,
+		params: map[string]any{},
+		obs: report.Observation{
+			Methods: map[string]string{}, NotMeasured: map[string]string{}, Evidence: map[string]string{},
+		},
+	}
+	p.measure(ctx)
+	p.obs.Connections = p.conns
+	p.obs.Seconds = time.Since(start).Seconds()
+
+	secrets := report.Secrets{o.Config.Password, o.Config.Password2}
+	if acc := p.acc; acc != nil {
+		secrets = append(secrets, acc.Password)
+	}
+	out := &report.Observed{Params: p.params, Observation: p.obs}
+	out.Profiles, err = CompareProfiles(p.params, o.Config.Profile)
+	if err != nil {
+		out.Observation.Errors = append(out.Observation.Errors, "comparing with the profiles: "+err.Error())
+	}
+	if len(out.Profiles) > 0 {
+		base, err := loadMatch(out.Profiles[0], o.Config.Profile)
+		if err == nil {
+			out.SuggestedProfile, err = Suggest(p.params, base, o.Target, secrets)
+		}
+		if err != nil {
+			out.Observation.Errors = append(out.Observation.Errors, "suggesting a profile: "+err.Error())
+		}
+	}
+	secrets.ScrubValue(out)
+	return out, nil
+}
+
+var errBudget = errors.New("connection budget used up")
+
+type prober struct {
+	t      *harness.Target
+	budget int
+	conns  int
+	params map[string]any
+	obs    report.Observation
+	acc    *harness.Account
+
+	// Facts later steps rely on.
+	stls           bool
+	plainBeforeTLS *bool
+	unknownOK      *bool
+}
+
+func (p *prober) set(key string, v any, method string) {
+	p.params[key] = v
+	if method != "" {
+		p.obs.Methods[key] = method
+	}
+}
+
+func (p *prober) skip(key, why string) { p.obs.NotMeasured[key] = why }
+
+func (p *prober) evidence(key string, cs ...*harness.Conn) {
+	var parts []string
+	for _, c := range cs {
+		if c != nil {
+			parts = append(parts, c.Transcript().String())
+		}
+	}
+	if len(parts) > 0 {
+		p.obs.Evidence[key] = strings.Join(parts, "")
+	}
+}
+
+func (p *prober) fail(step string, err error) {
+	p.obs.Errors = append(p.obs.Errors, step+": "+err.Error())
+}
+
+// dial opens a connection: "plain", "tls" or the target's usual way.
+func (p *prober) dial(ctx context.Context, how string) (*harness.Conn, error) {
+	if p.conns >= p.budget {
+		return nil, errBudget
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.conns++
+	var (
+		c   *harness.Conn
+		err error
+	)
+	switch how {
+	case "plain":
+		c, err = p.t.DialPlain(ctx)
+	case "tls":
+		c, err = p.t.DialTLS(ctx)
+	default:
+		c, err = p.t.Dial(ctx)
+	}
+	if err != nil && c != nil {
+		c.Close()
+	}
+	return c, err
+}
+
+// authConn opens a connection ready for USER/PASS, under STLS when the
+// server refused a plaintext USER (or the profile says it would).
+func (p *prober) authConn(ctx context.Context) (*harness.Conn, error) {
+	c, err := p.dial(ctx, "")
+	if err != nil {
+		return c, err
+	}
+	needTLS := !p.t.Profile.PlaintextBeforeTLS
+	if p.plainBeforeTLS != nil {
+		needTLS = !*p.plainBeforeTLS
+	}
+	if !c.TLS() && needTLS && p.stls {
+		r, err := c.StartTLS(p.t.TLSConfig())
+		if err != nil || !r.OK() {
+			return c, fmt.Errorf("STLS before USER/PASS: %s %v", r, err)
+		}
+	}
+	return c, nil
+}
+
+func (p *prober) account(ctx context.Context) (harness.Account, error) {
+	if p.acc != nil {
+		return *p.acc, nil
+	}
+	a, err := p.t.Account(ctx)
+	if err != nil {
+		return a, err
+	}
+	p.acc = &a
+	return a, nil
+}
+
+// flush closes the step's connections.
+func (p *prober) flush() { p.t.Recorder().Flush() }
+
+func (p *prober) measure(ctx context.Context) {
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"greeting and CAPA", p.greetingAndCapa},
+		{"plaintext USER before TLS", p.plaintextBeforeTLS},
+		{"USER of an unknown name", p.unknownUser},
+		{"command length", p.commandLength},
+		{"separators", p.separators},
+		{"session", p.session},
+		{"lock", p.lock},
+	}
+	for _, s := range steps {
+		err := s.run(ctx)
+		p.flush()
+		if err != nil {
+			p.fail(s.name, err)
+		}
+		if ctx.Err() != nil || errors.Is(err, errBudget) {
+			return
+		}
+	}
+}
+
+// randomName is a user name no server holds.
+func randomName(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// --- greeting, CAPA, STLS ---
+
+func (p *prober) greetingAndCapa(ctx context.Context) error {
+	how := "plain"
+	if !p.t.HasPlain() {
+		how = "tls"
+	}
+	c, err := p.dial(ctx, how)
+	if err != nil {
+		return err
+	}
+	g := c.Greeting
+	text, stamp := splitGreeting(g.Text)
+	p.set("greeting_line", g.String(), "the first line after connecting")
+	p.set("greeting", text, "the greeting's text after +OK, without an APOP timestamp")
+	p.set("apop_timestamp", stamp != "", "a <...@...> msg-id in the greeting (RFC 1939 section 7)")
+	p.set("apop", stamp != "", "APOP is offered when the greeting carries a timestamp")
+	p.evidence("greeting", c)
+
+	var tags, sasl []string
+	addCapa := func(lines []string) {
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			tag := strings.ToUpper(f[0])
+			switch tag {
+			case "SASL":
+				for _, m := range f[1:] {
+					sasl = appendNew(sasl, strings.ToUpper(m))
+				}
+			case "IMPLEMENTATION":
+				p.set("implementation", strings.TrimSpace(l[len(f[0]):]), "the IMPLEMENTATION line of CAPA")
+			case "LOGIN-DELAY":
+				if len(f) > 1 {
+					if n, err := strconv.Atoi(f[1]); err == nil {
+						p.set("login_delay", (time.Duration(n) * time.Second).String(), "the LOGIN-DELAY line of CAPA")
+					}
+				}
+			case "STLS":
+			case "EXPIRE":
+				p.set("expire", strings.Join(f[1:], " "), "the EXPIRE line of CAPA")
+			default:
+				tags = appendNew(tags, tag)
+			}
+		}
+	}
+	m, err := c.CmdMulti("CAPA")
+	if err != nil {
+		return fmt.Errorf("CAPA: %w", err)
+	}
+	if !m.OK() {
+		p.set("capa", false, "CAPA before login")
+		p.evidence("capa", c)
+		return nil
+	}
+	p.set("capa", true, "CAPA before login")
+	before := m.Texts()
+	key := "capa_before_login"
+	if c.TLS() {
+		key = "capa_before_login_tls"
+	}
+	p.set(key, before, "CAPA on a new connection")
+	addCapa(before)
+	if _, ok := p.params["implementation"]; !ok {
+		p.set("implementation", "", "no IMPLEMENTATION line in CAPA")
+	}
+	if how == "plain" {
+		p.stls = hasTag(before, "STLS")
+		p.set("stls", p.stls, "STLS listed in CAPA on the plain port")
+	} else {
+		p.skip("stls", "the target has no plain port to offer STLS on")
+	}
+	if p.stls {
+		r, err := c.StartTLS(p.t.TLSConfig())
+		switch {
+		case err != nil:
+			p.fail("STLS", err)
+		case !r.OK():
+			p.set("stls_reply", r.String(), "reply to STLS")
+		default:
+			if m, err := c.CmdMulti("CAPA"); err == nil && m.OK() {
+				after := m.Texts()
+				p.set("capa_after_stls", after, "CAPA after STLS")
+				addCapa(after)
+			}
+		}
+	}
+	if st := c.ConnectionState(); st != nil && len(st.PeerCertificates) > 0 {
+		p.set("tls_certificate_subject", st.PeerCertificates[0].Subject.String(), "the server certificate")
+	}
+	p.set("sasl", nonNil(sasl), "SASL mechanisms listed in CAPA (before login and after STLS), in order")
+	p.set("capabilities", nonNil(tags), "CAPA tags besides SASL, STLS, IMPLEMENTATION, LOGIN-DELAY and EXPIRE, before login and after STLS")
+	p.evidence("capa", c)
+	return nil
+}
+
+// splitGreeting takes an RFC 1939 APOP timestamp off the greeting text.
+func splitGreeting(text string) (rest, stamp string) {
+	i := strings.LastIndexByte(text, '<')
+	j := strings.LastIndexByte(text, '>')
+	if i < 0 || j < i || !strings.Contains(text[i:j], "@") || strings.TrimSpace(text[j+1:]) != "" {
+		return text, ""
+	}
+	return strings.TrimSpace(text[:i]), text[i : j+1]
+}
+
+func hasTag(lines []string, tag string) bool {
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], tag) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// --- USER before TLS, unknown USER ---
+
+func (p *prober) plaintextBeforeTLS(ctx context.Context) error {
+	if !p.t.HasPlain() {
+		p.skip("plaintext_before_tls", "the target has no plain port")
+		return nil
+	}
+	a, err := p.account(ctx)
+	if err != nil {
+		p.skip("plaintext_before_tls", err.Error())
+		return nil
+	}
+	c, err := p.dial(ctx, "plain")
+	if err != nil {
+		return err
+	}
+	r, err := c.Cmd("USER " + a.User)
+	if err != nil {
+		return err
+	}
+	ok := r.OK()
+	p.plainBeforeTLS = &ok
+	p.set("plaintext_before_tls", ok, "USER of the account's own name on the plain port, before any STLS (no password sent)")
+	p.evidence("plaintext_before_tls", c)
+	return nil
+}
+
+func (p *prober) unknownUser(ctx context.Context) error {
+	c, err := p.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	name := randomName("nosuch")
+	r, err := c.Cmd("USER " + name)
+	if err != nil {
+		return err
+	}
+	v := "err"
+	if r.OK() {
+		v = "ok"
+	} else if !r.Err() {
+		v = r.Status
+	}
+	ok := r.OK()
+	p.unknownOK = &ok
+	p.set("unknown_user_reply", v, "USER of a random name no server holds")
+	p.set("unknown_user_reply_text", strings.ReplaceAll(r.String(), name, "<name>"), "the whole reply, the name replaced by <name>")
+	p.evidence("unknown_user_reply", c)
+	return nil
+}

@@ -1,0 +1,250 @@
+package observe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/probe/report"
+	"pop3conformance/suites/harness"
+)
+
+// writeProfile writes a bundled profile changed by mutate to a file.
+func writeProfile(t *testing.T, base string, mutate func(p *profile.Profile)) string {
+	t.Helper()
+	p, err := profile.Load(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate(p)
+	p.Name = base + "-variant"
+	data, err := Suggest(map[string]any{}, p, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "variant.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestMeasuresHowTheServerWasStarted starts the bundled server as each
+// profile says and checks that the measured parameters say the same.
+func TestMeasuresHowTheServerWasStarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts reference servers")
+	}
+	tests := []struct {
+		name string
+		// server is how the bundled server behaves; the specs' profile
+		// stays exchange2010.
+		server func(t *testing.T) string
+		want   map[string]any
+	}{
+		{"exchange2007 (47)", func(*testing.T) string { return "exchange2007" }, map[string]any{
+			"max_command_octets": 47, "max_command_octets_bound": "exact", "separators": "space-or-tab",
+			"tab_separates": true, "multiple_spaces_separate": true, "unknown_user_reply": "ok",
+			"apop": false, "sasl": []string{"NTLM", "PLAIN"}, "lock": "none", "exact_sizes": false,
+			"storage_block_octets": 1024, "uid.format": "decimal-increasing", "stls": true,
+			"greeting": "The Microsoft Exchange POP3 service is ready.", "implementation": "",
+			"plaintext_before_tls": true,
+		}},
+		{"exchange2010 (512)", func(*testing.T) string { return "exchange2010" }, map[string]any{
+			"max_command_octets": 512, "max_argument_chars": 0, "separators": "space-or-tab", "lock": "none",
+		}},
+		{"1024", func(t *testing.T) string {
+			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.MaxCommandOctets = 1024 })
+		}, map[string]any{"max_command_octets": 1024, "max_argument_chars": 0}},
+		{"rfc1939 refuses TAB", func(*testing.T) string { return "rfc1939" }, map[string]any{
+			"max_command_octets": 255, "separators": "single-space", "tab_separates": false,
+			"multiple_spaces_separate": false, "unknown_user_reply": "err", "apop": true, "apop_timestamp": true,
+			"lock": "exclusive", "exact_sizes": true, "sasl": []string{"PLAIN"},
+			"implementation": "pop3conformance-reference", "greeting": "POP3 server ready",
+		}},
+		{"40-character arguments", func(t *testing.T) string {
+			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.MaxArgumentChars = 40 })
+		}, map[string]any{"max_command_octets": 512, "max_argument_chars": 40}},
+		{"no plaintext before TLS", func(t *testing.T) string {
+			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.PlaintextBeforeTLS = false })
+		}, map[string]any{"plaintext_before_tls": false, "sasl": []string{"NTLM", "PLAIN"}, "lock": "none"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server := tt.server(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			got, err := Run(ctx, Options{Config: harness.Config{TLS: harness.TLSNone, Profile: "exchange2010", ReferenceProfile: server}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range got.Observation.Errors {
+				t.Errorf("measurement error: %s", e)
+			}
+			for k, want := range tt.want {
+				if v, ok := got.Params[k]; !ok || report.ShowValue(v) != report.ShowValue(want) {
+					t.Errorf("%s = %v (%T), want %v; method %q, not measured %q", k, v, v, want, got.Observation.Methods[k], got.Observation.NotMeasured[k])
+				}
+			}
+			if got.Observation.Connections > DefaultMaxConnections {
+				t.Errorf("%d connections", got.Observation.Connections)
+			}
+			if _, err := profile.Parse(got.SuggestedProfile); err != nil {
+				t.Errorf("suggested profile: %v\n%s", err, got.SuggestedProfile)
+			}
+			// The fixture passwords never show, however the evidence was
+			// gathered.
+			acc, _ := harness.FixtureAccount("alice")
+			for k, ev := range got.Observation.Evidence {
+				if strings.Contains(ev, acc.Password) {
+					t.Errorf("evidence %s holds the password:\n%s", k, ev)
+				}
+			}
+			if strings.Contains(string(got.SuggestedProfile), acc.Password) {
+				t.Error("the suggested profile holds the password")
+			}
+		})
+	}
+}
+
+func TestClosestProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts reference servers")
+	}
+	for _, server := range []string{"exchange2007", "exchange2010", "rfc1939"} {
+		t.Run(server, func(t *testing.T) {
+			got, err := Run(context.Background(), Options{Config: harness.Config{TLS: harness.TLSNone, Profile: "exchange2010", ReferenceProfile: server}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Profiles) == 0 || got.Profiles[0].Name != server || len(got.Profiles[0].Differences) != 0 {
+				t.Errorf("closest %+v, want %s with no differences", got.Profiles[0], server)
+			}
+			for _, m := range got.Profiles {
+				if m.Chosen != (m.Name == "exchange2010") {
+					t.Errorf("%s chosen=%v", m.Name, m.Chosen)
+				}
+			}
+		})
+	}
+}
+
+func TestUIDShape(t *testing.T) {
+	tests := []struct {
+		uids     []string
+		dec, inc bool
+	}{
+		{[]string{"1", "2", "10"}, true, true},
+		{[]string{"9", "10"}, true, true},
+		{[]string{"10", "9"}, true, false},
+		{[]string{"5", "5"}, true, false},
+		{[]string{"000000016b0738f5", "000000026b0738f5"}, false, true},
+		{[]string{"b", "a"}, false, false},
+	}
+	for _, tt := range tests {
+		if dec, inc := uidShape(tt.uids); dec != tt.dec || inc != tt.inc {
+			t.Errorf("%v: dec %v inc %v, want %v %v", tt.uids, dec, inc, tt.dec, tt.inc)
+		}
+	}
+}
+
+func TestSplitGreeting(t *testing.T) {
+	tests := []struct{ in, text, stamp string }{
+		{"POP3 server ready <1896.697170952@dbc.mtview.ca.us>", "POP3 server ready", "<1896.697170952@dbc.mtview.ca.us>"},
+		{"Dovecot (Debian) ready.", "Dovecot (Debian) ready.", ""},
+		{"ready <not a stamp>", "ready <not a stamp>", ""},
+	}
+	for _, tt := range tests {
+		if text, stamp := splitGreeting(tt.in); text != tt.text || stamp != tt.stamp {
+			t.Errorf("%q: %q %q", tt.in, text, stamp)
+		}
+	}
+}
+
+func TestLineForms(t *testing.T) {
+	for _, f := range []lineForm{userForm(), shortArgsForm()} {
+		for n := MinCommandOctets; n <= 300; n++ {
+			if l := f.long(n); len(l)+2 != n || strings.Contains(l, "  ") || strings.HasSuffix(l, " ") {
+				t.Fatalf("%s(%d) = %q (%d octets)", f.name, n, l, len(l)+2)
+			}
+		}
+		for _, l := range strings.Fields(f.long(200))[1:] {
+			if f.name == "XPROBE" && len(l) > 3 {
+				t.Fatalf("argument %q is long", l)
+			}
+		}
+	}
+}
+
+func TestCompareAndSuggest(t *testing.T) {
+	p, _ := profile.Load("exchange2010")
+	params := map[string]any{"max_command_octets": 1031, "separators": "single-space", "capabilities": []string{"UIDL", "TOP", "USER", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"}, "storage_block_octets": 1024}
+	m := Compare(params, p)
+	var texts []string
+	for _, d := range m.Differences {
+		texts = append(texts, d.Text(m.Name))
+	}
+	want := []string{"separators: observed single-space, profile exchange2010 says space-or-tab", "max_command_octets: observed 1031, profile exchange2010 says 512"}
+	if m.Compared != 4 || m.Matching != 2 || strings.Join(texts, "|") != strings.Join(want, "|") {
+		t.Errorf("%+v\n%q", m, texts)
+	}
+	y, err := Suggest(params, p, "test", report.Secrets{"wonderland"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := profile.Parse(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MaxCommandOctets != 1024 || got.Separators != profile.SeparatorsSingleSpace || !strings.Contains(string(y), "measured 1031; profiles allow 40..1024") || !strings.Contains(string(y), "from exchange2010") {
+		t.Errorf("suggested:\n%s", y)
+	}
+}
+
+// TestRemoteIsReadonlyAndRedacted audits a bundled server as if it were a
+// remote host: the lock is measured only with the disruptive permission,
+// and the account's password shows nowhere in what the step returns.
+func TestRemoteIsReadonlyAndRedacted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a reference server")
+	}
+	ctx := context.Background()
+	srv, err := harness.Open(ctx, harness.Config{TLS: harness.TLSNone, Profile: "exchange2010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a, err := srv.Account(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(srv.PlainAddr(), ":")
+	p := 0
+	fmt.Sscan(port, &p)
+	for _, disruptive := range []bool{false, true} {
+		cfg := harness.Config{Host: host, Port: p, TLS: harness.TLSNone, User: a.User, Password: a.Password,
+			Profile: "exchange2010", Allow: harness.Permissions{Disruptive: disruptive}}
+		got, err := Run(ctx, Options{Config: cfg, Target: srv.PlainAddr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, measured := got.Params["lock"]
+		if measured != disruptive {
+			t.Errorf("disruptive=%v: lock measured=%v (%q)", disruptive, measured, got.Observation.NotMeasured["lock"])
+		}
+		if got.Params["max_command_octets"] != 512 || got.Params["exact_sizes"] != false {
+			t.Errorf("params %v", got.Params)
+		}
+		data, _ := json.Marshal(got)
+		if bytes.Contains(data, []byte(a.Password)) || bytes.Contains(got.SuggestedProfile, []byte(a.Password)) {
+			t.Errorf("the password %q shows in the observation", a.Password)
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package observe
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/probe/report"
+)
+
+// profileKey ties an observed parameter to the profile key of the same
+// name: how to read it from a profile for comparison, and how to write a
+// measured value into a suggested profile.
+type profileKey struct {
+	key string
+	// get returns the profile's value in the observed value's form;
+	// ok=false when the key does not apply (storage_block_octets of a
+	// profile with exact sizes).
+	get func(p *profile.Profile) (v any, ok bool)
+	set func(p *profile.Profile, v any) (note string)
+	// same compares (default: reflect.DeepEqual).
+	same func(observed, prof any) bool
+}
+
+func always(v any) (any, bool) { return v, true }
+
+// profileKeys lists, in profile order, the keys the probe measures.
+var profileKeys = []profileKey{
+	{key: "greeting",
+		get: func(p *profile.Profile) (any, bool) { return always(p.Greeting) },
+		set: func(p *profile.Profile, v any) string { p.Greeting = v.(string); return "" }},
+	{key: "implementation",
+		get: func(p *profile.Profile) (any, bool) { return always(p.Implementation) },
+		set: func(p *profile.Profile, v any) string { p.Implementation = v.(string); return "" }},
+	{key: "separators",
+		get: func(p *profile.Profile) (any, bool) { return always(string(p.Separators)) },
+		set: func(p *profile.Profile, v any) string {
+			if v.(string) == "mixed" {
+				p.Separators = profile.SeparatorsSingleSpace
+				return "measured mixed (TAB and two SPACEs differ); no profile value says that, single-space is the nearer"
+			}
+			p.Separators = profile.Separators(v.(string))
+			return ""
+		}},
+	{key: "max_command_octets",
+		get: func(p *profile.Profile) (any, bool) { return always(p.MaxCommandOctets) },
+		set: func(p *profile.Profile, v any) string {
+			n := v.(int)
+			clamped := min(max(n, 40), 1024)
+			p.MaxCommandOctets = clamped
+			if clamped != n {
+				return fmt.Sprintf("measured %d; profiles allow 40..1024", n)
+			}
+			return ""
+		}},
+	{key: "max_argument_chars",
+		get: func(p *profile.Profile) (any, bool) { return always(p.MaxArgumentChars) },
+		set: func(p *profile.Profile, v any) string { p.MaxArgumentChars = v.(int); return "" }},
+	{key: "lock",
+		get: func(p *profile.Profile) (any, bool) { return always(string(p.Lock)) },
+		set: func(p *profile.Profile, v any) string { p.Lock = profile.Lock(v.(string)); return "" }},
+	{key: "exact_sizes",
+		get: func(p *profile.Profile) (any, bool) { return always(p.ExactSizes) },
+		set: func(p *profile.Profile, v any) string {
+			p.ExactSizes = v.(bool)
+			if p.ExactSizes {
+				p.StorageBlockOctets = 0
+			} else if p.StorageBlockOctets <= 0 {
+				p.StorageBlockOctets = 1024
+				return "storage_block_octets not measured; 1024 assumed"
+			}
+			return ""
+		}},
+	{key: "storage_block_octets",
+		get: func(p *profile.Profile) (any, bool) { return p.StorageBlockOctets, !p.ExactSizes },
+		set: func(p *profile.Profile, v any) string {
+			if !p.ExactSizes {
+				p.StorageBlockOctets = v.(int)
+			}
+			return ""
+		}},
+	{key: "unknown_user_reply",
+		get: func(p *profile.Profile) (any, bool) { return always(string(p.UnknownUserReply)) },
+		set: func(p *profile.Profile, v any) string { p.UnknownUserReply = profile.Reply(v.(string)); return "" }},
+	{key: "plaintext_before_tls",
+		get: func(p *profile.Profile) (any, bool) { return always(p.PlaintextBeforeTLS) },
+		set: func(p *profile.Profile, v any) string { p.PlaintextBeforeTLS = v.(bool); return "" }},
+	{key: "apop",
+		get: func(p *profile.Profile) (any, bool) { return always(p.APOP) },
+		set: func(p *profile.Profile, v any) string { p.APOP = v.(bool); return "" }},
+	{key: "sasl",
+		get: func(p *profile.Profile) (any, bool) { return always(nonNil(slices.Clone(p.SASL))) },
+		set: func(p *profile.Profile, v any) string { p.SASL = slices.Clone(v.([]string)); return "" }},
+	{key: "login_delay",
+		get: func(p *profile.Profile) (any, bool) { return p.LoginDelay.D().String(), p.LoginDelay > 0 },
+		set: func(p *profile.Profile, v any) string {
+			d, err := time.ParseDuration(v.(string))
+			if err == nil {
+				p.LoginDelay = profile.Duration(d)
+			}
+			return ""
+		}},
+	{key: "capabilities",
+		get: func(p *profile.Profile) (any, bool) {
+			var tags []string
+			for _, c := range p.Capabilities {
+				if f := strings.Fields(c); len(f) > 0 && !strings.EqualFold(f[0], "EXPIRE") {
+					tags = append(tags, strings.ToUpper(f[0]))
+				}
+			}
+			return nonNil(tags), true
+		},
+		set:  func(p *profile.Profile, v any) string { p.Capabilities = slices.Clone(v.([]string)); return "" },
+		same: func(o, p any) bool { return sameSet(o.([]string), p.([]string)) }},
+	{key: "stls",
+		get: func(p *profile.Profile) (any, bool) { return always(p.STLS) },
+		set: func(p *profile.Profile, v any) string { p.STLS = v.(bool); return "" }},
+	{key: "uid.format",
+		get: func(p *profile.Profile) (any, bool) { return always(string(p.UID.Format)) },
+		set: func(p *profile.Profile, v any) string { p.UID.Format = profile.UIDFormat(v.(string)); return "" },
+		// "any" constrains nothing: every observed format fits it.
+		same: func(o, p any) bool { return p == string(profile.UIDAny) || o == p }},
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	sort.Strings(x)
+	sort.Strings(y)
+	return slices.Equal(x, y)
+}
+
+// Compare lists where the observed parameters and the profile disagree.
+func Compare(params map[string]any, p *profile.Profile) report.ProfileMatch {
+	m := report.ProfileMatch{Name: p.Name, Differences: []report.ProfileDifference{}}
+	for _, k := range profileKeys {
+		obs, ok := params[k.key]
+		if !ok {
+			continue
+		}
+		pv, applies := k.get(p)
+		if !applies {
+			continue
+		}
+		m.Compared++
+		same := reflect.DeepEqual
+		if k.same != nil {
+			same = func(a, b any) bool { return k.same(a, b) }
+		}
+		if same(obs, pv) {
+			m.Matching++
+			continue
+		}
+		m.Differences = append(m.Differences, report.ProfileDifference{Key: k.key, Observed: obs, Profile: pv})
+	}
+	return m
+}
+
+// CompareProfiles compares the parameters with every bundled profile and
+// with chosen (a bundled name or a YAML file), closest first: most keys
+// matching, then fewest differences, then the chosen one, then by name.
+func CompareProfiles(params map[string]any, chosen string) ([]report.ProfileMatch, error) {
+	var out []report.ProfileMatch
+	found := false
+	for _, name := range profile.Bundled() {
+		p, err := profile.Load(name)
+		if err != nil {
+			return nil, err
+		}
+		m := Compare(params, p)
+		if name == chosen {
+			m.Chosen, found = true, true
+		}
+		out = append(out, m)
+	}
+	if !found && chosen != "" {
+		p, err := profile.Load(chosen)
+		if err != nil {
+			return out, err
+		}
+		m := Compare(params, p)
+		m.Name = chosen
+		m.Chosen = true
+		out = append(out, m)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Matching != b.Matching {
+			return a.Matching > b.Matching
+		}
+		if len(a.Differences) != len(b.Differences) {
+			return len(a.Differences) < len(b.Differences)
+		}
+		if a.Chosen != b.Chosen {
+			return a.Chosen
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+func loadMatch(m report.ProfileMatch, chosen string) (*profile.Profile, error) {
+	if m.Chosen && !slices.Contains(profile.Bundled(), m.Name) {
+		return profile.Load(chosen)
+	}
+	return profile.Load(m.Name)
+}
+
+// Suggest writes a profile YAML for the server: base's values with every
+// measured key overlaid, each key commented with where its value came
+// from. It validates, so `probe --profile observed-profile.yaml` loads it.
+func Suggest(params map[string]any, base *profile.Profile, target string, secrets report.Secrets) ([]byte, error) {
+	p := base.Clone()
+	p.Name = "observed"
+	p.Description = "Measured by the pop3conformance probe"
+	if target != "" {
+		p.Description += " against " + target
+	}
+	notes := map[string]string{}
+	for _, k := range profileKeys {
+		v, ok := params[k.key]
+		if !ok {
+			continue
+		}
+		note := k.set(p, v)
+		notes[k.key] = "measured"
+		if note != "" {
+			notes[k.key] += "; " + note
+		}
+	}
+	if !p.APOP && strings.Contains(p.Greeting, "<") {
+		p.Greeting = strings.ReplaceAll(p.Greeting, "<", "(")
+	}
+	secrets.ScrubValue(p)
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("the suggested profile does not validate: %w", err)
+	}
+	var doc yaml.Node
+	if err := doc.Encode(p); err != nil {
+		return nil, err
+	}
+	annotate(&doc, "", notes, base.Name)
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# A profile of the server as the probe measured it (%s).\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&buf, "# Keys marked 'measured' come from the wire; the others are copied from\n")
+	fmt.Fprintf(&buf, "# the closest bundled profile, %s, and were not measured.\n", base.Name)
+	fmt.Fprintf(&buf, "# Feed it back with: probe --profile observed-profile.yaml ...\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	// Loading it back is the contract.
+	if _, err := profile.Parse(buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("the suggested profile does not load: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// annotate comments every leaf key of a mapping node with its origin.
+func annotate(n *yaml.Node, prefix string, notes map[string]string, base string) {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			annotate(c, prefix, notes, base)
+		}
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		if v.Kind == yaml.MappingNode {
+			annotate(v, key+".", notes, base)
+			continue
+		}
+		switch {
+		case key == "name" || key == "description":
+		case notes[key] != "":
+			k.LineComment = notes[key]
+		default:
+			k.LineComment = "from " + base
+		}
+	}
+}

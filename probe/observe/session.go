@@ -1,0 +1,289 @@
+package observe
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"pop3conformance/suites/harness"
+)
+
+// separators sends USER with a TAB and with two SPACEs before the
+// account's name. -ERR means the line was not split there; +OK is proof
+// when the server refuses unknown names at USER, and otherwise PASS
+// decides: only a correctly split name logs in.
+func (p *prober) separators(ctx context.Context) error {
+	a, err := p.account(ctx)
+	if err != nil {
+		p.skip("separators", err.Error())
+		return nil
+	}
+	results := map[string]bool{}
+	for _, tc := range []struct{ key, sep, what string }{
+		{"tab_separates", "\t", "a TAB"},
+		{"multiple_spaces_separate", "  ", "two SPACEs"},
+	} {
+		c, err := p.authConn(ctx)
+		if err != nil {
+			return err
+		}
+		r, err := c.Cmd("USER" + tc.sep + a.User)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		method := "USER with " + tc.what + " before the account's name: "
+		switch {
+		case !r.OK():
+			method += "refused"
+		case p.unknownOK != nil && !*p.unknownOK:
+			ok = true
+			method += "+OK from a server that refuses unknown names at USER"
+		default:
+			pr, err := c.Cmd("PASS " + a.Password)
+			if err != nil {
+				return err
+			}
+			ok = pr.OK()
+			method += "+OK, then PASS decided (a login works only when the name was split off correctly)"
+			if ok {
+				_, _ = c.Quit()
+			}
+		}
+		results[tc.key] = ok
+		p.set(tc.key, ok, method)
+		p.evidence(tc.key, c)
+	}
+	v := "mixed"
+	switch {
+	case results["tab_separates"] && results["multiple_spaces_separate"]:
+		v = "space-or-tab"
+	case !results["tab_separates"] && !results["multiple_spaces_separate"]:
+		v = "single-space"
+	}
+	p.set("separators", v, "space-or-tab when both a TAB and two SPACEs separate, single-space when neither does")
+	return nil
+}
+
+// session logs in once: CAPA after login, sizes and UIDs.
+func (p *prober) session(ctx context.Context) error {
+	a, err := p.account(ctx)
+	if err != nil {
+		for _, k := range []string{"capa_after_login", "exact_sizes", "uid.format"} {
+			p.skip(k, err.Error())
+		}
+		return nil
+	}
+	c, err := p.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := harness.LoginUserPass(c, a); err != nil {
+		p.evidence("login", c)
+		return fmt.Errorf("login: %w", err)
+	}
+	retrieved := false
+	defer func() {
+		// QUIT only when nothing was retrieved: some servers mark
+		// retrieved mail as read on QUIT.
+		if !retrieved {
+			_, _ = c.Quit()
+		}
+	}()
+	if m, err := c.CmdMulti("CAPA"); err == nil && m.OK() {
+		p.set("capa_after_login", m.Texts(), "CAPA in the TRANSACTION state")
+	}
+	list, err := c.CmdMulti("LIST")
+	if err != nil {
+		return fmt.Errorf("LIST: %w", err)
+	}
+	var nums []int
+	var sizes []int64
+	for _, l := range list.Texts() {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		n, err1 := strconv.Atoi(f[0])
+		sz, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 == nil && err2 == nil {
+			nums, sizes = append(nums, n), append(sizes, sz)
+		}
+	}
+	p.set("message_count", len(sizes), "scan listings of LIST")
+	if err := p.sizes(c, a, nums, sizes, &retrieved); err != nil {
+		p.fail("sizes", err)
+	}
+	p.evidence("exact_sizes", c)
+
+	u, err := c.CmdMulti("UIDL")
+	switch {
+	case err != nil:
+		return fmt.Errorf("UIDL: %w", err)
+	case !u.OK():
+		p.skip("uid.format", "UIDL refused: "+u.String())
+	default:
+		var uids []string
+		for _, l := range u.Texts() {
+			if f := strings.Fields(l); len(f) >= 2 {
+				uids = append(uids, f[1])
+			}
+		}
+		if len(uids) == 0 {
+			p.skip("uid.format", "the mailbox is empty")
+			break
+		}
+		dec, inc := uidShape(uids)
+		format := "any"
+		if dec && inc {
+			format = "decimal-increasing"
+		}
+		p.set("uid_decimal", dec, "every UIDL unique-id is a decimal number")
+		p.set("uid_increasing", inc, "the unique-ids grow with the message number (numerically when decimal)")
+		p.set("uid.format", format, fmt.Sprintf("UIDL of %d messages: decimal-increasing when decimal and increasing", len(uids)))
+	}
+	return nil
+}
+
+var decimal = regexp.MustCompile(`^[0-9]+$`)
+
+// uidShape says whether every UID is decimal and whether they increase.
+func uidShape(uids []string) (dec, inc bool) {
+	dec, inc = true, true
+	for i, u := range uids {
+		if !decimal.MatchString(u) {
+			dec = false
+		}
+		if i == 0 {
+			continue
+		}
+		prev := uids[i-1]
+		if dec {
+			a, b := strings.TrimLeft(prev, "0"), strings.TrimLeft(u, "0")
+			if len(a) > len(b) || (len(a) == len(b) && a >= b) {
+				inc = false
+			}
+		} else if prev >= u {
+			inc = false
+		}
+	}
+	return dec, inc
+}
+
+// sizes compares the LIST sizes with the real octet counts: the fixture's
+// when the mailbox is known to hold one, else the smallest message
+// retrieved (the session then ends without QUIT).
+func (p *prober) sizes(c *harness.Conn, a harness.Account, nums []int, sizes []int64, retrieved *bool) error {
+	if len(sizes) == 0 {
+		p.skip("exact_sizes", "the mailbox is empty")
+		return nil
+	}
+	var exact []int64
+	method := ""
+	if a.Fixture != "" {
+		msgs, err := harness.FixtureMessages(a.Fixture)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == len(sizes) {
+			for _, m := range msgs {
+				exact = append(exact, int64(len(m.Data)))
+			}
+			method = fmt.Sprintf("LIST sizes against the octet counts of fixture %s's %d messages", a.Fixture, len(msgs))
+		}
+	}
+	listed := sizes
+	if exact == nil {
+		i := 0
+		for j := range sizes {
+			if sizes[j] < sizes[i] {
+				i = j
+			}
+		}
+		m, err := c.CmdMulti(fmt.Sprintf("RETR %d", nums[i]))
+		*retrieved = true
+		if err != nil {
+			return fmt.Errorf("RETR: %w", err)
+		}
+		if !m.OK() {
+			p.skip("exact_sizes", "RETR refused: "+m.String())
+			return nil
+		}
+		exact = []int64{int64(len(m.Body()))}
+		listed = []int64{sizes[i]}
+		method = fmt.Sprintf("the LIST size of message %d against the octets RETR returned (the session ends without QUIT)", nums[i])
+	}
+	isExact, larger := true, true
+	for i := range exact {
+		if listed[i] != exact[i] {
+			isExact = false
+		}
+		if listed[i] < exact[i] {
+			larger = false
+		}
+	}
+	p.set("exact_sizes", isExact, method)
+	if !isExact && larger {
+		var g int64
+		for _, s := range sizes {
+			g = gcd(g, s)
+		}
+		if g >= 2 {
+			p.set("storage_block_octets", int(g), "greatest common divisor of the LIST sizes, which are all at least the real sizes")
+		}
+	}
+	return nil
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// lock logs in to one mailbox twice at once. It needs the disruptive
+// permission against a remote host: the second login may be refused, or
+// worse, end the first session.
+func (p *prober) lock(ctx context.Context) error {
+	if p.t.Reference() == nil && !p.t.Config.Allow.Disruptive {
+		p.skip("lock", "needs --allow-disruptive (logs in to one mailbox twice at once)")
+		return nil
+	}
+	a, err := p.account(ctx)
+	if err != nil {
+		p.skip("lock", err.Error())
+		return nil
+	}
+	first, err := p.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := harness.LoginUserPass(first, a); err != nil {
+		p.evidence("lock", first)
+		return fmt.Errorf("first login: %w", err)
+	}
+	second, err := p.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	r, err := second.Cmd("USER " + a.User)
+	if err == nil && r.OK() {
+		r, err = second.Cmd("PASS " + a.Password)
+	}
+	if err != nil {
+		return fmt.Errorf("second login: %w", err)
+	}
+	v := "exclusive"
+	if r.OK() {
+		v = "none"
+		_, _ = second.Quit()
+	}
+	_, _ = first.Quit()
+	p.set("lock", v, "a second login to the mailbox while the first session is open: none when it works")
+	p.set("lock_reply", r.String(), "the reply that decided the second login")
+	p.evidence("lock", first, second)
+	return nil
+}
