@@ -149,6 +149,7 @@ const (
 	entryTarget     = "target"
 	entryProfile    = "profile"
 	labelReqPrefix  = "req:"
+	labelRobustness = "robustness"
 )
 
 // Build makes the conformance report. Every catalogue requirement appears
@@ -298,7 +299,16 @@ func statementOf(req catalog.Requirement, specs []Spec) Statement {
 		return st
 	}
 	for _, s := range specs {
+		if supplementary(s) {
+			continue
+		}
 		st.Verdict = verdict.Worst(st.Verdict, s.Verdict)
+	}
+	if st.Verdict == "" {
+		// Only supplementary specs ran: they decide after all.
+		for _, s := range specs {
+			st.Verdict = verdict.Worst(st.Verdict, s.Verdict)
+		}
 	}
 	// The reason of the first spec that decided the verdict explains it.
 	for _, s := range specs {
@@ -308,6 +318,18 @@ func statementOf(req catalog.Requirement, specs []Spec) Statement {
 		}
 	}
 	return st
+}
+
+// supplementary reports whether a spec only adds to a statement's
+// verdict: a robustness spec that could not run (no second account, no
+// half-close) says nothing about the statement, so it must not turn a
+// statement its own specs judged into an inconclusive one. A robustness
+// spec that passes or fails still counts.
+func supplementary(s Spec) bool {
+	if s.Verdict == verdict.Conformant || s.Verdict == verdict.Deviates || s.Verdict == verdict.Error {
+		return false
+	}
+	return slices.Contains(s.Labels, labelRobustness)
 }
 
 // GroupOf names the summary group of a catalogue source.

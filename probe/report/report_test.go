@@ -71,6 +71,9 @@ func testRuns(t *testing.T) []types.Report {
 			spec("accepts two spaces", types.SpecStateFailed, "expected +OK, got -ERR (PASS "+secret+")",
 				"C: USER alice\nC: PASS <redacted>\nS: -ERR bad "+secret, "readonly", "req:2.1.1", "req:RFC1939-3-keywords"),
 			spec("err text", types.SpecStatePassed, "", "", "readonly", "req:V0001"),
+			// A robustness spec that could not run must not make V0001
+			// inconclusive: its own spec judged it.
+			spec("stalled reader", types.SpecStateSkipped, "inconclusive: no second account", "", "disruptive", "robustness", "req:V0001"),
 			spec("idle", types.SpecStateSkipped, "needs permission: waits for a real server timer; allow with POP3_ALLOW=slow (probe: --slow)", "", "disruptive", "slow", "req:V0002"),
 			spec("capa", types.SpecStateSkipped, "not applicable: the profile advertises no CAPA", "", "readonly", "req:RFC2449-5-capa"),
 			spec("stray", types.SpecStatePassed, "", "", "readonly", "req:X9999"),
@@ -105,7 +108,7 @@ func TestBuildVerdicts(t *testing.T) {
 		transcript bool
 	}{
 		{"2.1.1", verdict.Deviates, "expected +OK", 2, true},
-		{"V0001", verdict.Conformant, "", 1, false},
+		{"V0001", verdict.Conformant, "", 2, false},
 		{"V0002", verdict.NotRun, "--slow", 1, false},
 		{"C0002", verdict.NotObservable, "server internals", 0, false},
 		{"RFC1939-3-keywords", verdict.Deviates, "expected +OK", 1, true},
