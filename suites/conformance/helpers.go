@@ -77,7 +77,7 @@ func commandOf(keyword string, n int) string {
 // record attaches an observation to the spec report: INFO requirements
 // and what a rule leaves open are recorded, not judged.
 func record(name, format string, args ...any) {
-	AddReportEntry(name, fmt.Sprintf(format, args...))
+	AddReportEntry(name, fmt.Sprintf(format, args...), ReportEntryVisibilityFailureOrVerbose)
 }
 
 // statusLineRE is RFC 2449's single-line = status [SP text] CRLF.

@@ -32,13 +32,31 @@ var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", 
 	for _, tc := range cases {
 		Spec(fmt.Sprintf("treats %s between keyword and argument as the profile says", tc.name), IDs("2.1.1"), Readonly, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
-			c := dial(ctx, t)
+			c := plaintextReady(ctx, t)
 			r := cmd(c, "USER"+tc.sep+a.User)
+			// A +OK to USER tells little where any name gets +OK (V0008):
+			// PASS with the real password shows whether the server took
+			// the separator and the name as sent.
+			loggedIn := false
+			if r.OK() {
+				p := cmd(c, "PASS "+a.Password)
+				Expect(p.OK() || p.Err()).To(BeTrue(), "PASS after USER with %s: a status line, got %q", tc.name, p.String())
+				loggedIn = p.OK()
+			}
 			switch t.Profile.Separators {
 			case profile.SeparatorsSpaceOrTab:
 				expectOK(r, "USER with "+tc.name)
+				Expect(loggedIn).To(BeTrue(), "USER with %s, then PASS with the password: the login must work when %s separates", tc.name, tc.name)
 			case profile.SeparatorsSingleSpace:
-				expectErr(r, "USER with "+tc.name+" under a single-space profile")
+				if t.Profile.UnknownUserReply == profile.ReplyErr {
+					// USER answers for the name it got: +OK would mean the
+					// server found the mailbox through the separator.
+					expectErr(r, "USER with "+tc.name+" under a single-space profile")
+				}
+				Expect(loggedIn).To(BeFalse(), "USER with %s logged %s in under a single-space profile (USER got %q)", tc.name, a.User, r.String())
+				if r.OK() {
+					record("separator", "USER with %s got %q, but the login with the password failed: the name was not taken as %s", tc.name, r.String(), a.User)
+				}
 			}
 		})
 	}

@@ -126,7 +126,7 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 			warnings++
 			_, err := message.Read(bytes.NewReader(body))
 			Expect(err).NotTo(HaveOccurred(), "the warning must be a message: %q", body)
-			AddReportEntry("quota warning", string(body))
+			AddReportEntry("quota warning", string(body), ReportEntryVisibilityFailureOrVerbose)
 		}
 		Expect(warnings).To(Equal(1), "one warning message")
 	})
@@ -222,7 +222,7 @@ var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() 
 		needMessages(n, 1)
 		const maxRetrieved = 100
 		if n > maxRetrieved {
-			AddReportEntry("note", fmt.Sprintf("only the first %d of %d messages were retrieved", maxRetrieved, n))
+			AddReportEntry("note", fmt.Sprintf("only the first %d of %d messages were retrieved", maxRetrieved, n), ReportEntryVisibilityFailureOrVerbose)
 			n = maxRetrieved
 		}
 		for i := 1; i <= n; i++ {

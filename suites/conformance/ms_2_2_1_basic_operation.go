@@ -27,14 +27,14 @@ var _ = Describe("MS-STANXPOP3 2.2.1 E0001 listening ports", func() {
 		}
 		c := need(t.DialPlain(ctx))
 		Expect(c.Greeting.OK()).To(BeTrue(), "greeting on %s: %q", t.PlainAddr(), c.Greeting)
-		AddReportEntry("plain port", t.PlainAddr())
+		AddReportEntry("plain port", t.PlainAddr(), ReportEntryVisibilityFailureOrVerbose)
 	})
 
 	Spec("serves POP3 over implicit TLS on the port it is configured for", IDs("E0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialTLS(ctx))
 		Expect(c.TLS()).To(BeTrue())
 		Expect(c.Greeting.OK()).To(BeTrue(), "greeting under implicit TLS on %s: %q", t.TLSAddr(), c.Greeting)
-		AddReportEntry("implicit TLS port", t.TLSAddr())
+		AddReportEntry("implicit TLS port", t.TLSAddr(), ReportEntryVisibilityFailureOrVerbose)
 	})
 })
 
@@ -201,7 +201,7 @@ func expectNotice(p *profile.Profile, got [][]byte) {
 	Expect(isStatusLine(line)).To(BeTrue(), "the notice is not a status line: %q", line)
 	Expect(strings.HasSuffix(string(line), "\r\n")).To(BeTrue(), "the notice must end with CRLF: %q", line)
 	Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
-	AddReportEntry("autologout notice", strings.TrimRight(string(line), "\r\n"))
+	AddReportEntry("autologout notice", strings.TrimRight(string(line), "\r\n"), ReportEntryVisibilityFailureOrVerbose)
 }
 
 var _ = Describe("MS-STANXPOP3 2.2.1 V0002 inactivity timers", func() {

@@ -131,7 +131,7 @@ var _ = Describe("MS-STANXPOP3 2.2.5 V0006 UPDATE removes marked messages only",
 		fu := updateWithFailedRemoval(ctx, t, []int{1, 2, 4}, 2)
 		Expect(fu.FailedUID).NotTo(BeEmpty(), "UPDATE never attempted the second removal")
 		expectErr(fu.Quit, "QUIT when a removal in UPDATE failed")
-		AddReportEntry("QUIT after a failed removal", fu.Quit.String())
+		AddReportEntry("QUIT after a failed removal", fu.Quit.String(), ReportEntryVisibilityFailureOrVerbose)
 		c := fu.Again
 		if fu.AgainErr != nil {
 			// The lock is RFC1939-6-update-failure-no-lock's business;

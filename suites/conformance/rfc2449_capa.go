@@ -30,7 +30,7 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 	Spec("answers CAPA with +OK and a list or with -ERR, and the session goes on", IDs("RFC2449-5-capa-unsupported"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		k := readCapa(c)
-		AddReportEntry("CAPA supported", k.OK)
+		AddReportEntry("CAPA supported", k.OK, ReportEntryVisibilityFailureOrVerbose)
 		if !k.OK {
 			// A server without the extension mechanism must still
 			// answer the client's next command.
@@ -189,7 +189,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 		after := readCapa(l)
 		// Recorded only; the suite never lets it change an expectation
 		// (RFC 2449 6.9: clients must not switch on it).
-		AddReportEntry("IMPLEMENTATION", strings.Join(after.Params("IMPLEMENTATION"), " "))
+		AddReportEntry("IMPLEMENTATION", strings.Join(after.Params("IMPLEMENTATION"), " "), ReportEntryVisibilityFailureOrVerbose)
 		if t.Profile.Implementation == "" {
 			verdict.SkipNotApplicable("the profile names no implementation string")
 		}
@@ -224,7 +224,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 				}
 			}
 		}
-		AddReportEntry("private capabilities", strings.Join(slices.Compact(private), " "))
+		AddReportEntry("private capabilities", strings.Join(slices.Compact(private), " "), ReportEntryVisibilityFailureOrVerbose)
 		Expect(slices.Compact(unknown)).To(BeEmpty(), "tags neither registered with IANA nor private (X...)")
 		Expect(slices.Compact(extra)).To(BeEmpty(), "tags the profile %s does not name", t.Profile.Name)
 	})
@@ -529,7 +529,7 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 			}
 			Expect(left[uid]).To(BeTrue(), "message %d was not retrieved, yet it is gone", i+1)
 		}
-		AddReportEntry("EXPIRE 0: retrieved message removed at UPDATE", implicit)
+		AddReportEntry("EXPIRE 0: retrieved message removed at UPDATE", implicit, ReportEntryVisibilityFailureOrVerbose)
 	})
 
 	Spec("announces an automatic deletion policy with EXPIRE", IDs("RFC2449-6.7-expire-site-policy"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {

@@ -100,7 +100,19 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		expectOK(r, "STLS")
 		// Handshake refuses to start when the server already answered the
 		// injected CAPA in plaintext.
-		Expect(c.Handshake(t.TLSConfig())).To(Succeed(), "TLS handshake after +OK to STLS")
+		if err := c.Handshake(t.TLSConfig()); err != nil {
+			// A server may also refuse to go on when plaintext followed
+			// STLS in the same write, and close the connection (Dovecot
+			// does): the injected command then runs neither in
+			// plaintext nor inside TLS, which is what the rule protects.
+			// Whatever the server sent instead of closing, a CAPA answer
+			// in plaintext above all, fails the spec.
+			got, cerr := c.ExpectClosed(2 * time.Second)
+			Expect(got).To(BeEmpty(), "after +OK to STLS the server sent %q in plaintext instead of a TLS handshake (handshake: %v)", got, err)
+			Expect(cerr).NotTo(HaveOccurred(), "the TLS handshake after +OK to STLS failed (%v) and the server did not close the connection", err)
+			record("reaction", "the server closed the connection when a command followed STLS in the same write (handshake: %v)", err)
+			return
+		}
 		// NOOP is refused in AUTHORIZATION, so its -ERR cannot be
 		// confused with a CAPA list.
 		first := cmd(c, "NOOP")
@@ -125,7 +137,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 			startTLS(v.t, c)
 			after := readCapa(c)
 			Expect(after.OK).To(BeTrue(), "%s: CAPA after STLS", v.name)
-			AddReportEntry("CAPA before / after STLS ("+v.name+")", strings.Join(before.Order, " ")+" / "+strings.Join(after.Order, " "))
+			AddReportEntry("CAPA before / after STLS ("+v.name+")", strings.Join(before.Order, " ")+" / "+strings.Join(after.Order, " "), ReportEntryVisibilityFailureOrVerbose)
 			Expect(after.Order).NotTo(BeEmpty(), "%s: empty CAPA after STLS", v.name)
 			// STLS and USER depend on TLS alone; the SASL list is the
 			// business of RFC5034-3-mechs-may-change-after-stls.
@@ -213,7 +225,7 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 			c, before := needSTLS(ctx, v.t)
 			startTLS(v.t, c)
 			after := readCapa(c)
-			AddReportEntry("SASL before / after STLS ("+v.name+")", strings.Join(before.Params("SASL"), " ")+" / "+strings.Join(after.Params("SASL"), " "))
+			AddReportEntry("SASL before / after STLS ("+v.name+")", strings.Join(before.Params("SASL"), " ")+" / "+strings.Join(after.Params("SASL"), " "), ReportEntryVisibilityFailureOrVerbose)
 			p := v.t.Profile
 			if !slices.Contains(p.SASL, "PLAIN") {
 				continue
@@ -242,7 +254,7 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 	})
 
 	Spec("can be set to offer and accept no plaintext password before TLS", IDs("RFC5034-4-no-plaintext-default"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		AddReportEntry("plaintext passwords before TLS in the profile", t.Profile.PlaintextBeforeTLS)
+		AddReportEntry("plaintext passwords before TLS in the profile", t.Profile.PlaintextBeforeTLS, ReportEntryVisibilityFailureOrVerbose)
 		v := need(t.Variant(ctx, func(p *profile.Profile) { p.PlaintextBeforeTLS = false }))
 		c := need(v.DialPlain(ctx))
 		k := needCapa(c)

@@ -186,7 +186,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		}
 		a := emptyAccount(t, name, strings.Repeat("lo ng", pw/5+1)[:pw])
 		resp := plainResponse(a.User, a.User, a.Password)
-		AddReportEntry("response octets", len(resp)+2)
+		AddReportEntry("response octets", len(resp)+2, ReportEntryVisibilityFailureOrVerbose)
 		expectOK(authContinue(c, "PLAIN", resp), fmt.Sprintf("a %d-octet PLAIN response", len(resp)+2))
 	})
 
