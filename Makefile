@@ -8,7 +8,7 @@ PROFILE ?= exchange2010
 REPORTS ?= reports/latest
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit suite conformance fuzz bench lint clean
+.PHONY: all build test unit suite dovecot conformance fuzz bench bench-micro lint clean
 
 all: build
 
@@ -37,8 +37,13 @@ conformance: build
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzCommandReader -fuzztime=$(FUZZTIME) ./reference-server/server
 
+## bench: the reference server and Dovecot side by side (reports/bench/);
+## QUICK=1 runs one short round.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	QUICK=$(QUICK) probe/bench/run.sh
+
+bench-micro:
+	$(GO) test -run='^$$' -bench=. -benchmem ./reference-server/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
