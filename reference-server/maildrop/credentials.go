@@ -160,7 +160,7 @@ func (s *Store) upgradeSecrets(mb *mailbox) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeAccount(mb.dir, mb.name, next, mb.site); err != nil {
+	if err := s.writeAccount(mb.dir, mb.name, next, mb.site, mb.login); err != nil {
 		return err
 	}
 	mb.secrets = next

@@ -147,10 +147,10 @@ func TestHashedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddUser("erin", "s3cret pass", ""); err != nil {
+	if err := s.AddUser("frank", "s3cret pass", ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"alice", "erin"} {
+	for _, u := range []string{"alice", "frank"} {
 		raw, err := os.ReadFile(filepath.Join(dir, "users", u, "account.json"))
 		if err != nil {
 			t.Fatal(err)
@@ -168,7 +168,7 @@ func TestHashedCredentials(t *testing.T) {
 	if _, ok := s.Secret("alice"); ok {
 		t.Fatal("Secret returned a clear password the store must not keep")
 	}
-	if h, ok := s.NTHash("erin"); !ok || string(h) != string(NTHashOf("s3cret pass")) {
+	if h, ok := s.NTHash("frank"); !ok || string(h) != string(NTHashOf("s3cret pass")) {
 		t.Fatal("NT hash")
 	}
 	// Keeping the clear secret for APOP.

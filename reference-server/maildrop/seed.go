@@ -19,10 +19,13 @@ type seedFile struct {
 		// PasswordBcrypt and NTHash replace Password for a store that
 		// hashes (reference-server hash-password prints them); APOP needs
 		// Password itself.
-		PasswordBcrypt string   `yaml:"password_bcrypt"`
-		NTHash         string   `yaml:"nt_hash"`
-		Site           string   `yaml:"site"`
-		Messages       []string `yaml:"messages"`
+		PasswordBcrypt string `yaml:"password_bcrypt"`
+		NTHash         string `yaml:"nt_hash"`
+		Site           string `yaml:"site"`
+		// Login is "apop" for a mailbox that logs in with APOP only
+		// (RFC 1939 section 13); absent: USER/PASS.
+		Login    string   `yaml:"login"`
+		Messages []string `yaml:"messages"`
 	} `yaml:"users"`
 }
 
@@ -42,6 +45,9 @@ func (s *Store) Seed(fsys fs.FS) error {
 		return fmt.Errorf("maildrop: seed: users.yaml: %w", err)
 	}
 	for _, u := range sf.Users {
+		if u.Login != "" && u.Login != LoginAPOP {
+			return fmt.Errorf("maildrop: seed %s: login %q is not %q (or absent for USER/PASS)", u.Name, u.Login, LoginAPOP)
+		}
 		// Read every message before creating the user, so that a missing
 		// file leaves no half-seeded mailbox.
 		raws := make([][]byte, 0, len(u.Messages))
@@ -56,7 +62,7 @@ func (s *Store) Seed(fsys fs.FS) error {
 		if err != nil {
 			return err
 		}
-		if err := s.seedUser(u.Name, sec, u.Site, raws); err != nil {
+		if err := s.seedUser(u.Name, sec, u.Site, u.Login, raws); err != nil {
 			return err
 		}
 	}
@@ -66,7 +72,7 @@ func (s *Store) Seed(fsys fs.FS) error {
 // seedUser creates the user with all its messages at once, so that a crash
 // while seeding leaves the user out entirely and the next start seeds it
 // again, never a mailbox with some of its fixture messages.
-func (s *Store) seedUser(name string, sec secrets, site string, raws [][]byte) error {
+func (s *Store) seedUser(name string, sec secrets, site, login string, raws [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[canonical(name)]; ok {
@@ -76,7 +82,7 @@ func (s *Store) seedUser(name string, sec secrets, site string, raws [][]byte) e
 	for i, raw := range raws {
 		msgs[i] = seedMessage{raw: raw}
 	}
-	if _, err := s.createUserLocked(name, sec, site, msgs, time.Time{}); err != nil {
+	if _, err := s.createUserLocked(name, sec, site, login, msgs, time.Time{}); err != nil {
 		return fmt.Errorf("maildrop: seed: %w", err)
 	}
 	return nil

@@ -90,7 +90,15 @@ type Account struct {
 	Name string
 	// Site is where the mailbox is homed; "" is the default site.
 	Site string
+	// Login is how the mailbox logs in when the server offers APOP
+	// (RFC 1939 section 13: APOP or USER/PASS, not both): LoginAPOP, or
+	// "" for USER/PASS.
+	Login string
 }
+
+// LoginAPOP marks a mailbox that logs in with APOP only (users.yaml
+// "login: apop").
+const LoginAPOP = "apop"
 
 // Message is one entry of a listing.
 type Message struct {
@@ -121,6 +129,7 @@ type mailbox struct {
 	name    string
 	secrets secrets
 	site    string
+	login   string // Account.Login
 	dir     string
 	nextUID uint64
 	msgs    []*message // sorted by uid
@@ -137,7 +146,8 @@ type message struct {
 type accountFile struct {
 	Name string `json:"name"`
 	secrets
-	Site string `json:"site,omitempty"`
+	Site  string `json:"site,omitempty"`
+	Login string `json:"login,omitempty"`
 }
 
 // Open opens the store in dir, creating it if needed, and reloads users,
@@ -227,7 +237,7 @@ func loadMailbox(dir string) (*mailbox, error) {
 	if err := json.Unmarshal(data, &acc); err != nil {
 		return nil, fmt.Errorf("account.json: %w", err)
 	}
-	mb := &mailbox{name: filepath.Base(dir), secrets: acc.secrets, site: acc.Site, dir: dir}
+	mb := &mailbox{name: filepath.Base(dir), secrets: acc.secrets, site: acc.Site, login: acc.Login, dir: dir}
 	// Temporary files of a counter or account update that a crash cut
 	// short never became visible.
 	if tops, err := os.ReadDir(dir); err == nil {
@@ -338,7 +348,7 @@ func (s *Store) AddUser(name, password, site string) error {
 	if err != nil {
 		return fmt.Errorf("maildrop: add user %s: %w", name, err)
 	}
-	_, err = s.createUserLocked(name, sec, site, nil, time.Time{})
+	_, err = s.createUserLocked(name, sec, site, "", nil, time.Time{})
 	return err
 }
 
@@ -352,7 +362,7 @@ type seedMessage struct {
 // order) all at once: the directory is built under a temporary name and
 // renamed into place, so a crash leaves either no user or the whole user.
 // An empty delivered time means now.
-func (s *Store) createUserLocked(name string, sec secrets, site string, msgs []seedMessage, now time.Time) (*mailbox, error) {
+func (s *Store) createUserLocked(name string, sec secrets, site, login string, msgs []seedMessage, now time.Time) (*mailbox, error) {
 	name = canonical(name)
 	if err := validName(name); err != nil {
 		return nil, err
@@ -360,7 +370,7 @@ func (s *Store) createUserLocked(name string, sec secrets, site string, msgs []s
 	if _, ok := s.users[name]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrUserExists, name)
 	}
-	mb, err := s.buildUser(name, sec, site, msgs, now)
+	mb, err := s.buildUser(name, sec, site, login, msgs, now)
 	if err != nil {
 		return nil, fmt.Errorf("maildrop: add user %s: %w", name, err)
 	}
@@ -369,7 +379,7 @@ func (s *Store) createUserLocked(name string, sec secrets, site string, msgs []s
 	return mb, nil
 }
 
-func (s *Store) buildUser(name string, sec secrets, site string, msgs []seedMessage, now time.Time) (mb *mailbox, err error) {
+func (s *Store) buildUser(name string, sec secrets, site, login string, msgs []seedMessage, now time.Time) (mb *mailbox, err error) {
 	users := filepath.Join(s.dir, "users")
 	final := filepath.Join(users, name)
 	if _, err := os.Stat(final); err == nil {
@@ -394,7 +404,7 @@ func (s *Store) buildUser(name string, sec secrets, site string, msgs []seedMess
 	if err := os.Mkdir(filepath.Join(stage, "messages"), 0o700); err != nil {
 		return nil, err
 	}
-	mb = &mailbox{name: name, secrets: sec, site: site, dir: stage, nextUID: uint64(len(msgs)) + 1}
+	mb = &mailbox{name: name, secrets: sec, site: site, login: login, dir: stage, nextUID: uint64(len(msgs)) + 1}
 	if now.IsZero() {
 		now = s.now()
 	}
@@ -413,7 +423,7 @@ func (s *Store) buildUser(name string, sec secrets, site string, msgs []seedMess
 	if err := s.writeFile(filepath.Join(stage, "uidnext"), []byte(strconv.FormatUint(mb.nextUID, 10)+"\n")); err != nil {
 		return nil, fmt.Errorf("uid counter: %w", err)
 	}
-	if err := s.writeAccount(stage, name, sec, site); err != nil {
+	if err := s.writeAccount(stage, name, sec, site, login); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(stage, final); err != nil {
@@ -426,8 +436,8 @@ func (s *Store) buildUser(name string, sec secrets, site string, msgs []seedMess
 	return mb, nil
 }
 
-func (s *Store) writeAccount(dir, name string, sec secrets, site string) error {
-	data, err := json.Marshal(accountFile{Name: name, secrets: sec, Site: site})
+func (s *Store) writeAccount(dir, name string, sec secrets, site, login string) error {
+	data, err := json.Marshal(accountFile{Name: name, secrets: sec, Site: site, Login: login})
 	if err != nil {
 		return err
 	}
@@ -438,7 +448,8 @@ func (s *Store) writeAccount(dir, name string, sec secrets, site string) error {
 }
 
 // CloneUser creates dst with copies of src's messages (fresh UIDs in dst,
-// delivery times kept), the given password and src's site.
+// delivery times kept), the given password and src's site and login
+// method.
 func (s *Store) CloneUser(src, dst, password string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -459,7 +470,7 @@ func (s *Store) CloneUser(src, dst, password string) error {
 	if err != nil {
 		return fmt.Errorf("maildrop: clone %s: %w", src, err)
 	}
-	if _, err := s.createUserLocked(dst, sec, from.site, msgs, time.Time{}); err != nil {
+	if _, err := s.createUserLocked(dst, sec, from.site, from.login, msgs, time.Time{}); err != nil {
 		return fmt.Errorf("maildrop: clone %s: %w", src, err)
 	}
 	return nil
@@ -615,7 +626,7 @@ func (s *Store) Lookup(user string) (acc Account, ok bool) {
 	if !ok {
 		return Account{}, false
 	}
-	return Account{Name: mb.name, Site: mb.site}, true
+	return Account{Name: mb.name, Site: mb.site, Login: mb.login}, true
 }
 
 // CheckPassword reports whether password is user's (USER/PASS, AUTH PLAIN):

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -51,7 +52,7 @@ func uids(t *testing.T, s *Store, user string) []uint64 {
 func TestSeedAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openSeeded(t, dir, Options{})
-	if got := fmt.Sprint(s.Users()); got != "[alice bob carol dave]" {
+	if got := fmt.Sprint(s.Users()); got != "[alice bob carol dave erin]" {
 		t.Fatalf("users %s", got)
 	}
 	if acc, ok := s.Lookup("Dave"); !ok || acc.Site != "remote" {
@@ -141,13 +142,13 @@ func TestDeliverNormalizes(t *testing.T) {
 func TestCloneUser(t *testing.T) {
 	dir := t.TempDir()
 	s := openSeeded(t, dir, Options{})
-	if err := s.CloneUser("dave", "erin", "pw"); err != nil {
+	if err := s.CloneUser("dave", "frank", "pw"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CloneUser("alice", "alice2", "pw2"); err != nil {
 		t.Fatal(err)
 	}
-	if acc, _ := s.Lookup("erin"); acc.Site != "remote" {
+	if acc, _ := s.Lookup("frank"); acc.Site != "remote" {
 		t.Fatalf("site not copied: %+v", acc)
 	}
 	src, _ := s.Messages("alice")
@@ -168,6 +169,45 @@ func TestCloneUser(t *testing.T) {
 	s2, _ := Open(dir, Options{})
 	if got := uids(t, s2, "alice2"); len(got) != 6 {
 		t.Fatal("clone not durable")
+	}
+}
+
+// The login method of users.yaml ("login: apop", RFC 1939 section 13) is
+// kept in account.json, survives a reopen and is copied by CloneUser.
+func TestLoginMethod(t *testing.T) {
+	dir := t.TempDir()
+	s := openSeeded(t, dir, Options{})
+	if acc, ok := s.Lookup("erin"); !ok || acc.Login != LoginAPOP {
+		t.Fatalf("erin: %+v %v", acc, ok)
+	}
+	if acc, _ := s.Lookup("alice"); acc.Login != "" {
+		t.Fatalf("alice: %+v", acc)
+	}
+	if got := uids(t, s, "erin"); len(got) != 2 {
+		t.Fatalf("erin has %d messages, want 2", len(got))
+	}
+	if err := s.CloneUser("erin", "erin2", "apop secret"); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"erin", "erin2"} {
+		if acc, _ := s2.Lookup(u); acc.Login != LoginAPOP {
+			t.Fatalf("%s after reopen: %+v", u, acc)
+		}
+	}
+}
+
+func TestSeedRejectsUnknownLogin(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{"users.yaml": {Data: []byte("users:\n  - name: x\n    password: y\n    login: kerberos\n    messages: []\n")}}
+	if err := s.Seed(fsys); err == nil || !strings.Contains(err.Error(), "kerberos") {
+		t.Fatalf("seed with login kerberos: %v", err)
 	}
 }
 

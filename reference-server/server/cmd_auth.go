@@ -64,6 +64,15 @@ func (s *session) cmdPass(cmd command) {
 		s.err(codeAuth, "Plaintext login is not permitted on an unencrypted connection; use STLS first")
 		return
 	}
+	if s.apopOnly(name) {
+		// RFC 1939 section 13: a mailbox that logs in with APOP does not
+		// take USER/PASS, or its shared secret would cross the wire in
+		// the clear. The password is not checked, so the refusal tells
+		// nothing about it.
+		s.log.Info("login refused: the mailbox logs in with APOP only", "mechanism", "USER", "user", name)
+		s.loginFailed("This mailbox logs in with APOP only")
+		return
+	}
 	if !s.srv.store.CheckPassword(name, password) {
 		s.log.Info("login failed", "mechanism", "USER", "user", name)
 		s.loginFailed(authFailed)
@@ -89,6 +98,9 @@ func (s *session) cmdAPOP(cmd command) {
 	}
 	name, digest := cmd.Args[0], strings.ToLower(cmd.Args[1])
 	secret, ok := s.srv.store.Secret(name)
+	// RFC 1939 section 13: only mailboxes set to log in with APOP take
+	// it; the others use USER/PASS (or SASL) alone.
+	ok = ok && s.apopOnly(name)
 	sum := md5.Sum([]byte(s.stamp + secret))
 	want := hex.EncodeToString(sum[:])
 	if subtle.ConstantTimeCompare([]byte(digest), []byte(want)) != 1 || !ok {
@@ -97,6 +109,17 @@ func (s *session) cmdAPOP(cmd command) {
 		return
 	}
 	s.login(name, "APOP")
+}
+
+// apopOnly reports whether name is a mailbox that logs in with APOP
+// instead of USER/PASS (RFC 1939 section 13: one method per mailbox).
+// Without APOP in the profile every mailbox uses USER/PASS.
+func (s *session) apopOnly(name string) bool {
+	if !s.prof.APOP {
+		return false
+	}
+	acc, ok := s.srv.store.Lookup(name)
+	return ok && acc.Login == maildrop.LoginAPOP
 }
 
 // login opens the maildrop of an authenticated user and enters
@@ -140,6 +163,7 @@ func (s *session) login(name, mechanism string) bool {
 	s.msgs = md.Messages()
 	s.deleted = make([]bool, len(s.msgs))
 	s.state = stateTransaction
+	s.errs = 0 // close_after_errors counts per state (C0005)
 	s.user = ""
 	s.log.Info("login", "user", acc.Name, "mechanism", mechanism, "messages", len(s.msgs))
 	n, size := s.totals()

@@ -92,9 +92,9 @@ func TestFailedLoginDelay(t *testing.T) {
 			t.Errorf("%s failed after %v, want at least %v", strings.Fields(try[0])[0], took, delay)
 		}
 	}
-	sum := md5.Sum([]byte(stamp + "wonderland"))
+	sum := md5.Sum([]byte(stamp + "apop secret"))
 	began := time.Now()
-	wantPrefix(t, c.cmd("APOP alice "+hex.EncodeToString(sum[:])), "+OK")
+	wantPrefix(t, c.cmd("APOP erin "+hex.EncodeToString(sum[:])), "+OK")
 	if took := time.Since(began); took >= delay {
 		t.Errorf("a good login took %v", took)
 	}

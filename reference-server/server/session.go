@@ -91,7 +91,7 @@ type session struct {
 	msgs    []maildrop.Message
 	deleted []bool
 
-	errs int  // -ERR replies so far (C0005)
+	errs int  // -ERR replies in the current state (C0005)
 	done bool // close after the current response
 }
 
@@ -145,12 +145,18 @@ func (s *session) serve() {
 		return
 	}
 	for !s.done {
-		line, err := s.readLine(s.prof.MaxCommandOctets)
+		limit := s.prof.CommandLimit(s.state == stateTransaction)
+		line, err := s.readLine(limit)
 		switch {
 		case err == nil:
 			s.dispatch(line)
 		case errors.Is(err, errLineTooLong):
-			s.err("", fmt.Sprintf("Command too long: the limit is %d octets including CRLF", s.prof.MaxCommandOctets))
+			s.err("", fmt.Sprintf("Command too long: the limit is %d octets including CRLF", limit))
+			if s.prof.OverlongCloses() {
+				// overlong_command close: the session ends here.
+				s.log.Info("closing after an over-long command", "limit", limit)
+				s.done = true
+			}
 		case isTimeout(err):
 			s.autologout()
 			return
@@ -255,7 +261,7 @@ func (s *session) ok(text string) {
 func (s *session) err(code, text string) {
 	s.writeLine(errLine(s.prof, code, text))
 	s.errs++
-	if n := s.prof.CloseAfterErrors; n > 0 && s.errs >= n {
+	if n := s.prof.ErrorLimit(s.state == stateTransaction); n > 0 && s.errs >= n {
 		s.log.Info("closing after negative replies", "count", s.errs)
 		s.done = true
 	}

@@ -32,10 +32,33 @@ func TestGreetingAndAPOP(t *testing.T) {
 		if c2 := ts.dial(t); strings.HasSuffix(c2.greeting, stamp) {
 			t.Fatalf("timestamp %s reused", stamp)
 		}
-		wantPrefix(t, c.cmd("APOP alice 0123456789abcdef0123456789abcdef"), "-ERR [AUTH] ")
+		wantPrefix(t, c.cmd("APOP erin 0123456789abcdef0123456789abcdef"), "-ERR [AUTH] ")
+		// RFC 1939 section 13: alice logs in with USER/PASS, so even her
+		// right digest is refused.
 		sum := md5.Sum([]byte(stamp + "wonderland"))
-		wantPrefix(t, c.cmd("APOP alice "+hex.EncodeToString(sum[:])), "+OK ")
-		wantPrefix(t, c.cmd("STAT"), "+OK 6 ")
+		wantPrefix(t, c.cmd("APOP alice "+hex.EncodeToString(sum[:])), "-ERR [AUTH] ")
+		sum = md5.Sum([]byte(stamp + "apop secret"))
+		wantPrefix(t, c.cmd("APOP erin "+hex.EncodeToString(sum[:])), "+OK ")
+		wantPrefix(t, c.cmd("STAT"), "+OK 2 ")
+	})
+}
+
+// RFC 1939 section 13: one login method per mailbox when APOP is offered.
+// erin (login: apop) is refused USER/PASS whatever the password; without
+// APOP in the profile she logs in with USER/PASS like everyone.
+func TestAPOPXorPass(t *testing.T) {
+	forEachProfile(t, func(t *testing.T, p *profile.Profile) {
+		ts := startServer(t, p)
+		c := ts.dial(t)
+		wantPrefix(t, c.cmd("USER erin"), "+OK")
+		if !p.APOP {
+			wantPrefix(t, c.cmd("PASS apop secret"), "+OK")
+			return
+		}
+		wantPrefix(t, c.cmd("PASS apop secret"), "-ERR [AUTH] ")
+		wantPrefix(t, c.cmd("USER erin"), "+OK")
+		wantPrefix(t, c.cmd("PASS wrong"), "-ERR [AUTH] ")
+		c.login("alice", "wonderland")
 	})
 }
 
@@ -327,6 +350,61 @@ func TestTimers(t *testing.T) {
 			t.Errorf("timeout entered UPDATE: %d messages left", len(msgs))
 		}
 	})
+}
+
+// max_command_octets_transaction sets another limit after login, and
+// overlong_command close ends the session after the -ERR.
+func TestCommandLengthPerStateAndClose(t *testing.T) {
+	p := loadProfile(t, "rfc1939")
+	p.Name = "dovecot-like"
+	p.MaxCommandOctets = 1031
+	p.MaxCommandOctetsTransaction = 2048
+	p.OverlongCommand = profile.OverlongClose
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, p)
+	fill := func(kw string, n int) string { return kw + " " + strings.Repeat("x", n-len(kw)-3) }
+	c := ts.dial(t)
+	wantPrefix(t, c.cmd(fill("XYZW", 1031)), "-ERR Unknown")
+	c.send(fill("XYZW", 1032) + "\r\n")
+	if got := c.closed(); !strings.HasPrefix(got, "-ERR Command too long") || strings.Count(got, "\r\n") != 1 {
+		t.Fatalf("over-long before login: want -ERR then close, got %q", got)
+	}
+	c = ts.dial(t)
+	c.login("alice", "wonderland")
+	wantPrefix(t, c.cmd(fill("XYZW", 2048)), "-ERR Unknown")
+	wantPrefix(t, c.cmd("NOOP"), "+OK")
+	c.send(fill("NOOP", 2049) + "\r\n")
+	if got := c.closed(); !strings.HasPrefix(got, "-ERR Command too long: the limit is 2048") {
+		t.Fatalf("over-long after login: want -ERR then close, got %q", got)
+	}
+	// Exchange profiles stay within 40..1024 (E0006).
+	x := loadProfile(t, "exchange2010")
+	x.MaxCommandOctets = 1031
+	if err := x.Validate(); err == nil {
+		t.Fatal("an Exchange profile accepted a 1031-octet limit")
+	}
+}
+
+// close_after_errors_transaction: its own budget after login, counted
+// afresh from the login.
+func TestCloseAfterErrorsPerState(t *testing.T) {
+	p := loadProfile(t, "rfc1939")
+	p.CloseAfterErrors = 3
+	p.CloseAfterErrorsTransaction = 5
+	ts := startServer(t, p)
+	c := ts.dial(t)
+	wantPrefix(t, c.cmd("XYZZY"), "-ERR ")
+	wantPrefix(t, c.cmd("XYZZY"), "-ERR ")
+	c.login("alice", "wonderland")
+	for range 4 {
+		wantPrefix(t, c.cmd("RETR 99"), "-ERR ")
+	}
+	c.send("RETR 99\r\n")
+	if got := c.closed(); !strings.HasPrefix(got, "-ERR ") || strings.Count(got, "\r\n") != 1 {
+		t.Fatalf("fifth -ERR after login then close: got %q", got)
+	}
 }
 
 func TestCloseAfterErrors(t *testing.T) {

@@ -99,6 +99,20 @@ func apopTimestamp(g harness.Reply) (string, bool) {
 	return s, s != ""
 }
 
+// apopAccount returns the mailbox for APOP checks: on the bundled server
+// a fresh copy of the fixture "erin", which logs in with APOP only where
+// the server offers APOP (RFC 1939 section 13: one method per mailbox).
+// On a remote host it is POP3_USER when POP3_MAILBOX_FIXTURE=erin, and
+// otherwise POP3_USER too, whose password is then taken as its APOP
+// secret (a refusal then proves nothing, which the specs allow for).
+func apopAccount(ctx SpecContext, t *harness.Target) harness.Account {
+	a, err := t.AccountLike(ctx, "erin")
+	if err != nil && isUnavailable(err) && t.Reference() == nil {
+		return need(t.Account(ctx))
+	}
+	return need(a, err)
+}
+
 // apopDigest is the APOP digest of RFC 1939 section 7: MD5 over the
 // timestamp and the shared secret, in lower-case hex.
 func apopDigest(stamp, secret string) string {

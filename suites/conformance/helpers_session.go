@@ -130,9 +130,27 @@ func noSuchUser() string {
 }
 
 // errBudget is how many negative replies one session may collect before
-// the profile lets the server close it (C0005); 0 means no limit.
+// the profile lets the server close it (C0005); 0 means no limit. The
+// profile may set another limit after login (close_after_errors_transaction);
+// errBudget is the smaller one, right for a spec whose errors may fall in
+// either state. A server may count fewer errors than the profile key (only
+// consecutive ones, or only unknown commands), never more, so keeping
+// within the budget is always safe.
 func errBudget(t *harness.Target) int {
-	if n := t.Profile.CloseAfterErrors; n > 0 {
+	a, x := errBudgetIn(t, false), errBudgetIn(t, true)
+	switch {
+	case a == 0:
+		return x
+	case x == 0:
+		return a
+	}
+	return min(a, x)
+}
+
+// errBudgetIn is errBudget for AUTHORIZATION (transaction false) or
+// TRANSACTION alone.
+func errBudgetIn(t *harness.Target, transaction bool) int {
+	if n := t.Profile.ErrorLimit(transaction); n > 0 {
 		return n - 1
 	}
 	return 0
@@ -142,8 +160,16 @@ func errBudget(t *harness.Target) int {
 // session after fewer negative replies than the check needs to see before
 // its last command (C0005).
 func needErrBudget(t *harness.Target, errs int) {
-	if n := t.Profile.CloseAfterErrors; n > 0 && n <= errs {
-		verdict.SkipNotApplicable("the profile closes the session after %d negative replies; the check needs %d in one session", n, errs+1)
+	if b := errBudget(t); b > 0 && b < errs {
+		verdict.SkipNotApplicable("the profile closes the session after %d negative replies; the check needs %d in one session", b+1, errs+1)
+	}
+}
+
+// needErrBudgetTx is needErrBudget for a check whose negative replies all
+// come in TRANSACTION.
+func needErrBudgetTx(t *harness.Target, errs int) {
+	if b := errBudgetIn(t, true); b > 0 && b < errs {
+		verdict.SkipNotApplicable("the profile closes a TRANSACTION session after %d negative replies; the check needs %d in one session", b+1, errs+1)
 	}
 }
 

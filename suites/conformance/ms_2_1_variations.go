@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -103,20 +104,47 @@ func expectLineAccepted(c *harness.Conn, n int, why string) {
 }
 
 // expectLineRefused checks that a USER command of n octets is refused
-// for its length: -ERR, and not the -ERR a short unknown name gets.
-func expectLineRefused(c *harness.Conn, n int, why string) {
+// for its length: -ERR, and not the -ERR a short unknown name gets. Then
+// the session must go on, or be closed when the profile says an
+// over-long command ends it (overlong_command: close).
+func expectLineRefused(c *harness.Conn, p *profile.Profile, n int, why string) {
 	short, long := userOfLength(c, n)
 	ExpectWithOffset(1, long.Err()).To(BeTrue(), "a %d-octet command (%s): want -ERR, got %q", n, why, long)
 	if short.Err() {
 		ExpectWithOffset(1, long.Text).NotTo(Equal(short.Text), "a %d-octet command got the same -ERR as a short USER for an unknown name, so it was taken as a command (%s)", n, why)
 	}
+	expectAfterOverlong(c, p)
+}
+
+// expectAfterOverlong checks the session after an over-long command was
+// refused: closed when the profile says so, otherwise still usable.
+func expectAfterOverlong(c *harness.Conn, p *profile.Profile) {
+	if p.OverlongCloses() {
+		_, err := c.ExpectClosed(5 * time.Second)
+		ExpectWithOffset(2, err).NotTo(HaveOccurred(), "the profile closes the connection after an over-long command")
+		return
+	}
 	r := multi(c, "CAPA")
-	ExpectWithOffset(1, r.OK()).To(BeTrue(), "the session must stay usable after an over-long command: %q", r)
+	ExpectWithOffset(2, r.OK()).To(BeTrue(), "the session must stay usable after an over-long command: %q", r)
+}
+
+// unknownOfLength sends a short unknown command, then one of n octets
+// (CRLF included) with the same keyword, in any state, and returns both
+// replies. A line the server read as a command gets the short one's
+// reply; one refused for its length gets another.
+func unknownOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
+	short = cmd(c, "XYZW x")
+	line := commandOf("XYZW", n)
+	Expect(len(line) + 2).To(Equal(n))
+	long = cmd(c, line)
+	short.Text = maskName(short.Text, "x")
+	long.Text = maskName(long.Text, line[len("XYZW "):])
+	return short, long
 }
 
 var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	Spec("accepts a command of exactly the profile's maximum length", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		max := t.Profile.MaxCommandOctets
+		max := t.Profile.CommandLimit(false)
 		expectLineAccepted(dial(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
 	})
 
@@ -124,8 +152,27 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	// this differs in its command limit, not in how it treats unknown
 	// commands.
 	Spec("refuses a command one octet over the maximum and stays usable", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		max := t.Profile.MaxCommandOctets
-		expectLineRefused(dial(ctx, t), max+1, fmt.Sprintf("the profile's limit is %d", max))
+		max := t.Profile.CommandLimit(false)
+		expectLineRefused(dial(ctx, t), t.Profile, max+1, fmt.Sprintf("the profile's limit is %d", max))
+	})
+
+	// The same in TRANSACTION, where a profile may set another limit
+	// (max_command_octets_transaction). An unknown keyword is refused
+	// the same way whatever its argument, so a line of the limit gets
+	// the short one's -ERR and one octet more another reply.
+	Spec("accepts a command of the TRANSACTION limit after login and refuses one octet more", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		needErrBudgetTx(t, 3)
+		max := t.Profile.CommandLimit(true)
+		why := fmt.Sprintf("the profile's TRANSACTION limit is %d", max)
+		c, _ := login(ctx, t)
+		short, long := unknownOfLength(c, max)
+		expectErr(short, "an unknown command")
+		Expect(long.String()).To(Equal(short.String()), "a %d-octet unknown command (%s) must be answered like a short one", max, why)
+		expectOK(cmd(c, "NOOP"), "NOOP after a command of the limit")
+		_, over := unknownOfLength(c, max+1)
+		expectErr(over, fmt.Sprintf("a %d-octet command (%s)", max+1, why))
+		Expect(over.String()).NotTo(Equal(short.String()), "a %d-octet command got the -ERR of a short unknown command, so it was read as a command (%s)", max+1, why)
+		expectAfterOverlong(c, t.Profile)
 	})
 
 	Spec("does not check the 40-character argument limit of RFC 1939", IDs("2.1.2"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -151,7 +198,7 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 			v := need(t.Variant(ctx, func(p *profile.Profile) { p.MaxCommandOctets = limit }))
 			c := dial(ctx, v)
 			expectLineAccepted(c, limit, fmt.Sprintf("the limit is set to %d", limit))
-			expectLineRefused(c, limit+1, fmt.Sprintf("the limit is set to %d", limit))
+			expectLineRefused(c, v.Profile, limit+1, fmt.Sprintf("the limit is set to %d", limit))
 		})
 	}
 
@@ -159,7 +206,7 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 		const rfc2449Min = 255 // RFC 2449 section 4: what a CAPA server must accept
 		why := fmt.Sprintf("the profile's limit is %d", t.Profile.MaxCommandOctets)
 		if t.Profile.MaxCommandOctets < rfc2449Min {
-			expectLineRefused(dial(ctx, t), rfc2449Min, why)
+			expectLineRefused(dial(ctx, t), t.Profile, rfc2449Min, why)
 		} else {
 			expectLineAccepted(dial(ctx, t), rfc2449Min, why)
 		}

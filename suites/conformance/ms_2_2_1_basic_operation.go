@@ -53,10 +53,12 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 		keepMulti(multi(c, "CAPA"))
 		// Commands whose replies might echo a long argument; left out when
 		// the profile closes the session after negative replies.
-		provoke := t.Profile.CloseAfterErrors == 0
+		provoke := t.Profile.ErrorLimit(false) == 0 && t.Profile.ErrorLimit(true) == 0
 		if provoke {
-			keep(cmd(c, commandOf("XYZW", t.Profile.MaxCommandOctets)))
-			keep(cmd(c, commandOf("USER", t.Profile.MaxCommandOctets+40)))
+			keep(cmd(c, commandOf("XYZW", t.Profile.CommandLimit(false))))
+			if !t.Profile.OverlongCloses() {
+				keep(cmd(c, commandOf("USER", t.Profile.CommandLimit(false)+40)))
+			}
 		}
 		keep(cmd(c, "USER "+a.User))
 		keep(cmd(c, "PASS "+a.Password))
@@ -68,7 +70,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 		keep(cmd(c, "UIDL 1"))
 		keep(cmd(c, "NOOP"))
 		if provoke {
-			keep(cmd(c, commandOf("RETR", t.Profile.MaxCommandOctets)))
+			keep(cmd(c, commandOf("RETR", t.Profile.CommandLimit(true))))
 		}
 		// Only the status lines of RETR and TOP: message lines are the
 		// message's own (RFC 2449 section 4 limits the first line).
@@ -91,7 +93,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(cmd(c, line), line+" right after the greeting")
-			if t.Profile.CloseAfterErrors == 1 {
+			if t.Profile.ErrorLimit(false) == 1 {
 				_, err := c.ExpectClosed(5 * time.Second)
 				Expect(err).NotTo(HaveOccurred(), "the profile closes after one -ERR")
 				return

@@ -25,7 +25,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 	// replies (C0005): it reports whether the session was closed as the
 	// profile says, so the spec stops there.
 	closedAfterErr := func(t *harness.Target, c *harness.Conn, errs int) bool {
-		if n := t.Profile.CloseAfterErrors; n > 0 && errs >= n {
+		if n := t.Profile.ErrorLimit(false); n > 0 && errs >= n {
 			_, err := c.ExpectClosed(5 * time.Second)
 			Expect(err).NotTo(HaveOccurred(), "the profile closes after %d negative replies", n)
 			return true
@@ -226,9 +226,9 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 	// The profile says after how many -ERR replies the server closes (0:
 	// never); ten in a row are plenty to tell "never" from "soon".
 	const many = 10
-	check := func(c *harness.Conn, p *profile.Profile, line, alive string) {
-		limit := p.CloseAfterErrors
-		for i := 1; i <= many; i++ {
+	check := func(c *harness.Conn, p *profile.Profile, transaction bool, line, alive string) {
+		limit := p.ErrorLimit(transaction)
+		for i := 1; i <= max(many, limit); i++ {
 			r, err := c.Cmd(line)
 			if limit > 0 && i > limit {
 				Expect(err).To(HaveOccurred(), "the session must be closed after %d negative replies, but %q got %q", limit, line, r)
@@ -256,12 +256,12 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 	}
 
 	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		check(dial(ctx, t), t.Profile, "XYZW", "CAPA")
+		check(dial(ctx, t), t.Profile, false, "XYZW", "CAPA")
 	})
 
 	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		n, _ := stat(c)
-		check(c, t.Profile, fmt.Sprintf("RETR %d", n+1), "STAT")
+		check(c, t.Profile, true, fmt.Sprintf("RETR %d", n+1), "STAT")
 	})
 })

@@ -146,7 +146,7 @@ var msgIDStampRE = regexp.MustCompile(`<[^<>\s]*@[^<>\s]*>`)
 
 var _ = Describe("MS-STANXPOP3 2.2.10 V0012 APOP", func() {
 	Spec("offers APOP exactly when the profile does", IDs("V0012"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		a := need(t.Account(ctx))
+		a := apopAccount(ctx, t)
 		c := dial(ctx, t)
 		stamp := msgIDStampRE.FindString(c.Greeting.Text)
 		sum := md5.Sum([]byte(stamp + a.Password))

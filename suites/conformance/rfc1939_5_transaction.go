@@ -179,7 +179,7 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 	})
 
 	Spec("refuses LIST of a message number that does not exist or is marked deleted", IDs("RFC1939-5-list-nonexistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		needErrBudget(t, 3)
+		needErrBudgetTx(t, 3)
 		c, _ := login(ctx, t)
 		n := statAtLeast(c, 1)
 		for _, arg := range []string{"0", strconv.Itoa(n + 1), "99999999999"} {
@@ -262,7 +262,7 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 	})
 
 	Spec("refuses RETR of a message that does not exist or is marked deleted", IDs("RFC1939-5-retr-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		needErrBudget(t, 2)
+		needErrBudgetTx(t, 2)
 		c, _ := login(ctx, t)
 		n := statAtLeast(c, 1)
 		expectErr(cmd(c, "RETR 0"), "RETR 0")
@@ -274,7 +274,7 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 
 	Spec("refuses RETR without a message number or with one that is not a number", IDs("RFC1939-5-retr-arg-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		args := []string{"RETR", "RETR x", "RETR -1", "RETR 1x"}
-		needErrBudget(t, len(args)-1)
+		needErrBudgetTx(t, len(args)-1)
 		c, _ := login(ctx, t)
 		// With a message 1 present, only the argument can be at fault.
 		statAtLeast(c, 1)
@@ -311,7 +311,7 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 	})
 
 	Spec("refuses DELE of a message number that does not exist", IDs("RFC1939-5-dele-nonexistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		needErrBudget(t, 2)
+		needErrBudgetTx(t, 2)
 		c, _ := login(ctx, t)
 		n, _ := stat(c)
 		expectErr(cmd(c, "DELE 0"), "DELE 0")
@@ -360,7 +360,7 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 		n, size := stat(c)
 		failing := []string{fmt.Sprintf("RETR %d", n+1), fmt.Sprintf("DELE %d", n+1), "LIST x", "XYZZY"}
 		for i, line := range failing {
-			if m := t.Profile.CloseAfterErrors; m > 0 && i+1 >= m {
+			if m := t.Profile.ErrorLimit(true); m > 0 && i+1 >= m {
 				break // the profile lets the server close after m errors (C0005)
 			}
 			expectErr(cmd(c, line), line)
@@ -371,7 +371,7 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 	})
 
 	Spec("answers LAST, which RFC 1939 no longer has, with one status line", IDs("RFC1939-5-no-last"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		needErrBudget(t, 1)
+		needErrBudgetTx(t, 1)
 		c, _ := login(ctx, t)
 		r := cmd(c, "LAST")
 		record("reply to LAST", "%s", r.String())
@@ -422,7 +422,7 @@ var _ = Describe("RFC 1939 section 5: message numbers and deleted messages", fun
 		if t.Profile.HasCapability("UIDL") {
 			refs = append(refs, ref{"UIDL 1", false})
 		}
-		needErrBudget(t, len(refs))
+		needErrBudgetTx(t, len(refs))
 		c, _ := login(ctx, t)
 		statAtLeast(c, 1)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")

@@ -47,14 +47,33 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 		var seen []harness.Reply
 		seen = append(seen, c.Greeting)
 		// Long arguments invite a server to echo them; the reply must
-		// still fit.
-		long := commandOf("XYZZ", t.Profile.MaxCommandOctets)
+		// still fit. The lines are the longest each state takes.
+		long, longTx := commandOf("XYZZ", t.Profile.CommandLimit(false)), commandOf("XYZZ", t.Profile.CommandLimit(true))
+		// Keep within the profile's error budget (C0005): a new session
+		// takes over before the server may close.
+		errs := 0
+		send := func(c *harness.Conn, line string, budget int, reopen func() *harness.Conn) *harness.Conn {
+			if budget > 0 && errs >= budget {
+				c.Close()
+				c, errs = reopen(), 0
+				seen = append(seen, c.Greeting)
+			}
+			r := cmd(c, line)
+			if r.Err() {
+				errs++
+			}
+			seen = append(seen, r)
+			return c
+		}
+		reopenAuth := func() *harness.Conn { return plaintextReady(ctx, t) }
 		for _, line := range []string{"STAT", "NOOP", long, "USER " + a.User, "PASS x" + a.Password} {
-			seen = append(seen, cmd(c, line))
+			c = send(c, line, errBudgetIn(t, false), reopenAuth)
 		}
 		Expect(harness.LoginUserPass(c, a)).To(Succeed())
-		for _, line := range []string{"STAT", "NOOP", "LIST 1", "UIDL 1", "RETR 999999", "DELE 999999", "RSET", long, "USER " + a.User} {
-			seen = append(seen, cmd(c, line))
+		errs = 0
+		reopenTx := func() *harness.Conn { return loginAs(ctx, t, a) }
+		for _, line := range []string{"STAT", "NOOP", "LIST 1", "UIDL 1", "RETR 999999", "DELE 999999", "RSET", longTx, "USER " + a.User} {
+			c = send(c, line, errBudgetIn(t, true), reopenTx)
 		}
 		for _, r := range seen {
 			Expect(statusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
