@@ -17,9 +17,10 @@ build:
 	$(GO) build -o bin/reference-server ./reference-server
 	$(GO) build -o bin/probe ./probe
 
-## test: unit tests, server tests, the suite under each bundled profile, and
-## the discrimination test that proves the specs fail on a deviating server.
-test: lint unit suite
+## test: unit tests, server tests, real clients, the suite under each
+## bundled profile, the discrimination test that proves the specs fail on a
+## deviating server, and the suite against a private Dovecot.
+test: lint unit suite dovecot
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -29,13 +30,22 @@ suite:
 		POP3_PROFILE=$$p $(GINKGO) -race -p --label-filter='!slow' --output-dir=reports/test-$$p --json-report=report.json ./suites/conformance || exit 1; \
 	done
 
+## dovecot: the suite against Debian's Dovecot, judged by
+## fixtures/profiles/dovecot.yaml and expected-deviations.yaml.
+dovecot:
+	fixtures/peers/dovecot/run-suite.sh
+
 ## conformance: the suite against the bundled reference server ($(PROFILE)),
 ## with the conformance report in $(REPORTS).
 conformance: build
 	./bin/probe --profile $(PROFILE) --out $(REPORTS) --format json,yaml,md,html,junit
 
+## fuzz: each fuzz target for FUZZTIME (the seed corpora also run in make test).
+FUZZ_TARGETS ?= FuzzCommandReader FuzzSession FuzzStuffer FuzzSASLPlain
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzCommandReader -fuzztime=$(FUZZTIME) ./reference-server/server
+	for f in $(FUZZ_TARGETS); do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./reference-server/server || exit 1; \
+	done
 
 ## bench: the reference server and Dovecot side by side (reports/bench/);
 ## QUICK=1 runs one short round.
