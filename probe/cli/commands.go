@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"pop3conformance/probe/report"
 )
@@ -32,12 +33,32 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	secrets := report.Secrets{o.Password, o.Password2}
 	prog := newProgress(env, o.Quiet, secrets)
 	slog.Debug("probe run", "target", o.Request.String(), "out", o.Out)
+	// --timeout bounds the whole run: the connection check, the specs
+	// (the runner gives Ginkgo what is left as its suite timeout) and the
+	// measurement of server parameters.
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	start := time.Now()
+	in := report.Input{Tool: tool(), Target: targetOf(o.Request), Profile: o.Profile}
 	runs, err := env.Runner(ctx, o.Request, prog)
 	if err != nil {
 		done(prog)
-		return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, secrets.String(err.Error()))
+		// The suite never started (the target would not answer, the
+		// configuration is unusable): the report still says so, in every
+		// format asked for, with every statement not run.
+		msg := secrets.String(err.Error())
+		r := report.Build(nil, cat, in)
+		r.SuiteError = msg
+		r.StartTime, r.EndTime = start.UTC(), time.Now().UTC()
+		r.DurationSeconds = r.EndTime.Sub(r.StartTime).Seconds()
+		if paths, werr := report.Write(o.Out, o.Formats, r, secrets); werr == nil {
+			fmt.Fprintf(env.Stdout, "reports: %s\n", strings.Join(paths, " "))
+		} else {
+			fmt.Fprintf(env.Stderr, "probe: %v\n", werr)
+		}
+		return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, msg)
 	}
-	r := report.Build(runs, cat, report.Input{Tool: tool(), Target: targetOf(o.Request), Profile: o.Profile})
+	r := report.Build(runs, cat, in)
 	if env.Observer != nil && !o.NoObserve && r.SuiteError == "" && ctx.Err() == nil {
 		if s, ok := prog.(Stepper); ok {
 			s.Step("measuring server parameters")

@@ -33,7 +33,13 @@ func preflight(ctx context.Context, cfg harness.Config) error {
 		c.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("%w: cannot connect to %s: %v (check --host, --port, --tls/--starttls and, for TLS, --ca-file, --server-name or --insecure-skip-verify)",
+		// c is nil when not even TCP connected; otherwise the server
+		// accepted and then failed the greeting or the TLS handshake.
+		how := "cannot connect to %s: %v"
+		if c != nil {
+			how = "connected to %s, but %v"
+		}
+		return fmt.Errorf("%w: "+how+" (check --host, --port, --tls/--starttls and, for TLS, --ca-file, --server-name or --insecure-skip-verify)",
 			ErrPreflight, t.Name(), err)
 	}
 	accounts := []struct {

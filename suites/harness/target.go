@@ -205,7 +205,10 @@ func (t *Target) Mode() TLSMode {
 }
 
 // Dial connects the usual way for the target (plain, STLS or implicit TLS)
-// and reads the greeting.
+// and reads the greeting. Like every dial method it ties the connection
+// to ctx: once ctx ends (a spec's timeout, the probe's --timeout), reads
+// and writes on it fail with ErrInterrupted. Pass a context that lives as
+// long as the connection is used.
 func (t *Target) Dial(ctx context.Context) (*Conn, error) {
 	switch t.Mode() {
 	case TLSImplicit:
@@ -262,14 +265,23 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		name += " (implicit TLS)"
 	}
 	c := newConn(nc, newTranscript(name), false)
+	c.bind(ctx)
 	t.rec.track(c)
 	if implicit {
 		if err := c.handshake(t.tlsConf); err != nil {
 			return c, err
 		}
 	}
+	wait := c.Timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait = max(time.Until(dl), 0).Round(100 * time.Millisecond)
+	}
 	g, err := c.ReadReply()
 	if err != nil {
+		var ne net.Error
+		if (errors.As(err, &ne) && ne.Timeout()) || (errors.Is(err, ErrInterrupted) && errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+			return c, fmt.Errorf("no greeting within %v: %w", wait, err)
+		}
 		return c, fmt.Errorf("greeting: %w", err)
 	}
 	c.Greeting = g

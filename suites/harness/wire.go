@@ -3,6 +3,7 @@ package harness
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,11 +18,25 @@ import (
 // client's memory.
 const MaxLineOctets = 1 << 20
 
+// MaxMultiOctets bounds one multi-line response (status line excluded):
+// a server that never sends the terminating "." would otherwise fill the
+// client's memory one bounded line at a time. It is far above any message
+// a test mailbox holds.
+const MaxMultiOctets = 64 << 20
+
 // DefaultTimeout bounds each read and write unless a spec sets its own.
 const DefaultTimeout = 10 * time.Second
 
 // ErrLineTooLong is returned when a line exceeds MaxLineOctets.
-var ErrLineTooLong = errors.New("line longer than the client's limit")
+var ErrLineTooLong = fmt.Errorf("line longer than the client's limit of %d octets", MaxLineOctets)
+
+// ErrResponseTooLong is returned when a multi-line response exceeds
+// MaxMultiOctets without its terminator.
+var ErrResponseTooLong = fmt.Errorf("multi-line response longer than the client's limit of %d MiB", MaxMultiOctets>>20)
+
+// ErrInterrupted is returned by a read or write on a connection whose
+// context ended (the spec timed out or the run was interrupted).
+var ErrInterrupted = errors.New("connection interrupted")
 
 // Reply is one status line as the server sent it.
 type Reply struct {
@@ -101,7 +116,10 @@ func (m Multi) Texts() []string {
 // Conn is a strict POP3 client connection. It never normalises what it
 // sends or receives and records everything in a transcript.
 type Conn struct {
-	nc      net.Conn
+	nc net.Conn
+	// raw is the TCP connection under nc; deadlines set on it reach a TLS
+	// layer too, so interrupt never touches nc, which a handshake replaces.
+	raw     net.Conn
 	r       *bufio.Reader
 	tr      *Transcript
 	tlsOn   bool
@@ -111,10 +129,67 @@ type Conn struct {
 	// inSASL is true between an AUTH command and its final status, so that
 	// every client line in between is redacted.
 	inSASL bool
+	// ctx bounds the connection's life (nil: no bound): once it ends,
+	// every read and write fails with ErrInterrupted, and one in progress
+	// is cut short.
+	ctx context.Context
 }
 
 func newConn(nc net.Conn, tr *Transcript, tlsOn bool) *Conn {
-	return &Conn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), tr: tr, tlsOn: tlsOn, Timeout: DefaultTimeout}
+	return &Conn{nc: nc, raw: nc, r: bufio.NewReaderSize(nc, 64<<10), tr: tr, tlsOn: tlsOn, Timeout: DefaultTimeout}
+}
+
+// bind ties the connection to ctx: a spec's context ends at its
+// SpecTimeout, the probe's at --timeout, and a read blocked on a server
+// that trickles or never answers must not outlive either.
+func (c *Conn) bind(ctx context.Context) {
+	if ctx == nil || ctx.Done() == nil {
+		return
+	}
+	c.ctx = ctx
+	context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Now()) })
+}
+
+// interrupted returns ErrInterrupted, with the context's cause, once the
+// connection's context has ended.
+func (c *Conn) interrupted() error {
+	if c.ctx == nil || c.ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %v", ErrInterrupted, context.Cause(c.ctx))
+}
+
+// setDeadline sets the deadline of the next read (or write, or both) to
+// timeout from now, but never past the connection's context.
+func (c *Conn) setDeadline(set func(time.Time) error, timeout time.Duration) error {
+	if err := c.interrupted(); err != nil {
+		return err
+	}
+	d := time.Now().Add(timeout)
+	if c.ctx != nil {
+		if dl, ok := c.ctx.Deadline(); ok && dl.Before(d) {
+			d = dl
+		}
+	}
+	if err := set(d); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	// The context may have ended between the check and set, after its
+	// AfterFunc already moved the deadline: look again.
+	return c.interrupted()
+}
+
+// ioError explains a failed read or write: interrupted, or nothing
+// within the time allowed.
+func (c *Conn) ioError(op string, timeout time.Duration, err error) error {
+	if ie := c.interrupted(); ie != nil {
+		return fmt.Errorf("%s: %w", op, ie)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%s: nothing complete within %v: %w", op, timeout, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // TLS reports whether the connection runs under TLS.
@@ -160,11 +235,11 @@ func (c *Conn) SendRaw(b []byte) error {
 		rest = rest[len(line):]
 		c.tr.sent(line, c.redactSent(line))
 	}
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.Timeout)); err != nil {
-		return fmt.Errorf("set write deadline: %w", err)
+	if err := c.setDeadline(c.nc.SetWriteDeadline, c.Timeout); err != nil {
+		return fmt.Errorf("write: %w", err)
 	}
 	if _, err := c.nc.Write(b); err != nil {
-		return fmt.Errorf("write: %w", err)
+		return c.ioError("write", c.Timeout, err)
 	}
 	return nil
 }
@@ -208,14 +283,16 @@ func cutSep(s string) (before, after string, ok bool) {
 func (c *Conn) ReadLine() ([]byte, error) { return c.readLine(c.Timeout) }
 
 func (c *Conn) readLine(timeout time.Duration) ([]byte, error) {
-	if err := c.nc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, fmt.Errorf("set read deadline: %w", err)
+	if err := c.setDeadline(c.nc.SetReadDeadline, timeout); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	var line []byte
 	for {
 		frag, err := c.r.ReadSlice('\n')
 		line = append(line, frag...)
-		if len(line) > MaxLineOctets {
+		// MaxLineOctets octets without LF cannot end within the limit:
+		// say so now rather than wait for octets that only prove it.
+		if len(line) > MaxLineOctets || (err != nil && len(line) >= MaxLineOctets) {
 			c.tr.received(line[:256], "<line cut: over the client's limit>")
 			return nil, ErrLineTooLong
 		}
@@ -232,7 +309,7 @@ func (c *Conn) readLine(timeout time.Duration) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			c.tr.note("server closed the connection")
 		}
-		return line, fmt.Errorf("read: %w", err)
+		return line, c.ioError("read", timeout, err)
 	}
 }
 
@@ -269,10 +346,16 @@ func (c *Conn) ReadMulti() (Multi, error) {
 }
 
 func (c *Conn) readBlock(m Multi) (Multi, error) {
+	total := 0
 	for {
 		raw, err := c.ReadLine()
 		if err != nil {
 			return m, fmt.Errorf("multi-line response not terminated: %w", err)
+		}
+		if total += len(raw); total > MaxMultiOctets {
+			c.tr.note(fmt.Sprintf("multi-line response cut after %d lines, %d octets: no terminator within the client's limit", len(m.Lines), total))
+			m.Lines = nil // the evidence is the transcript; free the memory
+			return m, fmt.Errorf("multi-line response not terminated: %w", ErrResponseTooLong)
 		}
 		if len(raw) > 0 && raw[0] == '.' {
 			rest := strings.TrimRight(string(raw[1:]), "\r\n")
@@ -312,6 +395,9 @@ func (c *Conn) ExpectClosed(d time.Duration) ([][]byte, error) {
 		if len(line) > 0 {
 			got = append(got, line)
 		}
+		if errors.Is(err, ErrInterrupted) {
+			return got, err
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return got, fmt.Errorf("connection still open after %v", d)
@@ -329,7 +415,7 @@ func (c *Conn) Quiet(d time.Duration) (unsolicited []byte, closed bool) {
 		return line, false
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if errors.Is(err, ErrInterrupted) || (errors.As(err, &ne) && ne.Timeout()) {
 		return line, false
 	}
 	return line, true
@@ -362,12 +448,13 @@ func (c *Conn) Handshake(cfg *tls.Config) error {
 
 func (c *Conn) handshake(cfg *tls.Config) error {
 	tc := tls.Client(c.nc, cfg)
-	if err := tc.SetDeadline(time.Now().Add(c.Timeout)); err != nil {
-		return fmt.Errorf("set deadline: %w", err)
+	if err := c.setDeadline(tc.SetDeadline, c.Timeout); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	if err := tc.Handshake(); err != nil {
-		c.tr.note("TLS handshake failed: " + err.Error())
-		return fmt.Errorf("TLS handshake: %w", err)
+		err = c.ioError("TLS handshake", c.Timeout, err)
+		c.tr.note(err.Error())
+		return err
 	}
 	_ = tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()

@@ -1,9 +1,12 @@
 package harness
 
 import (
+	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTranscriptRedaction checks that no secret a client sends reaches the
@@ -56,5 +59,73 @@ func TestMultiBodyUnstuffs(t *testing.T) {
 	m := Multi{Lines: [][]byte{[]byte("..one\r\n"), []byte("two\r\n"), []byte("..\r\n")}}
 	if got, want := string(m.Body()), ".one\r\ntwo\r\n.\r\n"; got != want {
 		t.Errorf("Body() = %q, want %q", got, want)
+	}
+}
+
+// TestReadBlockBounded: a multi-line response that never ends stops at
+// MaxMultiOctets with ErrResponseTooLong instead of filling memory.
+func TestReadBlockBounded(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	go func() {
+		defer server.Close()
+		if _, err := server.Write([]byte("+OK\r\n")); err != nil {
+			return
+		}
+		line := []byte(strings.Repeat("x", 4094) + "\r\n")
+		for {
+			if _, err := server.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	c := newConn(client, newTranscript("test"), false)
+	m, err := c.ReadMulti()
+	if !errors.Is(err, ErrResponseTooLong) || !strings.Contains(err.Error(), "64 MiB") {
+		t.Fatalf("err %v, want ErrResponseTooLong", err)
+	}
+	if len(m.Lines) != 0 {
+		t.Errorf("%d lines kept after the cut", len(m.Lines))
+	}
+}
+
+// TestLineAtLimitFailsAtOnce: MaxLineOctets octets without LF are too
+// long whatever follows; the client does not wait for more.
+func TestLineAtLimitFailsAtOnce(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	go func() { _, _ = server.Write([]byte(strings.Repeat("x", MaxLineOctets))) }()
+	c := newConn(client, newTranscript("test"), false)
+	start := time.Now()
+	if _, err := c.ReadLine(); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("err %v, want ErrLineTooLong", err)
+	}
+	if d := time.Since(start); d > DefaultTimeout/2 {
+		t.Errorf("took %v", d)
+	}
+}
+
+// TestContextInterruptsRead: a read blocked on a silent server ends as
+// soon as the connection's context does, with ErrInterrupted, and later
+// reads fail at once.
+func TestContextInterruptsRead(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	c := newConn(client, newTranscript("test"), false)
+	c.bind(ctx)
+	time.AfterFunc(100*time.Millisecond, func() { cancel(errors.New("spec timeout occurred")) })
+	start := time.Now()
+	_, err := c.ReadLine()
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "spec timeout occurred") {
+		t.Fatalf("err %v, want ErrInterrupted with the cause", err)
+	}
+	if d := time.Since(start); d > DefaultTimeout/2 {
+		t.Errorf("interrupted after %v", d)
+	}
+	if err := c.Send("NOOP"); !errors.Is(err, ErrInterrupted) {
+		t.Errorf("write after the interrupt: %v", err)
 	}
 }
