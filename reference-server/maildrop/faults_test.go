@@ -204,3 +204,36 @@ func TestSeedHashes(t *testing.T) {
 		t.Fatalf("bad hash: %v", err)
 	}
 }
+
+// TestLoginCache checks that a repeated good login skips bcrypt while a
+// wrong password still fails, and that the cache never accepts a password
+// that did not pass bcrypt first.
+func TestLoginCache(t *testing.T) {
+	creds := Credentials{Hash: true, Cost: 4}
+	s, err := Open(t.TempDir(), Options{Credentials: &creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser("grace", "hopper", ""); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		password string
+		want     bool
+	}{
+		{"wrong", false},
+		{"hopper", true},
+		{"hopper", true}, // from the cache
+		{"wrong", false}, // a wrong password after a cached good one
+		{"Hopper", false},
+		{"hopper", true},
+	}
+	for i, tc := range tests {
+		if got := s.CheckPassword("grace", tc.password); got != tc.want {
+			t.Errorf("step %d: CheckPassword(%q) = %v, want %v", i, tc.password, got, tc.want)
+		}
+	}
+	if s.CheckPassword("nobody", "hopper") {
+		t.Error("an unknown user passed")
+	}
+}

@@ -117,6 +117,8 @@ type Store struct {
 	log   *slog.Logger
 	now   func() time.Time
 	creds Credentials
+	// verified spares repeated logins bcrypt's cost (see loginCache).
+	verified *loginCache
 
 	mu         sync.Mutex
 	failRemove func(user, uid string) error
@@ -160,6 +162,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		failRemove: opts.FailRemove,
 		failWrite:  opts.FailWrite,
 		creds:      ClearPasswords,
+		verified:   newLoginCache(),
 		users:      make(map[string]*mailbox),
 	}
 	if opts.Credentials != nil {
@@ -640,7 +643,15 @@ func (s *Store) CheckPassword(user, password string) bool {
 		sec = mb.secrets
 	}
 	s.mu.Unlock()
-	return s.creds.check(sec, ok, password)
+	key := canonical(user)
+	if ok && sec.Bcrypt != "" && s.verified.hit(key, sec.Bcrypt, password) {
+		return true
+	}
+	good := s.creds.check(sec, ok, password)
+	if good && sec.Bcrypt != "" {
+		s.verified.remember(key, sec.Bcrypt, password)
+	}
+	return good
 }
 
 // Secret returns user's clear password, for APOP (RFC 1939 section 7
