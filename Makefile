@@ -8,7 +8,7 @@ PROFILE ?= exchange2010
 REPORTS ?= reports/latest
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit suite dovecot conformance fuzz bench bench-micro lint clean
+.PHONY: all build test unit suite dovecot conformance fuzz soak bench bench-micro lint clean
 
 all: build
 
@@ -39,6 +39,12 @@ dovecot:
 ## with the conformance report in $(REPORTS).
 conformance: build
 	./bin/probe --profile $(PROFILE) --out $(REPORTS) --format json,yaml,md,html,junit
+
+## soak: the crash loop longer than in make test (SIGKILL during DELE/QUIT
+## and deliveries, then the maildrop is checked), SOAK_ROUNDS times.
+SOAK_ROUNDS ?= 1000
+soak:
+	CRASH_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -run 'Crash' -timeout 30m -v ./reference-server
 
 ## fuzz: each fuzz target for FUZZTIME (the seed corpora also run in make test).
 FUZZ_TARGETS ?= FuzzCommandReader FuzzSession FuzzStuffer FuzzSASLPlain
