@@ -35,9 +35,11 @@ func userForm() lineForm {
 
 // shortArgsForm is an unknown keyword followed by many one- and
 // two-character arguments: no argument limit can refuse it, only the
-// line length.
+// line length. The keyword has four letters like every POP3 command, since
+// some servers (Dovecot) bound the text after the keyword rather than the
+// whole line, and a longer keyword would shift the measured limit.
 func shortArgsForm() lineForm {
-	const kw = "XPROBE"
+	const kw = "XPRB"
 	token := randomName("q")
 	return lineForm{
 		name:  kw,

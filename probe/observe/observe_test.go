@@ -176,7 +176,7 @@ func TestLineForms(t *testing.T) {
 			}
 		}
 		for _, l := range strings.Fields(f.long(200))[1:] {
-			if f.name == "XPROBE" && len(l) > 3 {
+			if f.name == "XPRB" && len(l) > 3 {
 				t.Fatalf("argument %q is long", l)
 			}
 		}
@@ -185,13 +185,13 @@ func TestLineForms(t *testing.T) {
 
 func TestCompareAndSuggest(t *testing.T) {
 	p, _ := profile.Load("exchange2010")
-	params := map[string]any{"max_command_octets": 1031, "separators": "single-space", "capabilities": []string{"UIDL", "TOP", "USER", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"}, "storage_block_octets": 1024}
+	params := map[string]any{"max_command_octets": 70000, "separators": "single-space", "capabilities": []string{"UIDL", "TOP", "USER", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"}, "storage_block_octets": 1024}
 	m := Compare(params, p)
 	var texts []string
 	for _, d := range m.Differences {
 		texts = append(texts, d.Text(m.Name))
 	}
-	want := []string{"separators: observed single-space, profile exchange2010 says space-or-tab", "max_command_octets: observed 1031, profile exchange2010 says 512"}
+	want := []string{"separators: observed single-space, profile exchange2010 says space-or-tab", "max_command_octets: observed 70000, profile exchange2010 says 512"}
 	if m.Compared != 4 || m.Matching != 2 || strings.Join(texts, "|") != strings.Join(want, "|") {
 		t.Errorf("%+v\n%q", m, texts)
 	}
@@ -203,7 +203,7 @@ func TestCompareAndSuggest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.MaxCommandOctets != 1024 || got.Separators != profile.SeparatorsSingleSpace || !strings.Contains(string(y), "measured 1031; profiles allow 40..1024") || !strings.Contains(string(y), "from exchange2010") {
+	if got.MaxCommandOctets != 65536 || got.Separators != profile.SeparatorsSingleSpace || !strings.Contains(string(y), "measured 70000; profiles allow 40..65536") || !strings.Contains(string(y), "from exchange2010") {
 		t.Errorf("suggested:\n%s", y)
 	}
 }

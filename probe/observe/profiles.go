@@ -53,10 +53,12 @@ var profileKeys = []profileKey{
 		get: func(p *profile.Profile) (any, bool) { return always(p.MaxCommandOctets) },
 		set: func(p *profile.Profile, v any) string {
 			n := v.(int)
-			clamped := min(max(n, 40), 1024)
+			// The suggested profile is not named exchange*, so the
+			// general range of profile.Validate applies.
+			clamped := min(max(n, 40), 65536)
 			p.MaxCommandOctets = clamped
 			if clamped != n {
-				return fmt.Sprintf("measured %d; profiles allow 40..1024", n)
+				return fmt.Sprintf("measured %d; profiles allow 40..65536", n)
 			}
 			return ""
 		}},
