@@ -56,7 +56,10 @@ type Target struct {
 	// Profile is what the specs expect.
 	Profile *profile.Profile
 
-	rec       Recorder
+	// rec is shared with variants, so a spec's evidence holds every
+	// connection it opened, to whichever server.
+	rec       *Recorder
+	variant   bool
 	tlsConf   *tls.Config
 	plainAddr string // "" when the target has no plain listener
 	tlsAddr   string // "" when the target has no implicit TLS listener
@@ -74,7 +77,7 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Config: cfg, Profile: expect}
+	t := &Target{Config: cfg, Profile: expect, rec: &Recorder{}}
 	if cfg.Remote() {
 		if err := t.openRemote(); err != nil {
 			return nil, err
@@ -159,7 +162,10 @@ func (t *Target) startReference(_ context.Context, p *profile.Profile, now func(
 
 // Close stops the bundled server and every variant.
 func (t *Target) Close() error {
-	t.rec.Flush()
+	if !t.variant {
+		// A variant shares its parent's recorder; the parent flushes it.
+		t.rec.Flush()
+	}
 	t.mu.Lock()
 	vs := t.variants
 	t.variants = nil
@@ -191,7 +197,7 @@ func (t *Target) Reference() *Reference { return t.ref }
 
 // Recorder returns the transcripts of the connections opened since the
 // last flush.
-func (t *Target) Recorder() *Recorder { return &t.rec }
+func (t *Target) Recorder() *Recorder { return t.rec }
 
 // TLSConfig is the client TLS configuration for the target.
 func (t *Target) TLSConfig() *tls.Config { return t.tlsConf.Clone() }
@@ -410,7 +416,7 @@ func (t *Target) VariantWith(ctx context.Context, opts VariantOptions) (*Target,
 	if err := serverProfile.Validate(); err != nil {
 		return nil, fmt.Errorf("variant profile: %w", err)
 	}
-	v := &Target{Config: t.Config, Profile: expect}
+	v := &Target{Config: t.Config, Profile: expect, rec: t.rec, variant: true}
 	if err := v.startReference(ctx, serverProfile, opts.Now); err != nil {
 		return nil, err
 	}
