@@ -82,3 +82,9 @@ func record(name, format string, args ...any) {
 
 // statusLineRE is RFC 2449's single-line = status [SP text] CRLF.
 var statusLineRE = regexp.MustCompile(`^(\+OK|-ERR)( [^\r\n]*)?\r\n$`)
+
+// rfcMaxResponseOctets is the response-line limit of RFC 1939 section 3
+// and RFC 2449 section 4, CRLF included. The RFC specs hold a server to it
+// whatever the profile says: no MS-STANXPOP3 statement varies it (C0001
+// restates it, and its spec reads the profile's max_response_octets).
+const rfcMaxResponseOctets = 512

@@ -61,9 +61,9 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 	}
 	Spec("lists one capability per line, tag and parameters, ended by a dot line", IDs("RFC2449-5-capa-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
-		checkFormat(needCapa(c), t.Profile.MaxResponseOctets, "before login")
+		checkFormat(needCapa(c), rfcMaxResponseOctets, "before login")
 		l, _ := login(ctx, t)
-		checkFormat(readCapa(l), t.Profile.MaxResponseOctets, "after login")
+		checkFormat(readCapa(l), rfcMaxResponseOctets, "after login")
 	})
 
 	Spec("still lists after login every capability it listed before", IDs("RFC2449-5-capa-auth-caps-in-both"), Readonly, func(ctx SpecContext, t *harness.Target) {

@@ -534,7 +534,7 @@ var _ = Describe("Robustness: hostile input", func() {
 	})
 
 	Spec("refuses connections beyond its limit with -ERR or a close, and serves again when they end", IDs("RFC3206-4-sys-temp-semantics"), Disruptive, Robustness, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
-		const limit, extra = 5, 100
+		const limit, extra = 5, 500 // issue 5: 500 concurrent connections beyond the limit
 		v := need(t.Variant(ctx, func(p *profile.Profile) { p.MaxConnections = limit }))
 		var held []net.Conn
 		defer func() {
