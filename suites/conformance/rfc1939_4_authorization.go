@@ -85,14 +85,7 @@ var _ = Describe("RFC 1939 section 4: the maildrop lock", func() {
 
 	Spec("locks the maildrop on a successful login: a second session of the user is refused", IDs("RFC1939-4-lock-on-success"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		exclusiveOnly(t)
-		a := need(t.Account(ctx))
-		first := loginAs(ctx, t, a)
-		second := authDial(ctx, t)
-		r := cmd(second, "USER "+a.User)
-		if r.OK() {
-			r = cmd(second, "PASS "+a.Password)
-		}
-		expectErr(r, "a login while another session holds the maildrop")
+		_, first, _ := loginWhileLocked(ctx, t)
 		// The first session keeps its maildrop.
 		stat(first)
 		expectOK(cmd(first, "NOOP"), "NOOP in the session that holds the lock")
@@ -100,14 +93,7 @@ var _ = Describe("RFC 1939 section 4: the maildrop lock", func() {
 
 	Spec("refuses a login it cannot lock with -ERR, leaving no lock behind", IDs("RFC1939-4-lock-fail-err"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		exclusiveOnly(t)
-		a := need(t.Account(ctx))
-		first := loginAs(ctx, t, a)
-		second := authDial(ctx, t)
-		r := cmd(second, "USER "+a.User)
-		if r.OK() {
-			r = cmd(second, "PASS "+a.Password)
-		}
-		expectErr(r, "a login while another session holds the maildrop")
+		a, first, second := loginWhileLocked(ctx, t)
 		// The server may close after -ERR; if it does not, the session is
 		// back in AUTHORIZATION.
 		if extra, closed := second.Quiet(quietWindow); closed {
@@ -194,3 +180,19 @@ var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 		}
 	})
 })
+
+// loginWhileLocked logs a fresh account in, then tries a second login of
+// the same account while the first session holds the maildrop, and
+// expects that second login refused. It returns the account and both
+// sessions.
+func loginWhileLocked(ctx SpecContext, t *harness.Target) (harness.Account, *harness.Conn, *harness.Conn) {
+	a := need(t.Account(ctx))
+	first := loginAs(ctx, t, a)
+	second := authDial(ctx, t)
+	r := cmd(second, "USER "+a.User)
+	if r.OK() {
+		r = cmd(second, "PASS "+a.Password)
+	}
+	ExpectWithOffset(1, r.Err()).To(BeTrue(), "a login while another session holds the maildrop: want -ERR, got %q", r.String())
+	return a, first, second
+}
