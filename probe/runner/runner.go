@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -90,18 +88,14 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 	if !ran.CompareAndSwap(false, true) {
 		return nil, ErrAlreadyRan
 	}
-	dir, err := os.MkdirTemp("", "probe-ginkgo-*")
-	if err != nil {
-		return nil, fmt.Errorf("temporary directory for the ginkgo report: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	jsonPath := filepath.Join(dir, "ginkgo-report.json")
-
 	suiteCfg := types.NewDefaultSuiteConfig()
 	suiteCfg.LabelFilter = req.LabelFilter
-	// Specs run in file order: the probe is serial, and a stable order
-	// makes two reports of one server comparable line by line.
+	// A fixed seed gives a stable order, so two reports of one server
+	// compare line by line. Shuffling every spec rather than only the
+	// top-level containers lets Ginkgo order by spec priority: mutating
+	// specs, which may change a remote maildrop, run after all others.
 	suiteCfg.RandomSeed = 1
+	suiteCfg.RandomizeAllSpecs = true
 	suiteCfg.Timeout = req.Timeout
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); suiteCfg.Timeout <= 0 || left < suiteCfg.Timeout {
@@ -111,7 +105,7 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 	if suiteCfg.Timeout <= 0 {
 		return nil, fmt.Errorf("no time left to run the suite: %w", context.DeadlineExceeded)
 	}
-	repCfg := types.ReporterConfig{NoColor: true, Succinct: true, SilenceSkips: true, JSONReport: jsonPath}
+	repCfg := types.ReporterConfig{NoColor: true, Succinct: true, SilenceSkips: true}
 
 	conformance.UseConfig(cfg)
 	gomega.RegisterFailHandler(ginkgo.Fail)
@@ -121,13 +115,26 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 	// evidence into the scrubbed report instead.
 	formatter.ColorableStdOut = io.Discard
 
+	// The report stays in memory: written to disk it would hold the
+	// transcripts before the report package scrubs them.
+	var (
+		mu    sync.Mutex
+		final *types.Report
+	)
+	ginkgo.ReportAfterSuite("probe report", func(r types.Report) {
+		mu.Lock()
+		final = &r
+		mu.Unlock()
+	})
+
 	t := &testingT{}
 	ginkgo.RunSpecs(t, "POP3 conformance", suiteCfg, repCfg)
-	runs, err := report.LoadGinkgo(jsonPath)
-	if err != nil {
-		return nil, fmt.Errorf("reading the suite's report: %w", err)
+	mu.Lock()
+	defer mu.Unlock()
+	if final == nil {
+		return nil, errors.New("the suite ended without a report")
 	}
-	return runs, nil
+	return []types.Report{*final}, nil
 }
 
 // registerProgress adds the report nodes that feed the progress display.

@@ -23,6 +23,7 @@ func login(ctx SpecContext, t *harness.Target) (*harness.Conn, harness.Account) 
 // dial opens a session in the AUTHORIZATION state.
 func dial(ctx SpecContext, t *harness.Target) *harness.Conn {
 	c, err := t.Dial(ctx)
+	needTLS(err)
 	Expect(err).NotTo(HaveOccurred(), "connect")
 	Expect(c.Greeting.OK()).To(BeTrue(), "greeting %q", c.Greeting)
 	return c

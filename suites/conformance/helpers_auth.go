@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -77,11 +78,22 @@ func needSTLS(ctx SpecContext, t *harness.Target) (*harness.Conn, capabilities) 
 	return c, k
 }
 
-// startTLS runs STLS and the handshake and fails on any problem.
+// startTLS runs STLS and the handshake and fails on any problem but an
+// untrusted certificate (see needTLS).
 func startTLS(t *harness.Target, c *harness.Conn) {
 	r, err := c.StartTLS(t.TLSConfig())
+	needTLS(err)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "STLS and TLS handshake (reply %q)", r.String())
 	expectOK(r, "STLS")
+}
+
+// needTLS ends the spec inconclusive when a TLS handshake failed only
+// because the client does not trust the server's certificate: that says
+// nothing about the server's POP3.
+func needTLS(err error) {
+	if errors.Is(err, harness.ErrCertificate) {
+		verdict.SkipInconclusive("%v", err)
+	}
 }
 
 var (

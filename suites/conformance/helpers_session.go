@@ -32,6 +32,7 @@ func dialUntouched(ctx SpecContext, t *harness.Target) *harness.Conn {
 	} else {
 		c, err = t.DialTLS(ctx)
 	}
+	needTLS(err)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "connect")
 	return c
 }
@@ -41,6 +42,7 @@ func dialUntouched(ctx SpecContext, t *harness.Target) *harness.Conn {
 func secureForLogin(c *harness.Conn, t *harness.Target) {
 	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
 		r, err := c.StartTLS(t.TLSConfig())
+		needTLS(err)
 		ExpectWithOffset(2, err).NotTo(HaveOccurred(), "STLS before a plaintext login")
 		ExpectWithOffset(2, r.OK()).To(BeTrue(), "STLS: want +OK, got %q", r.String())
 	}

@@ -76,6 +76,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 		c2, err := v.DialPlain(ctx)
 		Expect(err).NotTo(HaveOccurred(), "connect without TLS")
 		r, err := c2.StartTLS(v.TLSConfig())
+		needTLS(err)
 		Expect(err).NotTo(HaveOccurred(), "STLS")
 		expectOK(r, "STLS")
 		Expect(harness.LoginUserPass(c2, a)).To(Succeed(), "USER/PASS under TLS")

@@ -101,6 +101,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		// Handshake refuses to start when the server already answered the
 		// injected CAPA in plaintext.
 		if err := c.Handshake(t.TLSConfig()); err != nil {
+			needTLS(err)
 			// A server may also refuse to go on when plaintext followed
 			// STLS in the same write, and close the connection (Dovecot
 			// does): the injected command then runs neither in

@@ -65,6 +65,9 @@ const (
 	slowSpecTimeout = 45 * time.Minute
 )
 
+// mutatingPriority orders mutating specs last (Ginkgo's default is 0).
+const mutatingPriority = -1
+
 // Spec declares one spec. args are Flags, extra Ginkgo decorators, and the
 // Body last.
 func Spec(text string, ids IDList, class Class, args ...any) bool {
@@ -109,9 +112,18 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		timeout = slowSpecTimeout
 	}
 	decorators = append(decorators, labels, SpecTimeout(timeout))
+	if class == Mutating {
+		// Mutating specs run after all others: against a remote host
+		// they may change the maildrop that the others compare with its
+		// declared fixture.
+		decorators = append(decorators, SpecPriority(mutatingPriority))
+	}
 	decorators = append(decorators, func(ctx SpecContext) {
 		t := currentTarget()
 		gate(t, class, flags)
+		if class == Mutating && t.Reference() == nil {
+			defer t.NoteChanged()
+		}
 		body(ctx, t)
 	})
 	return It(text, decorators...)

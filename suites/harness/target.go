@@ -31,6 +31,12 @@ import (
 // turn it into an inconclusive verdict.
 var ErrUnavailable = errors.New("not available on this target")
 
+// ErrCertificate is a TLS handshake refused because the server's
+// certificate does not verify. That is a fact about the client's trust
+// settings, not a POP3 deviation, so it counts as unavailable: the spec
+// ends inconclusive and says how to trust the certificate.
+var ErrCertificate = fmt.Errorf("the server's certificate does not verify, so TLS is %w (trust it with %s or %s=true; probe: --ca-file or --insecure-skip-verify)", ErrUnavailable, EnvCAFile, EnvInsecureSkipVerify)
+
 // Account is a mailbox login.
 type Account struct {
 	User     string
@@ -65,6 +71,9 @@ type Target struct {
 	tlsAddr   string // "" when the target has no implicit TLS listener
 	ref       *Reference
 	seq       atomic.Int64
+	// changed is set once a mutating spec ran against a remote account:
+	// its maildrop may no longer hold the declared fixture.
+	changed atomic.Bool
 
 	mu       sync.Mutex
 	variants []*Target
@@ -308,11 +317,16 @@ func (t *Target) Account(ctx context.Context) (Account, error) {
 func (t *Target) AccountLike(_ context.Context, fixture string) (Account, error) {
 	if t.ref == nil {
 		c := t.Config
+		intact := !t.changed.Load()
 		switch {
-		case c.MailboxFixture == fixture:
+		case c.MailboxFixture == fixture && intact:
 			return Account{User: c.User, Password: c.Password, Fixture: fixture}, nil
 		case fixture == "alice":
+			// Content unknown (or no longer known): specs check only
+			// what holds for any maildrop.
 			return Account{User: c.User, Password: c.Password}, nil
+		case c.MailboxFixture == fixture:
+			return Account{}, fmt.Errorf("a mailbox holding fixture %q: %w any more (an earlier mutating spec may have changed the maildrop of %s; prepare it again and re-run)", fixture, ErrUnavailable, c.User)
 		}
 		return Account{}, fmt.Errorf("a mailbox like fixture %q: %w (set %s=%s on an account prepared that way)", fixture, ErrUnavailable, EnvMailboxFixture, fixture)
 	}
@@ -326,6 +340,13 @@ func (t *Target) AccountLike(_ context.Context, fixture string) (Account, error)
 	}
 	return Account{User: name, Password: src.Password, Fixture: fixture}, nil
 }
+
+// NoteChanged records that a spec may have changed the remote account's
+// maildrop (a committed DELE, an expired message): from then on the
+// declared fixture is no longer vouched for, so specs comparing content
+// with it end inconclusive instead of blaming the server. The bundled
+// server gives every spec a fresh copy and needs no such care.
+func (t *Target) NoteChanged() { t.changed.Store(true) }
 
 // SecondAccount returns another mailbox on the same server: a copy of
 // "bob" on the bundled server, POP3_USER2 on a remote host.

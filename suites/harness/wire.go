@@ -452,7 +452,11 @@ func (c *Conn) handshake(cfg *tls.Config) error {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	if err := tc.Handshake(); err != nil {
-		err = c.ioError("TLS handshake", c.Timeout, err)
+		if cv := (*tls.CertificateVerificationError)(nil); errors.As(err, &cv) {
+			err = fmt.Errorf("TLS handshake: %v: %w", err, ErrCertificate)
+		} else {
+			err = c.ioError("TLS handshake", c.Timeout, err)
+		}
 		c.tr.note(err.Error())
 		return err
 	}
