@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"pop3conformance/probe/pop3probe"
+	"pop3conformance/probe/report"
 )
 
 // TestReferenceServer is what a server project writes: here the server is
@@ -18,8 +19,18 @@ func TestReferenceServer(t *testing.T) {
 	r := pop3probe.Require(t, pop3probe.Options{
 		Profile:     "exchange2010",
 		LabelFilter: "!slow && req: containsAny {V0001, V0004, V0005, V0008, C0006, 2.1.1, 2.1.2}",
+		Observe:     true,
 	})
 	if r.Summary.Counts["conformant"] == 0 {
 		t.Error("no statement was judged conformant")
+	}
+	// The measured parameters describe the server as it was started.
+	for key, want := range map[string]any{"max_command_octets": 512, "tab_separates": true, "unknown_user_reply": "ok"} {
+		if got := r.Observed[key]; report.ShowValue(got) != report.ShowValue(want) {
+			t.Errorf("observed %s = %v, want %v", key, got, want)
+		}
+	}
+	if r.ClosestProfile != "exchange2010" {
+		t.Errorf("closest profile %q, want exchange2010", r.ClosestProfile)
 	}
 }

@@ -49,6 +49,11 @@ type Options struct {
 	Timeout time.Duration
 	// Progress, when set, hears about every finished spec.
 	Progress func(cli.SpecEvent)
+	// Observe measures the server's parameters after the specs (the
+	// command length by bisection, separators, CAPA, sizes, UIDs, ...)
+	// into the report's Observed and compares them with the profiles.
+	// It opens a few dozen more connections.
+	Observe bool
 }
 
 func (o Options) request() (cli.Request, error) {
@@ -111,10 +116,19 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		Target:  report.Target{Host: req.Host, Port: req.Port, TLS: req.TLS, User: req.User, Reference: req.Host == "", Allowed: req.Allowed(), LabelFilter: req.LabelFilter},
 		Profile: req.Profile,
 	})
-	report.Secrets{o.Password, o.Password2}.Scrub(r)
 	if r.SuiteError != "" {
+		report.Secrets{o.Password, o.Password2}.Scrub(r)
 		return r, fmt.Errorf("pop3probe: the suite could not judge the server: %s", r.SuiteError)
 	}
+	if o.Observe {
+		obs, err := runner.Observe(ctx, req)
+		if err != nil {
+			r.Warnings = append(r.Warnings, "measuring server parameters: "+err.Error())
+		} else {
+			r.SetObserved(obs)
+		}
+	}
+	report.Secrets{o.Password, o.Password2}.Scrub(r)
 	return r, nil
 }
 
