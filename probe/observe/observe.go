@@ -1,14 +1,16 @@
 // Package observe measures a POP3 server's parameters after the
 // conformance specs ran: the greeting, CAPA in each state, the longest
 // command line accepted, the separators, the reply to USER of an unknown
-// name, sizes, UIDs and (when allowed) locking. It reports facts and
-// judges nothing; the specs judge. It talks to the server through the
-// suite's own wire client (harness.Open of the same configuration), so
-// every connection is recorded and redacted like a spec's.
+// name, sizes, UIDs, (when allowed) locking and the idle timers. It
+// reports facts and judges nothing; the specs judge. It talks to the
+// server through the suite's own wire client (harness.Open of the same
+// configuration), so every connection is recorded and redacted like a
+// spec's.
 //
 // Against a remote host it is readonly: it deletes nothing, never QUITs a
-// session in which it retrieved a message, and logs in twice at once
-// (lock) only with the disruptive permission.
+// session in which it retrieved a message, logs in twice at once (lock)
+// only with the disruptive permission, and waits for the idle timers only
+// with the slow one.
 package observe
 
 import (
@@ -46,7 +48,9 @@ type Options struct {
 	// MaxConnections bounds every connection opened, one at a time
 	// (default 48).
 	MaxConnections int
-	// Timeout bounds the whole measurement (default 3 minutes).
+	// Timeout bounds the whole measurement (default 3 minutes, plus the
+	// wait for the idle timers when they are measured on a remote host:
+	// see defaultTimeout).
 	Timeout time.Duration
 	// Target describes the server in the suggested profile's header.
 	Target string
@@ -60,7 +64,7 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = defaultTimeout(o.Config)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -147,6 +151,12 @@ func (p *prober) fail(step string, err error) {
 
 // dial opens a connection: "plain", "tls" or the target's usual way.
 func (p *prober) dial(ctx context.Context, how string) (*harness.Conn, error) {
+	return p.dialOn(ctx, p.t, how)
+}
+
+// dialOn is dial to t, the target or a variant of the bundled server;
+// either way the connection counts against the budget.
+func (p *prober) dialOn(ctx context.Context, t *harness.Target, how string) (*harness.Conn, error) {
 	if p.conns >= p.budget {
 		return nil, errBudget
 	}
@@ -160,11 +170,11 @@ func (p *prober) dial(ctx context.Context, how string) (*harness.Conn, error) {
 	)
 	switch how {
 	case "plain":
-		c, err = p.t.DialPlain(ctx)
+		c, err = t.DialPlain(ctx)
 	case "tls":
-		c, err = p.t.DialTLS(ctx)
+		c, err = t.DialTLS(ctx)
 	default:
-		c, err = p.t.Dial(ctx)
+		c, err = t.Dial(ctx)
 	}
 	if err != nil && c != nil {
 		c.Close()
@@ -175,16 +185,24 @@ func (p *prober) dial(ctx context.Context, how string) (*harness.Conn, error) {
 // authConn opens a connection ready for USER/PASS, under STLS when the
 // server refused a plaintext USER (or the profile says it would).
 func (p *prober) authConn(ctx context.Context) (*harness.Conn, error) {
-	c, err := p.dial(ctx, "")
+	return p.authConnOn(ctx, p.t)
+}
+
+// authConnOn is authConn to t. A variant of the bundled server differs
+// from the target only in its timers, so what was measured on the
+// target (STLS, plaintext USER) holds for it too; its certificate is its
+// own, hence its TLS configuration.
+func (p *prober) authConnOn(ctx context.Context, t *harness.Target) (*harness.Conn, error) {
+	c, err := p.dialOn(ctx, t, "")
 	if err != nil {
 		return c, err
 	}
-	needTLS := !p.t.Profile.PlaintextBeforeTLS
+	needTLS := !t.Profile.PlaintextBeforeTLS
 	if p.plainBeforeTLS != nil {
 		needTLS = !*p.plainBeforeTLS
 	}
 	if !c.TLS() && needTLS && p.stls {
-		r, err := c.StartTLS(p.t.TLSConfig())
+		r, err := c.StartTLS(t.TLSConfig())
 		if err != nil || !r.OK() {
 			return c, fmt.Errorf("STLS before USER/PASS: %s %v", r, err)
 		}
@@ -219,6 +237,8 @@ func (p *prober) measure(ctx context.Context) {
 		{"separators", p.separators},
 		{"session", p.session},
 		{"lock", p.lock},
+		// Last: against a remote host it waits for minutes.
+		{"idle timers", p.idleTimers},
 	}
 	for _, s := range steps {
 		err := s.run(ctx)

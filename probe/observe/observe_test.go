@@ -78,6 +78,7 @@ func TestMeasuresHowTheServerWasStarted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each observation waits ~1.5 s for the scaled idle timers
 			server := tt.server(t)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -120,6 +121,7 @@ func TestClosestProfile(t *testing.T) {
 	}
 	for _, server := range []string{"exchange2007", "exchange2010", "rfc1939"} {
 		t.Run(server, func(t *testing.T) {
+			t.Parallel() // each observation waits ~1.5 s for the scaled idle timers
 			got, err := Run(context.Background(), Options{Config: harness.Config{TLS: harness.TLSNone, Profile: "exchange2010", ReferenceProfile: server}})
 			if err != nil {
 				t.Fatal(err)

@@ -88,6 +88,38 @@ var profileKeys = []profileKey{
 			}
 			return ""
 		}},
+	{key: keyUnauthenticated,
+		get:  func(p *profile.Profile) (any, bool) { return always(p.Timers.Unauthenticated.String()) },
+		set:  func(p *profile.Profile, v any) string { return setDuration(&p.Timers.Unauthenticated, v) },
+		same: sameDuration},
+	{key: keyAuthenticated,
+		get:  func(p *profile.Profile) (any, bool) { return always(p.Timers.Authenticated.String()) },
+		set:  func(p *profile.Profile, v any) string { return setDuration(&p.Timers.Authenticated, v) },
+		same: sameDuration},
+	{key: keyNotice,
+		get: func(p *profile.Profile) (any, bool) { return always(p.Timers.Notice) },
+		set: func(p *profile.Profile, v any) string {
+			p.Timers.Notice = v.(bool)
+			switch {
+			case !p.Timers.Notice:
+				p.Timers.NoticeText = ""
+			case p.Timers.NoticeText == "":
+				// timers.notice_text overwrites it when measured.
+				p.Timers.NoticeText = placeholderNotice
+			}
+			return ""
+		}},
+	{key: keyNoticeText,
+		// The text applies only to a profile whose server sends a notice.
+		get: func(p *profile.Profile) (any, bool) { return p.Timers.NoticeText, p.Timers.Notice },
+		set: func(p *profile.Profile, v any) string {
+			if text := v.(string); text != "" {
+				p.Timers.NoticeText = text
+				return ""
+			}
+			p.Timers.NoticeText = placeholderNotice
+			return "the notice had no text after its status; profiles need one, so this one is made up"
+		}},
 	{key: "unknown_user_reply",
 		get: func(p *profile.Profile) (any, bool) { return always(string(p.UnknownUserReply)) },
 		set: func(p *profile.Profile, v any) string { p.UnknownUserReply = profile.Reply(v.(string)); return "" }},
@@ -129,6 +161,20 @@ var profileKeys = []profileKey{
 		set: func(p *profile.Profile, v any) string { p.UID.Format = profile.UIDFormat(v.(string)); return "" },
 		// "any" constrains nothing: every observed format fits it.
 		same: func(o, p any) bool { return p == string(profile.UIDAny) || o == p }},
+}
+
+// placeholderNotice stands in for a notice text that was not measured:
+// a profile with a notice needs one.
+const placeholderNotice = "Connection closed for inactivity."
+
+// setDuration writes a measured Go duration string into a profile key.
+func setDuration(dst *profile.Duration, v any) string {
+	d, err := time.ParseDuration(v.(string))
+	if err != nil || d <= 0 {
+		return fmt.Sprintf("measured %v, which no profile takes; kept the closest profile's", v)
+	}
+	*dst = profile.Duration(d)
+	return ""
 }
 
 func sameSet(a, b []string) bool {
