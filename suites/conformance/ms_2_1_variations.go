@@ -72,32 +72,47 @@ var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", 
 // maskName normalises a reply text that may echo the name sent.
 func maskName(text, name string) string { return strings.ReplaceAll(text, name, "<name>") }
 
-// userOfLength sends a short USER for an unknown name, then one that
-// makes the command line n octets long (CRLF included), and returns both
-// replies, with the names in their texts replaced by "<name>". Comparing
-// them tells a line the server refused for its length from one it took as
-// a command, whatever the server answers for unknown names (V0008): the
-// reply to an accepted line matches the short one.
-func userOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
+// userOfLength sends a short USER for an unknown name on one new
+// connection, then one that makes the command line n octets long (CRLF
+// included) as the first command of another, and returns both replies,
+// with the names in their texts replaced by "<name>", and the second
+// connection. Comparing them tells a line the server refused for its
+// length from one it took as a command, whatever the server answers for
+// unknown names (V0008): the reply to an accepted line matches the short
+// one. Each USER opens a session of its own because RFC 1939 section 7
+// leaves only PASS or QUIT to the client after a USER answered +OK: a
+// second USER there may get -ERR for the state alone (GNU Mailutils pop3d
+// answers "-ERR Invalid command"), which is no verdict on its length.
+func userOfLength(dial func() *harness.Conn, n int) (c *harness.Conn, short, long harness.Reply) {
 	name := noSuchUser()
-	short = cmd(c, "USER "+name)
+	first := dial()
+	short = cmd(first, "USER "+name)
 	Expect(short.OK() || short.Err()).To(BeTrue(), "status line %q", short)
+	quitAndWait(first)
+	c = dial()
 	line := commandOf("USER", n)
 	Expect(len(line) + 2).To(Equal(n))
 	long = cmd(c, line)
 	Expect(long.OK() || long.Err()).To(BeTrue(), "status line %q", long)
 	short.Text = maskName(short.Text, name)
 	long.Text = maskName(long.Text, line[len("USER "):])
-	return short, long
+	return c, short, long
 }
 
 // expectLineAccepted checks that a USER command of n octets is answered
-// like a short one.
-func expectLineAccepted(c *harness.Conn, n int, why string) {
-	short, long := userOfLength(c, n)
+// like a short one, and that the session goes on: QUIT after a USER
+// answered +OK (the only command besides PASS that RFC 1939 leaves the
+// client there), CAPA after one answered -ERR.
+func expectLineAccepted(dial func() *harness.Conn, n int, why string) {
+	c, short, long := userOfLength(dial, n)
 	ExpectWithOffset(1, long.Status).To(Equal(short.Status), "a %d-octet USER command (%s) must be answered like a short one (%q), but got %q", n, why, short, long)
 	if short.Err() {
 		ExpectWithOffset(1, long.Text).To(Equal(short.Text), "a %d-octet USER command (%s) must get the -ERR of a short one", n, why)
+	}
+	if long.OK() {
+		r := cmd(c, "QUIT")
+		ExpectWithOffset(1, r.OK()).To(BeTrue(), "the session must still work after a %d-octet command: QUIT got %q", n, r)
+		return
 	}
 	r := multi(c, "CAPA")
 	ExpectWithOffset(1, r.OK()).To(BeTrue(), "the session must still work after a %d-octet command: %q", n, r)
@@ -107,13 +122,18 @@ func expectLineAccepted(c *harness.Conn, n int, why string) {
 // for its length: -ERR, and not the -ERR a short unknown name gets. Then
 // the session must go on, or be closed when the profile says an
 // over-long command ends it (overlong_command: close).
-func expectLineRefused(c *harness.Conn, p *profile.Profile, n int, why string) {
-	short, long := userOfLength(c, n)
+func expectLineRefused(dial func() *harness.Conn, p *profile.Profile, n int, why string) {
+	c, short, long := userOfLength(dial, n)
 	ExpectWithOffset(1, long.Err()).To(BeTrue(), "a %d-octet command (%s): want -ERR, got %q", n, why, long)
 	if short.Err() {
 		ExpectWithOffset(1, long.Text).NotTo(Equal(short.Text), "a %d-octet command got the same -ERR as a short USER for an unknown name, so it was taken as a command (%s)", n, why)
 	}
 	expectAfterOverlong(c, p)
+}
+
+// dialer returns a function that opens a new connection to t.
+func dialer(ctx SpecContext, t *harness.Target) func() *harness.Conn {
+	return func() *harness.Conn { return dial(ctx, t) }
 }
 
 // expectAfterOverlong checks the session after an over-long command was
@@ -145,7 +165,7 @@ func unknownOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
 var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	Spec("accepts a command of exactly the profile's maximum length", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.CommandLimit(false)
-		expectLineAccepted(dial(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
+		expectLineAccepted(dialer(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
 	})
 
 	// Labelled with the Exchange statements only: a server that fails
@@ -153,7 +173,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	// commands.
 	Spec("refuses a command one octet over the maximum and stays usable", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.CommandLimit(false)
-		expectLineRefused(dial(ctx, t), t.Profile, max+1, fmt.Sprintf("the profile's limit is %d", max))
+		expectLineRefused(dialer(ctx, t), t.Profile, max+1, fmt.Sprintf("the profile's limit is %d", max))
 	})
 
 	// The same in TRANSACTION, where a profile may set another limit
@@ -185,7 +205,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 		if n > t.Profile.MaxCommandOctets {
 			verdict.SkipNotApplicable("a 41-character argument does not fit in the profile's %d-octet command limit", t.Profile.MaxCommandOctets)
 		}
-		expectLineAccepted(dial(ctx, t), n, "a 41-character argument")
+		expectLineAccepted(dialer(ctx, t), n, "a 41-character argument")
 	})
 })
 
@@ -196,9 +216,8 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 	for _, limit := range []int{40, 1024} {
 		Spec(fmt.Sprintf("honours a command limit configured to %d octets", limit), IDs("E0006", "E0007"), Readonly, ReferenceOnly, func(ctx SpecContext, t *harness.Target) {
 			v := need(t.Variant(ctx, func(p *profile.Profile) { p.MaxCommandOctets = limit }))
-			c := dial(ctx, v)
-			expectLineAccepted(c, limit, fmt.Sprintf("the limit is set to %d", limit))
-			expectLineRefused(c, v.Profile, limit+1, fmt.Sprintf("the limit is set to %d", limit))
+			expectLineAccepted(dialer(ctx, v), limit, fmt.Sprintf("the limit is set to %d", limit))
+			expectLineRefused(dialer(ctx, v), v.Profile, limit+1, fmt.Sprintf("the limit is set to %d", limit))
 		})
 	}
 
@@ -206,9 +225,9 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 		const rfc2449Min = 255 // RFC 2449 section 4: what a CAPA server must accept
 		why := fmt.Sprintf("the profile's limit is %d", t.Profile.MaxCommandOctets)
 		if t.Profile.MaxCommandOctets < rfc2449Min {
-			expectLineRefused(dial(ctx, t), t.Profile, rfc2449Min, why)
+			expectLineRefused(dialer(ctx, t), t.Profile, rfc2449Min, why)
 		} else {
-			expectLineAccepted(dial(ctx, t), rfc2449Min, why)
+			expectLineAccepted(dialer(ctx, t), rfc2449Min, why)
 		}
 	})
 })

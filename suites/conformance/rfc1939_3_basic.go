@@ -182,17 +182,27 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 instead: its %d-octet command limit cannot carry USER with a %d-character argument (%d octets)", p.MaxCommandOctets, argLen, need)
 		}
 		a := need(t.Account(ctx))
-		c := authDial(ctx, t)
 		unknown := noSuchUser()
 		name := "x" + strings.Repeat("0", argLen-len(unknown)-1) + unknown
 		Expect(name).To(HaveLen(argLen))
 		// Neither name exists, so whatever the profile answers for unknown
 		// names (V0008), the 40-character one must be answered like the
-		// short one: its length alone must not make a difference.
-		long := cmd(c, "USER "+name)
+		// short one: its length alone must not make a difference. Each
+		// USER is the first command of a session of its own: after a USER
+		// answered +OK, RFC 1939 section 7 leaves the client only PASS or
+		// QUIT, and a server may refuse another USER for the state alone.
+		c := authDial(ctx, t)
 		short := cmd(c, "USER "+unknown)
+		quitAndWait(c)
+		c = authDial(ctx, t)
+		long := cmd(c, "USER "+name)
 		Expect(long.Status).To(Equal(short.Status), "USER with a 40-character name (%q) must be answered like a short unknown name (%q)", long.String(), short.String())
-		// The session goes on: a login on it still works.
+		// The session goes on: QUIT after a USER answered +OK, a login
+		// after one answered -ERR.
+		if long.OK() {
+			expectOK(quitAndWait(c), "QUIT after USER with a 40-character name")
+			return
+		}
 		loginWith(c, t, a, "USER", "PASS")
 	})
 

@@ -39,6 +39,13 @@ var _ = Describe("RFC 1939 section 4: identification", func() {
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		// Identified but not authenticated: still no maildrop.
 		expectErr(cmd(c, "STAT"), "STAT after USER, before PASS")
+		// RFC 1939 section 7 leaves the client only PASS or QUIT after a
+		// USER answered +OK, so a server may forget the USER once it has
+		// refused the STAT (GNU Mailutils pop3d then answers PASS with
+		// "-ERR Invalid command"): the login goes on a session of its own.
+		quitAndWait(c)
+		c = authDial(ctx, t)
+		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectOK(cmd(c, "PASS "+a.Password), "PASS")
 		stat(c)
 	})

@@ -127,7 +127,17 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		c, _ := needSTLS(ctx, v)
 		a := need(v.Account(ctx))
 		expectOK(cmd(c, "USER "+a.User), "USER in plaintext")
-		startTLS(v, c)
+		// After a USER answered +OK, RFC 1939 section 7 leaves the client
+		// PASS or QUIT, so a server may refuse STLS there (GNU Mailutils
+		// pop3d: "-ERR Invalid command"). Then no USER can reach a TLS
+		// session and there is nothing to discard.
+		r, err := c.StartTLS(v.TLSConfig())
+		if err == nil && r.Err() {
+			verdict.SkipNotApplicable("STLS after USER was refused (%q), so no USER given in plaintext can carry over into TLS", r.String())
+		}
+		needTLS(err)
+		Expect(err).NotTo(HaveOccurred(), "STLS and TLS handshake (reply %q)", r.String())
+		expectOK(r, "STLS")
 		expectErr(cmd(c, "PASS "+a.Password), "PASS under TLS for a USER given in plaintext")
 		expectStillAuthorization(c, a, "a PASS without USER")
 	})
