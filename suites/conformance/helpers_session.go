@@ -119,7 +119,7 @@ func quitOK(c *harness.Conn) {
 // server to close, so that UPDATE is over when it returns.
 func quitAndWait(c *harness.Conn) harness.Reply {
 	r := cmd(c, "QUIT")
-	_, err := c.ExpectClosed(5 * time.Second)
+	_, err := c.ExpectClose()
 	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "the server must close the connection after QUIT")
 	return r
 }

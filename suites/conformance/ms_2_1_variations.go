@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -140,7 +139,7 @@ func dialer(ctx SpecContext, t *harness.Target) func() *harness.Conn {
 // refused: closed when the profile says so, otherwise still usable.
 func expectAfterOverlong(c *harness.Conn, p *profile.Profile) {
 	if p.OverlongCloses() {
-		_, err := c.ExpectClosed(5 * time.Second)
+		_, err := c.ExpectClose()
 		ExpectWithOffset(2, err).NotTo(HaveOccurred(), "the profile closes the connection after an over-long command")
 		return
 	}

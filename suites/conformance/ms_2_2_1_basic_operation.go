@@ -94,7 +94,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 			c := authDial(ctx, t)
 			expectErr(cmd(c, line), line+" right after the greeting")
 			if t.Profile.ErrorLimit(false) == 1 {
-				_, err := c.ExpectClosed(5 * time.Second)
+				_, err := c.ExpectClose()
 				Expect(err).NotTo(HaveOccurred(), "the profile closes after one -ERR")
 				return
 			}

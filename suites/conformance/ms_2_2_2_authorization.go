@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/Azure/go-ntlmssp"
 	. "github.com/onsi/ginkgo/v2"
@@ -26,7 +25,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 	// profile says, so the spec stops there.
 	closedAfterErr := func(t *harness.Target, c *harness.Conn, errs int) bool {
 		if n := t.Profile.ErrorLimit(false); n > 0 && errs >= n {
-			_, err := c.ExpectClosed(5 * time.Second)
+			_, err := c.ExpectClose()
 			Expect(err).NotTo(HaveOccurred(), "the profile closes after %d negative replies", n)
 			return true
 		}
@@ -237,7 +236,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 			Expect(err).NotTo(HaveOccurred(), "%s number %d: the profile closes after %d negative replies (0: never)", line, i, limit)
 			expectErr(r, line)
 			if limit > 0 && i == limit {
-				_, err := c.ExpectClosed(5 * time.Second)
+				_, err := c.ExpectClose()
 				Expect(err).NotTo(HaveOccurred(), "the session must be closed after %d negative replies", limit)
 				return
 			}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -199,7 +198,7 @@ var _ = Describe("MS-STANXPOP3 2.2.6 C0006 the minimal command set", func() {
 		}},
 		{"QUIT in TRANSACTION", func(c *harness.Conn, _ int, _ int64) {
 			quitOK(c)
-			_, err := c.ExpectClosed(5 * time.Second)
+			_, err := c.ExpectClose()
 			Expect(err).NotTo(HaveOccurred(), "the server closes after QUIT")
 		}},
 	}
@@ -214,7 +213,7 @@ var _ = Describe("MS-STANXPOP3 2.2.6 C0006 the minimal command set", func() {
 	Spec("implements QUIT in AUTHORIZATION", IDs("C0006"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		quitOK(c)
-		_, err := c.ExpectClosed(5 * time.Second)
+		_, err := c.ExpectClose()
 		Expect(err).NotTo(HaveOccurred(), "the server closes after QUIT")
 	})
 })

@@ -61,7 +61,7 @@ var _ = Describe("RFC 1939 section 4: identification", func() {
 			}
 			r := cmd(c, "QUIT")
 			expectOK(r, what)
-			_, err := c.ExpectClosed(5 * time.Second)
+			_, err := c.ExpectClose()
 			Expect(err).NotTo(HaveOccurred(), "%s: the session ends", what)
 		}
 	})

@@ -13,7 +13,6 @@ package conformance
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -102,7 +101,7 @@ var _ = Describe("RFC 1939 section 6: QUIT in TRANSACTION", func() {
 	Spec("closes the connection after answering QUIT", IDs("RFC1939-6-quit-close"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		expectOK(cmd(c, "QUIT"), "QUIT")
-		lines, err := c.ExpectClosed(5 * time.Second)
+		lines, err := c.ExpectClose()
 		Expect(err).NotTo(HaveOccurred(), "the server must close the connection after QUIT")
 		Expect(lines).To(BeEmpty(), "the server sent more after its QUIT reply: %q", lines)
 	})

@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -60,6 +62,15 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	targetMu.Unlock()
 	AddReportEntry("target", t.Name(), ReportEntryVisibilityNever)
 	AddReportEntry("profile", t.Profile.Name, ReportEntryVisibilityNever)
+	// The certificate goes into the report's target as JSON text: a
+	// string entry survives Ginkgo's JSON report unchanged.
+	cert, err := t.Certificate(ctx)
+	if err != nil {
+		cert = &harness.Certificate{Error: err.Error()}
+	}
+	if data, jerr := json.Marshal(cert); jerr == nil && !errors.Is(err, harness.ErrNoTLS) {
+		AddReportEntry("certificate", string(data), ReportEntryVisibilityNever)
+	}
 })
 
 var _ = AfterSuite(func() {

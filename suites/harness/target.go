@@ -280,6 +280,9 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		name += " (implicit TLS)"
 	}
 	c := newConn(nc, newTranscript(name), false)
+	if t.ref != nil {
+		c.closeWait = closeWaitReference
+	}
 	c.bind(ctx)
 	t.rec.track(c)
 	if implicit {
