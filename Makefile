@@ -40,9 +40,10 @@ dovecot:
 	fi
 
 ## conformance: the suite against the bundled reference server ($(PROFILE)),
-## with the conformance report in $(REPORTS).
+## with the conformance report in $(REPORTS); --compare-profiles also runs
+## the specs under every other bundled profile, in parallel, and scores them.
 conformance: build
-	./bin/probe --profile $(PROFILE) --out $(REPORTS) --format json,yaml,md,html,junit
+	./bin/probe --profile $(PROFILE) --compare-profiles --out $(REPORTS) --format json,yaml,md,html,junit
 
 ## soak: the crash loop longer than in make test (SIGKILL during DELE/QUIT
 ## and deliveries, then the maildrop is checked), SOAK_ROUNDS times.

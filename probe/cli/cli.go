@@ -254,7 +254,12 @@ Expectations and safety:
   --allow-disruptive       run specs that wait out timeouts, contend for locks, open many connections
   --slow                   run specs that wait for real server timers (minutes)
   --label-filter EXPR      Ginkgo label filter, e.g. 'req: containsAny {V0008}'
-  --timeout D              bound for the whole run (default 1h)
+  --timeout D              bound for the whole run (default 1h; with --compare-profiles, per profile)
+  --compare-profiles       also run the specs under each other bundled profile (a child probe each)
+                           and report how many statements the server passes under each; the
+                           closest profile then goes by statements. The runs go in parallel for
+                           the bundled server, one after another against --host. The exit code
+                           comes from the --profile run alone.
   Readonly specs only by default; a spec that needs a permission is
   reported as not-run with the flag that would enable it.
 

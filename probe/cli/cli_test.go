@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"os"
@@ -46,9 +47,11 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		os.Exit(Main(context.Background(), os.Args[1:], Env{
-			Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
-			Runner: fakeRunner(nil), Catalog: cat,
+		os.Exit(asChild(func() int {
+			return Main(context.Background(), os.Args[1:], Env{
+				Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+				Runner: fakeRunner(nil), Catalog: cat,
+			})
 		}))
 	}
 	os.Exit(m.Run())
@@ -57,7 +60,8 @@ func TestMain(m *testing.M) {
 // fakeRunner stands in for the suite: V0008 deviates when the host is
 // "deviant", the BeforeSuite aborts for "down", and the server echoes the
 // password into a failure message and a transcript, so the tests can
-// prove the probe scrubs it.
+// prove the probe scrubs it. V0001 deviates when the server behaves as
+// another profile than the specs expect (see behaviourOf).
 func fakeRunner(got *Request) Runner {
 	return func(_ context.Context, req Request, p Progress) ([]types.Report, error) {
 		if got != nil {
@@ -76,6 +80,10 @@ func fakeRunner(got *Request) Runner {
 			LeafNodeLabels: []string{"readonly", "req:V0001"}}
 		user := types.SpecReport{LeafNodeType: types.NodeTypeIt, LeafNodeText: "unknown user", State: types.SpecStatePassed,
 			LeafNodeLabels: []string{"readonly", "req:V0008"}}
+		if b := behaviourOf(req); b != "" && b != req.Profile {
+			ok.State = types.SpecStateFailed
+			ok.Failure.Message = "the server behaves as " + b + ", not as " + req.Profile
+		}
 		if req.Host == "deviant" {
 			user.State = types.SpecStateFailed
 			// A failure message that echoes PASS lines, as a server that
@@ -97,6 +105,19 @@ func fakeRunner(got *Request) Runner {
 		}
 		return []types.Report{run}, nil
 	}
+}
+
+// behaviourOf is the profile the fake server behaves as: a host named
+// "as-PROFILE" behaves as PROFILE, the bundled server as
+// --reference-profile, else as --profile; other hosts have no profile.
+func behaviourOf(req Request) string {
+	if b, ok := strings.CutPrefix(req.Host, "as-"); ok {
+		return b
+	}
+	if req.Host == "" {
+		return cmp.Or(req.ReferenceProfile, req.Profile)
+	}
+	return ""
 }
 
 type result struct {

@@ -26,6 +26,9 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	if env.Runner == nil {
 		return ExitUsage, errors.New("this build of the probe cannot run the suite")
 	}
+	if o.CompareProfiles && env.Executable == "" {
+		return ExitUsage, errors.New("--compare-profiles: cannot find the probe executable to start one child per profile")
+	}
 	cat, err := env.catalog()
 	if err != nil {
 		return ExitUsage, err
@@ -33,6 +36,9 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	secrets := report.Secrets{o.Password, o.Password2}
 	prog := newProgress(env, o.Quiet, secrets)
 	slog.Debug("probe run", "target", o.Request.String(), "out", o.Out)
+	others := newComparison(ctx, env, o)
+	defer others.stop()
+	others.begin()
 	// --timeout bounds the whole run: the connection check, the specs
 	// (the runner gives Ginkgo what is left as its suite timeout) and the
 	// measurement of server parameters.
@@ -68,8 +74,14 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 			r.Warnings = append(r.Warnings, "measuring server parameters: "+secrets.String(err.Error()))
 		} else {
 			r.SetObserved(obs)
+			if r.ClosestProfile != "" {
+				// SetObserved named it from the parameter comparison;
+				// the statement scores may overrule it below.
+				r.ClosestProfileBy = report.ClosestByParameters
+			}
 		}
 	}
+	others.apply(r, prog)
 	done(prog)
 	return finish(r, o.Out, o.Formats, secrets, env)
 }
@@ -88,6 +100,9 @@ func finish(r *report.Report, out string, formats []report.Format, secrets repor
 		return ExitUsage, err
 	}
 	fmt.Fprintf(env.Stdout, "%s\n", secrets.String(r.Line()))
+	if line := closestLine(r); line != "" {
+		fmt.Fprintf(env.Stdout, "%s\n", secrets.String(line))
+	}
 	fmt.Fprintf(env.Stdout, "reports: %s\n", strings.Join(paths, " "))
 	if r.SuiteError != "" {
 		return ExitUsage, fmt.Errorf("the suite could not judge the target: %s\n(check --host, --port, --tls/--starttls, the certificate flags and the credentials)",
@@ -97,6 +112,27 @@ func finish(r *report.Report, out string, formats []report.Format, secrets repor
 		return ExitDeviates, nil
 	}
 	return ExitConformant, nil
+}
+
+// closestLine names the closest profile by statements, with its counts
+// and the chosen profile's, when --compare-profiles scored them.
+func closestLine(r *report.Report) string {
+	if r.ClosestProfileBy != report.ClosestByStatements || len(r.ProfileScores) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, s := range r.ProfileScores {
+		if s.Error != "" {
+			parts = append(parts, s.Name+" not judged")
+			continue
+		}
+		chosen := ""
+		if s.Chosen {
+			chosen = " (chosen)"
+		}
+		parts = append(parts, fmt.Sprintf("%s%s %d/%d", s.Name, chosen, s.Conformant(), s.Deviates()))
+	}
+	return fmt.Sprintf("closest profile by statements: %s (conformant/deviates: %s)", r.ClosestProfile, strings.Join(parts, ", "))
 }
 
 func targetOf(req Request) report.Target {

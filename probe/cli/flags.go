@@ -24,6 +24,9 @@ type runOptions struct {
 	Targets string
 	// NoObserve skips measuring server parameters.
 	NoObserve bool
+	// CompareProfiles runs the specs again under every other bundled
+	// profile, in child probes, and scores the profiles by statements.
+	CompareProfiles bool
 }
 
 // newFlagSet returns a flag set of the probe's own: Ginkgo registers its
@@ -118,6 +121,7 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	fs.StringVar(&formats, "format", "json,yaml,md,html,junit", "")
 	fs.BoolVar(&o.Quiet, "quiet", false, "")
 	fs.BoolVar(&o.NoObserve, "no-observe", false, "")
+	fs.BoolVar(&o.CompareProfiles, "compare-profiles", false, "")
 	fs.StringVar(&o.Targets, "targets", "", "")
 	help := fs.Bool("help", false, "")
 	fs.BoolVar(help, "h", false, "")

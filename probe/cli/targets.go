@@ -150,6 +150,10 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 	}
 	add("--label-filter", o.LabelFilter)
 	a = append(a, "--timeout", o.Timeout.String())
+	if o.CompareProfiles {
+		// Each target's child compares the profiles for its own report.
+		a = append(a, "--compare-profiles")
+	}
 	// The summary table reads each child's JSON report.
 	formats := []string{string(report.JSON)}
 	for _, f := range o.Formats {

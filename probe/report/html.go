@@ -66,7 +66,13 @@ details summary{cursor:pointer}
 {{end}}<tr><th>all</th><th class="n">{{.Summary.Total}}</th>{{$s := .Summary}}{{range verdicts}}<th class="n">{{count $s.Counts .}}</th>{{end}}</tr>
 </table>
 
-{{with .Profiles}}<h2>Closest profile</h2>
+{{with .ProfileScores}}<h2>Closest profile by statements</h2>
+{{if eq $.ClosestProfileBy "statements"}}<p>The specs ran once per bundled profile; the server passes the most statements under <strong>{{$.ClosestProfile}}</strong>.</p>{{end}}
+<table>
+<tr><th>profile</th><th class="v-conformant">conformant</th><th class="v-deviates">deviates</th><th>other</th><th>deviating statements</th></tr>
+{{range .}}<tr><td>{{.Name}}{{if .Chosen}} (chosen){{end}}</td>{{if .Error}}<td class="n">–</td><td class="n">–</td><td class="n">–</td><td class="v-error">could not be judged: {{.Error}}</td>{{else}}<td class="n">{{.Conformant}}</td><td class="n">{{.Deviates}}</td><td class="n">{{.Other}}</td><td><small>{{range $i, $id := .Deviating}}{{if $i}}, {{end}}<a href="#{{$id}}">{{$id}}</a>{{end}}</small></td>{{end}}</tr>
+{{end}}</table>{{end}}
+{{with .Profiles}}<h2>Closest profile{{if $.ProfileScores}} by parameters{{end}}</h2>
 <ul>
 {{range .}}{{$m := .}}<li><strong>{{.Name}}</strong>{{if .Chosen}} (chosen){{end}}: {{.Matching}} of {{.Compared}} measured keys match
 {{with .Differences}}<ul>{{range .}}<li>{{difftext . $m.Name}}</li>{{end}}</ul>{{end}}</li>

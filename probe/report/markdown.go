@@ -157,11 +157,17 @@ func firstLine(s string) string {
 	return l
 }
 
-// writeObservedMarkdown writes the measured parameters and the profile
-// comparison.
+// writeObservedMarkdown writes the profile comparisons (by statements,
+// then by parameters) and the measured parameters.
 func writeObservedMarkdown(p func(string, ...any), r *Report) {
+	writeScoresMarkdown(p, r)
 	if len(r.Profiles) > 0 {
-		p("## Closest profile\n\n")
+		if len(r.ProfileScores) > 0 {
+			p("## Closest profile by parameters\n\n")
+		} else {
+			p("## Closest profile\n\n")
+			p("By measured parameters; `--compare-profiles` also counts the statements the server passes under each bundled profile.\n\n")
+		}
 		for _, m := range r.Profiles {
 			chosen := ""
 			if m.Chosen {
@@ -197,4 +203,55 @@ func writeObservedMarkdown(p func(string, ...any), r *Report) {
 		p("\n")
 	}
 	p("\n")
+}
+
+// maxMarkdownDeviating bounds the statement IDs listed per profile; the
+// JSON report lists them all.
+const maxMarkdownDeviating = 12
+
+// writeScoresMarkdown writes the --compare-profiles table, best first.
+func writeScoresMarkdown(p func(string, ...any), r *Report) {
+	if len(r.ProfileScores) == 0 {
+		return
+	}
+	p("## Closest profile by statements\n\n")
+	if r.ClosestProfileBy == ClosestByStatements {
+		p("The specs ran once per bundled profile; the server passes the most statements under **%s**.\n\n", mdInline(r.ClosestProfile))
+	}
+	p("| profile | conformant | deviates | other |\n|---|---:|---:|---:|\n")
+	for _, s := range r.ProfileScores {
+		name := mdCell(s.Name)
+		if s.Chosen {
+			name += " (chosen)"
+		}
+		if s.Error != "" {
+			p("| %s | – | – | – |\n", name)
+			continue
+		}
+		p("| %s | %d | %d | %d |\n", name, s.Conformant(), s.Deviates(), s.Other())
+	}
+	p("\n")
+	notes := false
+	for _, s := range r.ProfileScores {
+		switch {
+		case s.Error != "":
+			p("- **%s** could not be judged: %s\n", mdInline(s.Name), mdInline(firstLine(s.Error)))
+		case len(s.Deviating) > 0:
+			p("- **%s** deviates in %s\n", mdInline(s.Name), mdInline(shortList(s.Deviating, maxMarkdownDeviating)))
+		default:
+			continue
+		}
+		notes = true
+	}
+	if notes {
+		p("\n")
+	}
+}
+
+// shortList joins at most limit items and says how many it left out.
+func shortList(items []string, limit int) string {
+	if len(items) <= limit {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:limit], ", "), len(items)-limit)
 }

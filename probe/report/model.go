@@ -44,11 +44,19 @@ type Report struct {
 	Observed map[string]any `json:"observed" yaml:"observed"`
 	// Observation says how Observed was measured, with evidence.
 	Observation *Observation `json:"observation,omitempty" yaml:"observation,omitempty"`
-	// ClosestProfile names the profile whose keys match the observed
-	// parameters best; Profiles lists every comparison, closest first.
-	ClosestProfile string         `json:"closest_profile,omitempty" yaml:"closest_profile,omitempty"`
-	Profiles       []ProfileMatch `json:"profiles,omitempty" yaml:"profiles,omitempty"`
-	Statements     []Statement    `json:"statements" yaml:"statements"`
+	// ClosestProfile names the profile the server resembles most:
+	// ClosestProfileBy says whether by statements passed (ProfileScores,
+	// --compare-profiles) or by measured parameters (Profiles).
+	ClosestProfile   string `json:"closest_profile,omitempty" yaml:"closest_profile,omitempty"`
+	ClosestProfileBy string `json:"closest_profile_by,omitempty" yaml:"closest_profile_by,omitempty"`
+	// Profiles compares the measured parameters with each profile's
+	// keys, closest first.
+	Profiles []ProfileMatch `json:"profiles,omitempty" yaml:"profiles,omitempty"`
+	// ProfileScores counts, per bundled profile, the statements the
+	// server passes when the specs expect that profile, best first; only
+	// with --compare-profiles.
+	ProfileScores []ProfileScore `json:"profile_scores,omitempty" yaml:"profile_scores,omitempty"`
+	Statements    []Statement    `json:"statements" yaml:"statements"`
 	// UnknownIDs are requirement labels of specs that the catalogue does
 	// not hold: a suite/catalogue mismatch worth a look.
 	UnknownIDs []string `json:"unknown_ids,omitempty" yaml:"unknown_ids,omitempty"`

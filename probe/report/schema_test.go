@@ -160,7 +160,7 @@ func validate(schema map[string]any, doc []byte) []string {
 }
 
 // freshReport is a report as the probe builds it now, observations and
-// profile comparison included.
+// both profile comparisons included.
 func freshReport(t *testing.T) []byte {
 	t.Helper()
 	r := build(t)
@@ -174,6 +174,10 @@ func freshReport(t *testing.T) []byte {
 		Profiles: []ProfileMatch{{Name: "exchange2010", Chosen: true, Compared: 7, Matching: 6,
 			Differences: []ProfileDifference{{Key: "max_command_octets", Observed: 1024, Profile: 512}}}},
 	})
+	r.ClosestProfileBy = ClosestByParameters
+	counts := newCounts()
+	counts["conformant"] = 7
+	r.SetProfileScores([]ProfileScore{{Name: "rfc1939", Counts: counts}, {Name: "dovecot", Error: "no report"}})
 	var buf bytes.Buffer
 	if err := Encode(&buf, JSON, r); err != nil {
 		t.Fatal(err)
@@ -228,6 +232,13 @@ func TestSchemaCatchesBrokenReports(t *testing.T) {
 			delete(d, "key")
 		}, `required property "key"`},
 		{"wrong schema version", func(m map[string]any) { m["schema_version"] = 2.0 }, "is not 1"},
+		{"profile score without name", func(m map[string]any) {
+			delete(m["profile_scores"].([]any)[0].(map[string]any), "name")
+		}, `$.profile_scores[0]: required property "name"`},
+		{"profile score count missing", func(m map[string]any) {
+			delete(m["profile_scores"].([]any)[0].(map[string]any)["counts"].(map[string]any), "conformant")
+		}, `$.profile_scores[0].counts: required property "conformant"`},
+		{"closest by something else", func(m map[string]any) { m["closest_profile_by"] = "votes" }, "is not one of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
