@@ -93,6 +93,13 @@ func TestProbeRemoteWithMutating(t *testing.T) {
 		}
 	}
 
+	// Over STLS the report's target names the certificate the server
+	// presented, and that it was not verified.
+	rep, code = probe("--starttls", "--insecure-skip-verify", "--label-filter", "req: containsAny {RFC1939-5-stat-format}")
+	if c := rep.Target.Certificate; code != 0 || c == nil || c.Error != "" || c.Verified || !strings.Contains(c.Subject, "pop3conformance") {
+		t.Errorf("STLS run: exit %d, certificate %+v; want exit 0 and the reference server's unverified certificate", code, c)
+	}
+
 	rep, code = probe("--insecure-skip-verify", "--allow-mutating", "--allow-disruptive", "--slow")
 	if code != 0 {
 		t.Errorf("exit %d, want 0", code)

@@ -55,6 +55,7 @@ details summary{cursor:pointer}
 <dt>Tool</dt><dd>{{.Tool.Name}} {{.Tool.Version}}</dd>
 {{with .Target.Allowed}}<dt>Allowed</dt><dd>{{join . ", "}}</dd>{{end}}
 {{with .Target.LabelFilter}}<dt>Label filter</dt><dd><code>{{.}}</code></dd>{{end}}
+{{with .Target.Certificate}}<dt>Certificate</dt><dd>{{.Text}}</dd>{{end}}
 </dl>
 {{with .SuiteError}}<p class="error"><strong>The suite could not judge the target:</strong> {{.}}</p>{{end}}
 {{range .Warnings}}<p class="error"><strong>Warning:</strong> {{.}}</p>{{end}}

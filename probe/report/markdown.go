@@ -33,6 +33,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	if r.Target.LabelFilter != "" {
 		p("- **Label filter:** `%s`\n", strings.ReplaceAll(r.Target.LabelFilter, "`", "'"))
 	}
+	if c := r.Target.Certificate; c != nil {
+		p("- **Certificate:** %s\n", mdInline(c.Text()))
+	}
 	p("\n")
 	if r.SuiteError != "" {
 		p("> **The suite could not judge the target:** %s\n\n", mdInline(r.SuiteError))

@@ -9,6 +9,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -89,6 +90,49 @@ type Target struct {
 	// disruptive, slow).
 	Allowed     []string `json:"allowed,omitempty" yaml:"allowed,omitempty"`
 	LabelFilter string   `json:"label_filter,omitempty" yaml:"label_filter,omitempty"`
+	// Certificate is what a TLS target presented; nil without TLS.
+	Certificate *Certificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
+}
+
+// Certificate describes the server's TLS certificate as the suite saw it
+// when it started (suites/harness.Certificate, carried as a report entry).
+type Certificate struct {
+	Subject  string    `json:"subject,omitempty" yaml:"subject,omitempty"`
+	Issuer   string    `json:"issuer,omitempty" yaml:"issuer,omitempty"`
+	DNSNames []string  `json:"dns_names,omitempty" yaml:"dns_names,omitempty"`
+	NotAfter time.Time `json:"not_after,omitzero" yaml:"not_after,omitempty"`
+	// Verified is false when verification was switched off
+	// (--insecure-skip-verify).
+	Verified   bool   `json:"verified" yaml:"verified"`
+	TLSVersion string `json:"tls_version,omitempty" yaml:"tls_version,omitempty"`
+	// Error says why the certificate could not be looked at.
+	Error string `json:"error,omitempty" yaml:"error,omitempty"`
+}
+
+// Text is the certificate in one line.
+func (c *Certificate) Text() string {
+	if c.Error != "" {
+		return "not available: " + c.Error
+	}
+	s := c.Subject
+	if c.Issuer != "" && c.Issuer != c.Subject {
+		s += ", issued by " + c.Issuer
+	} else if c.Issuer != "" {
+		s += ", self-signed"
+	}
+	if len(c.DNSNames) > 0 {
+		s += ", names " + strings.Join(c.DNSNames, " ")
+	}
+	if !c.NotAfter.IsZero() {
+		s += ", valid until " + c.NotAfter.UTC().Format("2006-01-02")
+	}
+	if c.TLSVersion != "" {
+		s += ", " + c.TLSVersion
+	}
+	if c.Verified {
+		return s + " (verified)"
+	}
+	return s + " (not verified: --insecure-skip-verify)"
 }
 
 // Summary counts statements.
@@ -156,6 +200,7 @@ const (
 	entryTranscript = "transcript"
 	entryTarget     = "target"
 	entryProfile    = "profile"
+	entryCert       = "certificate"
 	labelReqPrefix  = "req:"
 	labelRobustness = "robustness"
 )
@@ -229,6 +274,12 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 			if r.Profile == "" {
 				r.Profile = v
 			}
+		case entryCert:
+			var c Certificate
+			if err := json.Unmarshal([]byte(v), &c); err != nil {
+				c = Certificate{Error: "unreadable certificate entry: " + err.Error()}
+			}
+			r.Target.Certificate = &c
 		}
 	}
 	if !sr.State.Is(types.SpecStateFailureStates) {

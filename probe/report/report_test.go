@@ -62,6 +62,7 @@ func testRuns(t *testing.T) []types.Report {
 		ReportEntries: []types.ReportEntry{
 			{Name: "target", Value: types.WrapEntryValue("127.0.0.1:1110 (bundled reference server)")},
 			{Name: "profile", Value: types.WrapEntryValue("exchange2010")},
+			{Name: "certificate", Value: types.WrapEntryValue(`{"subject":"CN=mail.example.org","issuer":"CN=Example CA","dns_names":["mail.example.org"],"not_after":"2027-11-25T00:00:00Z","verified":true,"tls_version":"TLS 1.3"}`)},
 		}}
 	runs := []types.Report{{
 		StartTime: start, EndTime: start.Add(3 * time.Second),
@@ -306,7 +307,8 @@ func TestMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := buf.String()
-	for _, want := range []string{"## Deviations", "### 2.1.1", "| V0001 | MS-STANXPOP3 |", "C: PASS &lt;redacted&gt;"} {
+	for _, want := range []string{"## Deviations", "### 2.1.1", "| V0001 | MS-STANXPOP3 |", "C: PASS &lt;redacted&gt;",
+		"- **Certificate:** CN=mail.example.org, issued by CN=Example CA, names mail.example.org, valid until 2027-11-25, TLS 1.3 (verified)"} {
 		if !strings.Contains(md, want) && !strings.Contains(md, strings.ReplaceAll(want, "&lt;redacted&gt;", "<redacted>")) {
 			t.Errorf("markdown lacks %q", want)
 		}

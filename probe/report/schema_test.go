@@ -232,6 +232,9 @@ func TestSchemaCatchesBrokenReports(t *testing.T) {
 			delete(d, "key")
 		}, `required property "key"`},
 		{"wrong schema version", func(m map[string]any) { m["schema_version"] = 2.0 }, "is not 1"},
+		{"certificate without verified", func(m map[string]any) {
+			delete(m["target"].(map[string]any)["certificate"].(map[string]any), "verified")
+		}, `$.target.certificate: required property "verified"`},
 		{"profile score without name", func(m map[string]any) {
 			delete(m["profile_scores"].([]any)[0].(map[string]any), "name")
 		}, `$.profile_scores[0]: required property "name"`},
