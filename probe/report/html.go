@@ -95,6 +95,7 @@ details summary{cursor:pointer}
 <td><a href="#{{.ID}}">{{.ID}}</a></td><td>{{.Source}}</td><td>{{.Section}}</td><td>{{.Level}}</td>
 <td class="{{class .Verdict}}">{{.Verdict}}</td>
 <td>{{.Summary}}{{with .Reason}}<br><small>{{.}}</small>{{end}}
+{{with .ExpectedText}}<br><small>profile expects: {{.}}</small>{{end}}{{with .ObservedText}}<br><small>measured: {{.}}</small>{{end}}
 {{range .Specs}}{{if judged .Verdict}}<details open><summary><span class="{{class .Verdict}}">{{.Verdict}}</span>: {{.Text}}</summary>
 {{with .Reason}}<pre>{{.}}</pre>{{end}}{{with .Location}}<small>{{.}}</small>{{end}}
 {{with .Transcript}}<details><summary>transcript</summary><pre>{{.}}</pre></details>{{end}}

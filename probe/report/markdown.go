@@ -79,6 +79,13 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		for _, st := range bad {
 			p("### %s (%s §%s): %s\n\n", mdInline(st.ID), mdInline(st.Source), mdInline(st.Section), st.Verdict)
 			p("%s\n\n", mdInline(st.Summary))
+			if e := st.ExpectedText(); e != "" {
+				p("Profile expects: %s", mdInline(e))
+				if o := st.ObservedText(); o != "" {
+					p("; measured: %s", mdInline(o))
+				}
+				p("\n\n")
+			}
 			for _, s := range st.Specs {
 				if s.Verdict != verdict.Deviates && s.Verdict != verdict.Error {
 					continue

@@ -19,6 +19,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"pop3conformance/fixtures/catalog"
+	"pop3conformance/fixtures/profile"
 	"pop3conformance/suites/verdict"
 )
 
@@ -164,7 +165,34 @@ type Statement struct {
 	// for a not-observable statement, the skip reason, or the first
 	// failure message.
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
-	Specs  []Spec `json:"specs,omitempty" yaml:"specs,omitempty"`
+	// Expected holds the profile's values for the keys the statement
+	// depends on (the catalogue's profile_keys): what the specs expected.
+	Expected map[string]any `json:"expected,omitempty" yaml:"expected,omitempty"`
+	// Observed holds the measured server parameters for the same keys,
+	// where the probe measured them.
+	Observed map[string]any `json:"observed,omitempty" yaml:"observed,omitempty"`
+	Specs    []Spec         `json:"specs,omitempty" yaml:"specs,omitempty"`
+
+	// keys are the catalogue's profile_keys, for SetObserved.
+	keys []string
+}
+
+// ExpectedText and ObservedText show Expected and Observed as
+// "key=value, ..." in key order; "" when empty.
+func (st Statement) ExpectedText() string { return keyValues(st.Expected) }
+func (st Statement) ObservedText() string { return keyValues(st.Observed) }
+
+func keyValues(m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + ShowValue(m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Spec is one spec that checked a statement.
@@ -248,8 +276,19 @@ func Build(runs []types.Report, cat *catalog.Catalog, in Input) *Report {
 	if !r.StartTime.IsZero() && !r.EndTime.IsZero() {
 		r.DurationSeconds = r.EndTime.Sub(r.StartTime).Seconds()
 	}
+	values := profileValues(in.Profile)
 	for _, req := range cat.Requirements {
-		r.Statements = append(r.Statements, statementOf(req, specsByID[req.ID]))
+		st := statementOf(req, specsByID[req.ID])
+		st.keys = req.ProfileKeys
+		for _, k := range req.ProfileKeys {
+			if v, ok := values[k]; ok {
+				if st.Expected == nil {
+					st.Expected = map[string]any{}
+				}
+				st.Expected[k] = v
+			}
+		}
+		r.Statements = append(r.Statements, st)
 	}
 	for id := range unknown {
 		r.UnknownIDs = append(r.UnknownIDs, id)
@@ -257,6 +296,24 @@ func Build(runs []types.Report, cat *catalog.Catalog, in Input) *Report {
 	slices.Sort(r.UnknownIDs)
 	r.Summary = summarize(r.Statements)
 	return r
+}
+
+// profileValues returns the values of the profile the specs expected; nil
+// when it cannot be loaded (a report rebuilt elsewhere from a YAML path):
+// the statements then just go without Expected.
+func profileValues(nameOrPath string) map[string]any {
+	if nameOrPath == "" {
+		return nil
+	}
+	p, err := profile.Load(nameOrPath)
+	if err != nil {
+		return nil
+	}
+	v, err := p.Values()
+	if err != nil {
+		return nil
+	}
+	return v
 }
 
 // suiteNode takes what the report needs from BeforeSuite and friends: the

@@ -107,6 +107,17 @@ func (r *Report) SetObserved(o *Observed) {
 		r.ClosestProfile = o.Profiles[0].Name
 	}
 	r.suggestedProfile = o.SuggestedProfile
+	for i := range r.Statements {
+		st := &r.Statements[i]
+		for _, k := range st.keys {
+			if v, ok := r.Observed[k]; ok {
+				if st.Observed == nil {
+					st.Observed = map[string]any{}
+				}
+				st.Observed[k] = v
+			}
+		}
+	}
 }
 
 // ObservedKeys returns the observed parameter names in order.

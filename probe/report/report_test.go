@@ -18,7 +18,7 @@ import (
 
 const testCatalog = `
 requirements:
-  - {id: "2.1.1", source: MS-STANXPOP3, section: "2.1.1", summary: separators, level: MUST, verification: wire}
+  - {id: "2.1.1", source: MS-STANXPOP3, section: "2.1.1", summary: separators, level: MUST, verification: wire, profile_keys: [separators]}
   - {id: V0001, source: MS-STANXPOP3, section: "3.1.5", summary: "-ERR carries text", level: MUST, verification: wire}
   - {id: V0002, source: MS-STANXPOP3, section: "3.1.5", summary: idle timer, level: MUST, verification: wire}
   - {id: C0002, source: MS-STANXPOP3, section: "2.2", summary: not seen on the wire, level: MUST, verification: not-observable, reason: "server internals"}
@@ -397,5 +397,44 @@ func TestScrubShortSecretKeepsStructure(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, JSON.FileName())); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStatementExpectedAndObserved checks that a statement carries the
+// profile's values for its keys and, once parameters are measured, the
+// measured ones beside them, in the JSON and the Markdown.
+func TestStatementExpectedAndObserved(t *testing.T) {
+	r := Build(testRuns(t), testCat(t), Input{Tool: Tool{Name: "probe", Version: "test"}, Profile: "exchange2010"})
+	r.SetObserved(&Observed{Params: map[string]any{"separators": "single-space", "lock": "none"}})
+	var st Statement
+	for _, s := range r.Statements {
+		if s.ID == "2.1.1" {
+			st = s
+		}
+	}
+	if got := st.ExpectedText(); got != "separators=space-or-tab" {
+		t.Errorf("expected %q, want separators=space-or-tab", got)
+	}
+	if got := st.ObservedText(); got != "separators=single-space" {
+		t.Errorf("observed %q, want separators=single-space (and nothing the statement does not depend on)", got)
+	}
+	for _, s := range r.Statements {
+		if s.ID == "V0001" && (s.Expected != nil || s.Observed != nil) {
+			t.Errorf("V0001 names no profile key, yet has expected %v, observed %v", s.Expected, s.Observed)
+		}
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, Markdown, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Profile expects: separators=space-or-tab; measured: separators=single-space"; !strings.Contains(buf.String(), want) {
+		t.Errorf("markdown lacks %q", want)
+	}
+	buf.Reset()
+	if err := Encode(&buf, JSON, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := `"expected":{"separators":"space-or-tab"}`; !strings.Contains(strings.Join(strings.Fields(buf.String()), ""), want) {
+		t.Errorf("JSON lacks %s", want)
 	}
 }
