@@ -249,7 +249,10 @@ Target:
   Passwords are never taken from the command line and never printed.
 
 Expectations and safety:
-  --profile NAME|FILE      exchange2010 (default), exchange2007, rfc1939, or a profile YAML
+  --profile NAME|FILE      exchange2010 (default), exchange2007, rfc1939, dovecot, or a profile YAML
+  --reference-profile NAME|FILE
+                           bundled server only: it behaves as this profile while the specs
+                           expect --profile (see what a deviating server's report looks like)
   --allow-mutating         run specs that delete or change mail
   --allow-disruptive       run specs that wait out timeouts, contend for locks, open many connections
   --slow                   run specs that wait for real server timers (minutes)
