@@ -1,11 +1,11 @@
 // Package observe measures a POP3 server's parameters after the
 // conformance specs ran: the greeting, CAPA in each state, the longest
 // command line accepted, the separators, the reply to USER of an unknown
-// name, sizes, UIDs, (when allowed) locking and the idle timers. It
-// reports facts and judges nothing; the specs judge. It talks to the
-// server through the suite's own wire client (harness.Open of the same
-// configuration), so every connection is recorded and redacted like a
-// spec's.
+// name, whether offered APOP logs in, sizes, UIDs, (when allowed) locking
+// and the idle timers. It reports facts and judges nothing; the specs
+// judge. It talks to the server through the suite's own wire client
+// (harness.Open of the same configuration), so every connection is
+// recorded and redacted like a spec's.
 //
 // Against a remote host it is readonly: it deletes nothing, never QUITs a
 // session in which it retrieved a message, logs in twice at once (lock)
@@ -15,6 +15,7 @@ package observe
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -35,10 +36,17 @@ const (
 
 // Defaults of Options.
 const (
+	// DefaultMaxConnections covers the most a measurement opens: greeting
+	// and CAPA, plaintext USER, unknown USER and APOP (1 each), the USER
+	// bisection (16), the short-argument check (2: its short line and one
+	// long line), the short-argument bisection (14), separators (2),
+	// session (1), lock (2) and the idle timers (2): 43.
 	DefaultMaxConnections = 48
 	DefaultTimeout        = 3 * time.Minute
-	// bisectConnections bounds one bisection: log2(8192-40) is 13, plus
-	// both ends.
+	// bisectConnections bounds one bisection: log2(8192-40) rounds up to
+	// 13, plus both ends, plus the connection of the short line every
+	// long one is compared with (each line is the first command of its
+	// own connection: see reference).
 	bisectConnections = 16
 )
 
@@ -87,8 +95,10 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 	p.obs.Seconds = time.Since(start).Seconds()
 
 	secrets := report.Secrets{o.Config.Password, o.Config.Password2}
-	if acc := p.acc; acc != nil {
-		secrets = append(secrets, acc.Password)
+	for _, acc := range []*harness.Account{p.acc, p.apopAcc} {
+		if acc != nil {
+			secrets = append(secrets, acc.Password)
+		}
 	}
 	out := &report.Observed{Params: p.params, Observation: p.obs}
 	out.Profiles, err = CompareProfiles(p.params, o.Config.Profile)
@@ -117,8 +127,11 @@ type prober struct {
 	params map[string]any
 	obs    report.Observation
 	acc    *harness.Account
+	// apopAcc is the mailbox APOP was tried with (apopLogin).
+	apopAcc *harness.Account
 
 	// Facts later steps rely on.
+	apopOffered    bool
 	stls           bool
 	plainBeforeTLS *bool
 	unknownOK      *bool
@@ -233,6 +246,7 @@ func (p *prober) measure(ctx context.Context) {
 		{"greeting and CAPA", p.greetingAndCapa},
 		{"plaintext USER before TLS", p.plaintextBeforeTLS},
 		{"USER of an unknown name", p.unknownUser},
+		{"APOP", p.apopLogin},
 		{"command length", p.commandLength},
 		{"separators", p.separators},
 		{"session", p.session},
@@ -274,8 +288,14 @@ func (p *prober) greetingAndCapa(ctx context.Context) error {
 	text, stamp := splitGreeting(g.Text)
 	p.set("greeting_line", g.String(), "the first line after connecting")
 	p.set("greeting", text, "the greeting's text after +OK, without an APOP timestamp")
-	p.set("apop_timestamp", stamp != "", "a <...@...> msg-id in the greeting (RFC 1939 section 7)")
-	p.set("apop", stamp != "", "APOP is offered when the greeting carries a timestamp")
+	// The timestamp says the server offers APOP (RFC 1939 section 7);
+	// whether APOP logs the account in is apop_login, and the profile
+	// key apop is set from both (apopLogin).
+	p.apopOffered = stamp != ""
+	p.set("apop_timestamp", p.apopOffered, "a <...@...> msg-id in the greeting: the server offers APOP (RFC 1939 section 7)")
+	if !p.apopOffered {
+		p.set("apop", false, "no timestamp in the greeting, so no APOP (RFC 1939 section 7: a server that implements APOP includes one)")
+	}
 	p.evidence("greeting", c)
 
 	var tags, sasl []string
@@ -440,5 +460,79 @@ func (p *prober) unknownUser(ctx context.Context) error {
 	p.set("unknown_user_reply", v, "USER of a random name no server holds")
 	p.set("unknown_user_reply_text", strings.ReplaceAll(r.String(), name, "<name>"), "the whole reply, the name replaced by <name>")
 	p.evidence("unknown_user_reply", c)
+	return nil
+}
+
+// --- APOP ---
+
+// apopAccount is the mailbox the suite's APOP specs use: on the bundled
+// server a fresh copy of the fixture "erin", which logs in with APOP
+// where the server offers it; on a remote host the account (whose
+// password is then taken as its APOP secret).
+func (p *prober) apopAccount(ctx context.Context) (harness.Account, error) {
+	a, err := p.t.AccountLike(ctx, "erin")
+	if err != nil && errors.Is(err, harness.ErrUnavailable) && p.t.Reference() == nil {
+		return p.account(ctx)
+	}
+	return a, err
+}
+
+// apopLogin tries APOP once, when the greeting offers it: on one
+// connection, with the MD5 digest of that connection's timestamp and the
+// account's password. A server may offer APOP and still refuse it for the
+// account (GNU Mailutils takes APOP secrets from an APOP database only:
+// "-ERR [AUTH] Bad login"). When APOP logs in, the session QUITs at once
+// without touching the mail.
+//
+// The profile key apop describes what the server does for the suite's
+// account, and the suite reads it that way: with apop true, V0012,
+// RFC1939-7-apop-digest, RFC1939-7-apop-once and the RFC 1939 section 13
+// specs expect APOP with that account's password to log in; with apop
+// false, V0012 expects no timestamp and APOP to be refused, and the
+// other APOP specs do not apply. So apop is true only when APOP logged in:
+// for a server that offers APOP but refuses it for the account, the
+// suggested profile, fed back with --profile, expects the refusal it will
+// get, and V0012 alone reports the one real discrepancy, the timestamp
+// that offers what the account cannot use. apop_timestamp keeps the
+// offer.
+func (p *prober) apopLogin(ctx context.Context) error {
+	if !p.apopOffered {
+		p.skip("apop_login", "the greeting has no timestamp: APOP is not offered")
+		return nil
+	}
+	a, err := p.apopAccount(ctx)
+	if err != nil {
+		p.skip("apop_login", err.Error())
+		p.skip("apop", "the greeting offers APOP, but no account to try it with: "+err.Error())
+		return nil
+	}
+	p.apopAcc = &a
+	c, err := p.authConn(ctx)
+	if err != nil {
+		return err
+	}
+	_, stamp := splitGreeting(c.Greeting.Text)
+	if stamp == "" {
+		p.evidence("apop_login", c)
+		p.skip("apop_login", fmt.Sprintf("the greeting %q of the connection for APOP has no timestamp", c.Greeting.String()))
+		p.skip("apop", "the greetings disagree on the APOP timestamp")
+		return nil
+	}
+	sum := md5.Sum([]byte(stamp + a.Password))
+	r, err := c.Cmd("APOP " + a.User + " " + hex.EncodeToString(sum[:]))
+	if err != nil {
+		return fmt.Errorf("APOP: %w", err)
+	}
+	// QUIT either way: nothing was retrieved or marked.
+	_, _ = c.Quit()
+	ok := r.OK()
+	p.set("apop_login", ok, "APOP with the MD5 digest of the greeting's timestamp and the account's password, once: true when it logged in")
+	p.set("apop_reply", r.String(), "the reply to that APOP")
+	method := "the greeting offers APOP and APOP logged the account in"
+	if !ok {
+		method = "the greeting offers APOP (apop_timestamp), but APOP with the account's password was refused; the profile key says what the server does for the account, so false"
+	}
+	p.set("apop", ok, method)
+	p.evidence("apop_login", c)
 	return nil
 }

@@ -66,7 +66,7 @@ func TestMeasuresHowTheServerWasStarted(t *testing.T) {
 		{"rfc1939 refuses TAB", func(*testing.T) string { return "rfc1939" }, map[string]any{
 			"max_command_octets": 255, "separators": "single-space", "tab_separates": false,
 			"multiple_spaces_separate": false, "unknown_user_reply": "err", "apop": true, "apop_timestamp": true,
-			"lock": "exclusive", "exact_sizes": true, "sasl": []string{"PLAIN"},
+			"apop_login": true, "lock": "exclusive", "exact_sizes": true, "sasl": []string{"PLAIN"},
 			"implementation": "pop3conformance-reference", "greeting": "POP3 server ready",
 		}},
 		{"40-character arguments", func(t *testing.T) string {
@@ -171,7 +171,7 @@ func TestSplitGreeting(t *testing.T) {
 }
 
 func TestLineForms(t *testing.T) {
-	for _, f := range []lineForm{userForm(), shortArgsForm()} {
+	for _, f := range []*lineForm{userForm(), shortArgsForm()} {
 		for n := MinCommandOctets; n <= 300; n++ {
 			if l := f.long(n); len(l)+2 != n || strings.Contains(l, "  ") || strings.HasSuffix(l, " ") {
 				t.Fatalf("%s(%d) = %q (%d octets)", f.name, n, l, len(l)+2)
