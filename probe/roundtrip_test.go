@@ -1,0 +1,83 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"pop3conformance/fixtures/profile"
+	"pop3conformance/probe/report"
+	"pop3conformance/suites/verdict"
+)
+
+// TestObservedProfileRoundTrip checks the promise of observed-profile.yaml:
+// it is the server's fingerprint, so fed back with --profile it describes
+// the server. The bundled server runs a configuration that matches no
+// bundled profile (Exchange 2010 with a 300-octet limit, single-space
+// separators and -ERR for unknown names); judged as exchange2010 it
+// deviates, judged by the profile the probe wrote for it, it does not.
+func TestObservedProfileRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole suite twice")
+	}
+	p, err := profile.Load("exchange2010")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Name = "custom"
+	p.MaxCommandOctets = 300
+	p.Separators = profile.SeparatorsSingleSpace
+	p.UnknownUserReply = profile.ReplyErr
+	data, err := yaml.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := filepath.Join(t.TempDir(), "custom.yaml")
+	if err := os.WriteFile(server, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(expect string) (*report.Report, string, int) {
+		out := t.TempDir()
+		cmd := exec.Command(os.Args[0], "--profile", expect, "--reference-profile", server,
+			"--format", "json", "--quiet", "--out", out, "--timeout", "5m")
+		cmd.Env = append(os.Environ(), envAsProbe+"=1")
+		console, _ := cmd.CombinedOutput()
+		r, err := report.Load(filepath.Join(out, report.JSON.FileName()))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, console)
+		}
+		return r, filepath.Join(out, "observed-profile.yaml"), cmd.ProcessState.ExitCode()
+	}
+	deviating := func(r *report.Report) []string {
+		var ids []string
+		for _, st := range r.Statements {
+			if st.Verdict == verdict.Deviates || st.Verdict == verdict.Error {
+				ids = append(ids, st.ID)
+			}
+		}
+		return ids
+	}
+
+	first, observed, code := run("exchange2010")
+	if code != 1 || len(deviating(first)) == 0 {
+		t.Fatalf("judged as exchange2010: exit %d, deviations %v; want exit 1 with deviations (the server is not exchange2010)", code, deviating(first))
+	}
+	for key, want := range map[string]string{"max_command_octets": "300", "separators": "single-space", "unknown_user_reply": "err"} {
+		if got := report.ShowValue(first.Observed[key]); got != want {
+			t.Errorf("observed %s = %s, want %s", key, got, want)
+		}
+	}
+	if _, err := profile.Load(observed); err != nil {
+		t.Fatalf("observed-profile.yaml does not load as a profile: %v", err)
+	}
+
+	second, _, code := run(observed)
+	if ids := deviating(second); code != 0 || len(ids) > 0 {
+		t.Errorf("judged by its own observed profile: exit %d, deviations %v; want exit 0 and none", code, ids)
+	}
+	t.Logf("as exchange2010: %s; as observed: %s", first.Line(), second.Line())
+}
