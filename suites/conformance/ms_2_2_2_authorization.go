@@ -40,8 +40,13 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 		if closedAfterErr(t, c, 1) {
 			return
 		}
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the refused STAT")
-		expectOK(cmd(c, "STAT"), "STAT once authenticated")
+		// After a USER answered +OK, RFC 1939 section 7 leaves the client
+		// PASS or QUIT only (Cyrus pop3d answers a second USER "-ERR
+		// [AUTH] Must give PASS command"), so the account logs in on a
+		// new connection to show that STAT was refused for the state.
+		c.Close()
+		d := loginAs(ctx, t, a)
+		expectOK(cmd(d, "STAT"), "STAT once authenticated")
 	})
 
 	Spec("keeps the maildrop closed after a failed PASS", IDs("C0003"), Readonly, func(ctx SpecContext, t *harness.Target) {

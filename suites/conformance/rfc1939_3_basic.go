@@ -471,6 +471,16 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 			Expect(closed).To(BeFalse(), "after %s the server closed the connection", after)
 		}
 		quiet("the greeting")
+		// The probe was told to use STLS: the login goes under TLS
+		// whatever the profile says of plaintext logins (Cyrus pop3d
+		// refuses USER before STLS by default).
+		if !c.TLS() && t.Mode() == harness.TLSStartTLS {
+			r, err := c.StartTLS(t.TLSConfig())
+			needTLS(err)
+			Expect(err).NotTo(HaveOccurred(), "STLS")
+			expectOK(r, "STLS")
+			quiet("STLS")
+		}
 		loginWith(c, t, a, "USER", "PASS")
 		quiet("PASS")
 		expectOK(multi(c, "LIST").Reply, "LIST")

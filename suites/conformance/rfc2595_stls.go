@@ -79,8 +79,10 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 
 	Spec("refuses STLS after login", IDs("RFC2595-4-stls-auth-only"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		v := withPlaintextLogin(ctx, t)
-		c, _ := needSTLS(ctx, v)
-		Expect(harness.LoginUserPass(c, need(v.Account(ctx)))).To(Succeed(), "plaintext login")
+		c, before := needSTLS(ctx, v)
+		a := need(v.Account(ctx))
+		userBeforeTLS(c, before, a)
+		expectOK(cmd(c, "PASS "+a.Password), "PASS in plaintext")
 		expectErr(cmd(c, "STLS"), "STLS in TRANSACTION")
 		expectOK(cmd(c, "STAT"), "STAT after the refused STLS, still in plaintext TRANSACTION")
 	})
@@ -124,9 +126,9 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 
 	Spec("forgets a USER given before STLS", IDs("RFC2595-4-stls-discard-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		v := withPlaintextLogin(ctx, t)
-		c, _ := needSTLS(ctx, v)
+		c, before := needSTLS(ctx, v)
 		a := need(v.Account(ctx))
-		expectOK(cmd(c, "USER "+a.User), "USER in plaintext")
+		userBeforeTLS(c, before, a)
 		// After a USER answered +OK, RFC 1939 section 7 leaves the client
 		// PASS or QUIT, so a server may refuse STLS there (GNU Mailutils
 		// pop3d: "-ERR Invalid command"). Then no USER can reach a TLS

@@ -467,8 +467,17 @@ var _ = Describe("Robustness: hostile input", func() {
 			verdict.SkipInconclusive("cannot half-close this transport: %v", err)
 		}
 		l, err := r.line(harness.DefaultTimeout)
-		Expect(err).NotTo(HaveOccurred(), "the answer to CAPA sent just before the half-close")
-		Expect(l).To(HavePrefix("+OK"))
+		if r.tls && err != nil && !robustIsTimeout(err) {
+			// Inside TLS the half-close is a close_notify alert, and a
+			// TLS peer may close at once on it, pending writes discarded
+			// (RFC 5246 section 7.2.1; Courier's couriertls does): no
+			// answer is owed then, only the close. This rule is about
+			// UPDATE, which the second half checks.
+			record("half-close", "inside TLS the server closed on the close_notify without answering the CAPA before it (%v)", err)
+		} else {
+			Expect(err).NotTo(HaveOccurred(), "the answer to CAPA sent just before the half-close")
+			Expect(l).To(HavePrefix("+OK"))
+		}
 		Expect(r.closedWithin(harness.DefaultTimeout)).To(BeTrue(), "the server kept a half-closed connection open")
 
 		// In TRANSACTION with a message marked: nothing is removed.
