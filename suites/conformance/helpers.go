@@ -30,9 +30,11 @@ func dial(ctx SpecContext, t *harness.Target) *harness.Conn {
 }
 
 // cmd sends a command and returns its status line; a transport error is a
-// failure of the server (it closed or stalled).
+// failure of the server (it closed or stalled), except a close that only
+// a statement about closing judges (explainClose).
 func cmd(c *harness.Conn, line string) harness.Reply {
 	r, err := c.Cmd(line)
+	explainClose(c, line, err)
 	Expect(err).NotTo(HaveOccurred(), "reply to %q", redactForMessage(line))
 	return r
 }
@@ -40,6 +42,7 @@ func cmd(c *harness.Conn, line string) harness.Reply {
 // multi sends a command that answers with a multi-line response.
 func multi(c *harness.Conn, line string) harness.Multi {
 	m, err := c.CmdMulti(line)
+	explainClose(c, line, err)
 	Expect(err).NotTo(HaveOccurred(), "multi-line reply to %q", line)
 	return m
 }

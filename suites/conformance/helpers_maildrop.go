@@ -248,6 +248,10 @@ func fixtureOf(a harness.Account) ([]harness.FixtureMessage, bool) {
 // maildrop is known to hold it, and ends the spec inconclusive otherwise.
 func needFixture(a harness.Account, name string) []harness.FixtureMessage {
 	if a.Fixture != name {
+		if a.FixtureLost != "" {
+			// Declared, but measured otherwise (or changed by this run).
+			verdict.SkipInconclusive("%s", a.FixtureLost)
+		}
 		verdict.SkipInconclusive("the maildrop of %s is not known to hold the fixture %s (set %s=%s on an account prepared that way)", a.User, name, harness.EnvMailboxFixture, name)
 	}
 	msgs, err := harness.FixtureMessages(name)

@@ -14,7 +14,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"pop3conformance/fixtures/profile"
 	"pop3conformance/suites/harness"
 	"pop3conformance/suites/verdict"
 )
@@ -24,7 +23,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 	// replies (C0005): it reports whether the session was closed as the
 	// profile says, so the spec stops there.
 	closedAfterErr := func(t *harness.Target, c *harness.Conn, errs int) bool {
-		if n := t.Profile.ErrorLimit(false); n > 0 && errs >= n {
+		if n := errorLimit(t, false); n > 0 && errs >= n {
 			_, err := c.ExpectClose()
 			Expect(err).NotTo(HaveOccurred(), "the profile closes after %d negative replies", n)
 			return true
@@ -230,8 +229,8 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 	// The profile says after how many -ERR replies the server closes (0:
 	// never); ten in a row are plenty to tell "never" from "soon".
 	const many = 10
-	check := func(c *harness.Conn, p *profile.Profile, transaction bool, line, alive string) {
-		limit := p.ErrorLimit(transaction)
+	check := func(t *harness.Target, c *harness.Conn, transaction bool, line string) {
+		limit := t.Profile.ErrorLimit(transaction)
 		for i := 1; i <= max(many, limit); i++ {
 			r, err := c.Cmd(line)
 			if limit > 0 && i > limit {
@@ -246,26 +245,16 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 				return
 			}
 		}
-		var r harness.Reply
-		var err error
-		if alive == "CAPA" {
-			var m harness.Multi
-			m, err = c.CmdMulti(alive)
-			r = m.Reply
-		} else {
-			r, err = c.Cmd(alive)
-		}
-		Expect(err).NotTo(HaveOccurred(), "%s after %d negative replies", alive, many)
-		expectOK(r, alive+" after negative replies")
+		alive(t, c, fmt.Sprintf("%d negative replies", many))
 	}
 
 	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		check(dial(ctx, t), t.Profile, false, "XYZW", "CAPA")
+		check(t, dial(ctx, t), false, "XYZW")
 	})
 
 	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		n, _ := stat(c)
-		check(c, t.Profile, true, fmt.Sprintf("RETR %d", n+1), "STAT")
+		check(t, c, true, fmt.Sprintf("RETR %d", n+1))
 	})
 })

@@ -31,7 +31,7 @@ var _ = Describe("RFC 1939 section 4: identification", func() {
 		// At least one mechanism: USER/PASS or SASL in CAPA, or an APOP
 		// timestamp in the greeting. A server without CAPA is taken to
 		// offer USER/PASS, which the login below then has to prove.
-		capa := readCapa(c)
+		capa := capaIfAnswered(t, c)
 		if capa.OK {
 			_, apop := apopTimestamp(c.Greeting)
 			Expect(capa.Has("USER") || capa.Has("SASL") || apop).To(BeTrue(), "the server advertises no way to log in (no USER or SASL in CAPA, no APOP timestamp)")

@@ -228,9 +228,7 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 		num, name, data := i+1, fm.Name, fm.Data
 		Spec(fmt.Sprintf("sends fixture message %s whole and byte-stuffed on RETR %d", name, num), IDs("RFC1939-5-retr-ok"), Readonly, func(ctx SpecContext, t *harness.Target) {
 			c, a := login(ctx, t)
-			if a.Fixture != "alice" {
-				verdict.SkipInconclusive("the maildrop does not hold fixture alice; set %s=alice on an account prepared that way", harness.EnvMailboxFixture)
-			}
+			needFixture(a, "alice")
 			m := multi(c, fmt.Sprintf("RETR %d", num))
 			expectOK(m.Reply, fmt.Sprintf("RETR %d", num))
 			want := stuff(data)
@@ -360,7 +358,7 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 		n, size := stat(c)
 		failing := []string{fmt.Sprintf("RETR %d", n+1), fmt.Sprintf("DELE %d", n+1), "LIST x", "XYZZY"}
 		for i, line := range failing {
-			if m := t.Profile.ErrorLimit(true); m > 0 && i+1 >= m {
+			if m := errorLimit(t, true); m > 0 && i+1 >= m {
 				break // the profile lets the server close after m errors (C0005)
 			}
 			expectErr(cmd(c, line), line)

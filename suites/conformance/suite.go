@@ -71,7 +71,24 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if data, jerr := json.Marshal(cert); jerr == nil && !errors.Is(err, harness.ErrNoTLS) {
 		AddReportEntry("certificate", string(data), ReportEntryVisibilityNever)
 	}
+	measureFacts(ctx, t)
 })
+
+// measureFacts measures the target once, before any spec, so that the
+// specs' helpers know what the server answers, when it closes and whether
+// its maildrop holds the declared fixture. What cannot be measured stays
+// unknown; the specs then go by the profile.
+func measureFacts(ctx SpecContext, t *harness.Target) {
+	if err := t.MeasureFacts(ctx); err != nil {
+		GinkgoWriter.Printf("measuring the target: %v\n", err)
+	}
+	f := t.Facts()
+	if data, err := json.Marshal(f); err == nil {
+		AddReportEntry("facts", string(data), ReportEntryVisibilityNever)
+	}
+	AddReportEntry("facts summary", f.Summary(), ReportEntryVisibilityNever)
+	AddReportEntry("facts transcript", f.Transcript, ReportEntryVisibilityNever)
+}
 
 var _ = AfterSuite(func() {
 	targetMu.Lock()

@@ -44,6 +44,10 @@ type Account struct {
 	// Fixture names the fixture account whose messages the maildrop holds
 	// ("" when unknown).
 	Fixture string
+	// FixtureLost says why the declared fixture is no longer vouched for
+	// (Fixture is then ""): the measured maildrop does not match it, or
+	// a mutating spec of this run may have changed it.
+	FixtureLost string
 }
 
 // Reference is the bundled server when it is the target.
@@ -74,6 +78,8 @@ type Target struct {
 	// changed is set once a mutating spec ran against a remote account:
 	// its maildrop may no longer hold the declared fixture.
 	changed atomic.Bool
+	// facts are what MeasureFacts found (facts.go).
+	facts factsBox
 
 	mu       sync.Mutex
 	variants []*Target
@@ -320,16 +326,16 @@ func (t *Target) Account(ctx context.Context) (Account, error) {
 func (t *Target) AccountLike(_ context.Context, fixture string) (Account, error) {
 	if t.ref == nil {
 		c := t.Config
-		intact := !t.changed.Load()
+		lost := t.fixtureLost()
 		switch {
-		case c.MailboxFixture == fixture && intact:
+		case c.MailboxFixture == fixture && lost == "":
 			return Account{User: c.User, Password: c.Password, Fixture: fixture}, nil
 		case fixture == "alice":
 			// Content unknown (or no longer known): specs check only
 			// what holds for any maildrop.
-			return Account{User: c.User, Password: c.Password}, nil
+			return Account{User: c.User, Password: c.Password, FixtureLost: lost}, nil
 		case c.MailboxFixture == fixture:
-			return Account{}, fmt.Errorf("a mailbox holding fixture %q: %w any more (an earlier mutating spec may have changed the maildrop of %s; prepare it again and re-run)", fixture, ErrUnavailable, c.User)
+			return Account{}, fmt.Errorf("a mailbox holding fixture %q: %w: %s", fixture, ErrUnavailable, lost)
 		}
 		return Account{}, fmt.Errorf("a mailbox like fixture %q: %w (set %s=%s on an account prepared that way)", fixture, ErrUnavailable, EnvMailboxFixture, fixture)
 	}
@@ -350,6 +356,21 @@ func (t *Target) AccountLike(_ context.Context, fixture string) (Account, error)
 // with it end inconclusive instead of blaming the server. The bundled
 // server gives every spec a fresh copy and needs no such care.
 func (t *Target) NoteChanged() { t.changed.Store(true) }
+
+// fixtureLost says why the remote account's declared fixture is not
+// vouched for, or "" while it is (or none is declared).
+func (t *Target) fixtureLost() string {
+	if t.Config.MailboxFixture == "" {
+		return ""
+	}
+	if fx := t.Facts().Fixture; fx.Checked && !fx.Match {
+		return fx.Reason
+	}
+	if t.changed.Load() {
+		return fmt.Sprintf("an earlier mutating spec of this run may have changed the maildrop of %s, so it is no longer known to hold the declared fixture %s (prepare it again and re-run)", t.Config.User, t.Config.MailboxFixture)
+	}
+	return ""
+}
 
 // SecondAccount returns another mailbox on the same server: a copy of
 // "bob" on the bundled server, POP3_USER2 on a remote host.
@@ -444,6 +465,7 @@ func (t *Target) VariantWith(ctx context.Context, opts VariantOptions) (*Target,
 	if err := v.startReference(ctx, serverProfile, opts.Now); err != nil {
 		return nil, err
 	}
+	v.setFacts(deriveFacts(serverProfile))
 	t.mu.Lock()
 	t.variants = append(t.variants, v)
 	t.mu.Unlock()

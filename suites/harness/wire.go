@@ -137,6 +137,8 @@ type Conn struct {
 	// every read and write fails with ErrInterrupted, and one in progress
 	// is cut short.
 	ctx context.Context
+	// seen is what the session did so far, to explain a close (state.go).
+	seen sessionSeen
 }
 
 func newConn(nc net.Conn, tr *Transcript, tlsOn bool) *Conn {
@@ -237,6 +239,7 @@ func (c *Conn) SendRaw(b []byte) error {
 			line = rest[:i+1]
 		}
 		rest = rest[len(line):]
+		c.noteSent(line)
 		c.tr.sent(line, c.redactSent(line))
 	}
 	if err := c.setDeadline(c.nc.SetWriteDeadline, c.Timeout); err != nil {
@@ -313,6 +316,7 @@ func (c *Conn) readLine(timeout time.Duration) ([]byte, error) {
 		if errors.Is(err, io.EOF) {
 			c.tr.note("server closed the connection")
 		}
+		c.seen.closed = c.seen.closed || IsServerClose(err)
 		return line, c.ioError("read", timeout, err)
 	}
 }
@@ -327,6 +331,7 @@ func (c *Conn) ReadReply() (Reply, error) {
 	if r.Status != "+" {
 		c.inSASL = false
 	}
+	c.noteReply(r)
 	return r, nil
 }
 

@@ -1,0 +1,547 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"sync"
+
+	"pop3conformance/fixtures/profile"
+)
+
+// Tri is a yes/no fact that may not have been measured.
+type Tri int8
+
+const (
+	Unknown Tri = iota
+	Yes
+	No
+)
+
+func triOf(b bool) Tri {
+	if b {
+		return Yes
+	}
+	return No
+}
+
+func (v Tri) String() string {
+	switch v {
+	case Yes:
+		return "yes"
+	case No:
+		return "no"
+	}
+	return "unknown"
+}
+
+// MarshalText writes the fact as yes, no or unknown.
+func (v Tri) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// ErrorCap is how many unknown commands a measurement sends in one
+// session: enough to tell a server that closes soon (Dovecot: 3) from one
+// that never does, few enough to stay cheap.
+const ErrorCap = 10
+
+// ErrorLimit is how a server treated a run of unknown commands in one
+// state.
+type ErrorLimit struct {
+	// Measured is false when the session could not be opened.
+	Measured bool `json:"measured"`
+	// Closes is true when the server closed the connection after
+	// Replies -ERR replies; false when it was still open after Cap.
+	Closes  bool `json:"closes"`
+	Replies int  `json:"replies"`
+	Cap     int  `json:"cap"`
+}
+
+// Limit is the number of -ERR replies after which the server closes the
+// session, or 0 when it did not close within the cap (or was not
+// measured).
+func (l ErrorLimit) Limit() int {
+	if l.Measured && l.Closes {
+		return l.Replies
+	}
+	return 0
+}
+
+func (l ErrorLimit) String() string {
+	switch {
+	case !l.Measured:
+		return "not measured"
+	case l.Closes:
+		return fmt.Sprintf("closes after %d -ERR replies", l.Replies)
+	}
+	return fmt.Sprintf("still open after %d -ERR replies", l.Replies)
+}
+
+// Size kinds of a maildrop that holds the declared fixture.
+const (
+	SizesExact   = "exact"   // LIST gives the octets RETR sends
+	SizesProfile = "profile" // LIST gives the profile's storage-based size
+	SizesOther   = "other"   // neither; RETR showed the content matches
+)
+
+// FixtureCheck compares the maildrop with the fixture it is declared to
+// hold (POP3_MAILBOX_FIXTURE; alice on the bundled server).
+type FixtureCheck struct {
+	// Name is the declared fixture; "" when none is declared.
+	Name    string `json:"name,omitempty"`
+	Checked bool   `json:"checked"`
+	Match   bool   `json:"match"`
+	// Messages and Octets are what STAT said.
+	Messages int   `json:"messages"`
+	Octets   int64 `json:"octets"`
+	// WantMessages and WantOctets are the fixture's, CRLF line ends.
+	WantMessages int   `json:"want_messages"`
+	WantOctets   int64 `json:"want_octets"`
+	// Sizes says how LIST sized the messages when the count matched.
+	Sizes string `json:"sizes,omitempty"`
+	// Reason says why the maildrop does not match.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Facts are what the suite measured about the target before any spec
+// ran, so that specs check liveness with commands the server answers,
+// stay within its error budget and compare content with the declared
+// fixture only while the maildrop holds it.
+type Facts struct {
+	Measured bool `json:"measured"`
+	// Derived is true when the facts follow from the bundled server's
+	// profile instead of the wire (variants of the bundled server).
+	Derived bool `json:"derived,omitempty"`
+	// CapaAuthorization and CapaTransaction: CAPA answered +OK.
+	CapaAuthorization Tri `json:"capa_authorization"`
+	CapaTransaction   Tri `json:"capa_transaction"`
+	// NoopTransaction: NOOP answered +OK after login.
+	NoopTransaction Tri `json:"noop_transaction"`
+	// Authorization and Transaction: unknown commands until the close.
+	Authorization ErrorLimit `json:"authorization_errors"`
+	Transaction   ErrorLimit `json:"transaction_errors"`
+	// FailedPassCloses: the server closed the connection after refusing
+	// PASS for a mailbox that does not exist.
+	FailedPassCloses Tri    `json:"failed_pass_closes"`
+	FailedPassNote   string `json:"failed_pass_note,omitempty"`
+	Fixture          FixtureCheck
+	// Problems are measurements that could not be made, with why.
+	Problems []string `json:"problems,omitempty"`
+	// Transcript holds the measuring connections, as evidence.
+	Transcript string `json:"-"`
+}
+
+// ErrorLimitIn is the measured error limit of a state (see
+// ErrorLimit.Limit).
+func (f Facts) ErrorLimitIn(transaction bool) int {
+	if transaction {
+		return f.Transaction.Limit()
+	}
+	return f.Authorization.Limit()
+}
+
+// Summary renders the facts one per line, for reports.
+func (f Facts) Summary() string {
+	if !f.Measured {
+		return "not measured"
+	}
+	var b strings.Builder
+	if f.Derived {
+		b.WriteString("derived from the bundled server's profile\n")
+	}
+	fmt.Fprintf(&b, "CAPA answers in AUTHORIZATION: %s\n", f.CapaAuthorization)
+	fmt.Fprintf(&b, "CAPA answers in TRANSACTION: %s\n", f.CapaTransaction)
+	fmt.Fprintf(&b, "NOOP answers in TRANSACTION: %s\n", f.NoopTransaction)
+	fmt.Fprintf(&b, "unknown commands in AUTHORIZATION: %s\n", f.Authorization)
+	fmt.Fprintf(&b, "unknown commands in TRANSACTION: %s\n", f.Transaction)
+	fmt.Fprintf(&b, "a refused PASS closes the connection: %s", f.FailedPassCloses)
+	if f.FailedPassNote != "" {
+		fmt.Fprintf(&b, " (%s)", f.FailedPassNote)
+	}
+	b.WriteString("\n")
+	switch fx := f.Fixture; {
+	case fx.Name == "":
+		b.WriteString("declared fixture: none\n")
+	case !fx.Checked:
+		fmt.Fprintf(&b, "declared fixture %s: not checked\n", fx.Name)
+	case fx.Match:
+		fmt.Fprintf(&b, "declared fixture %s: held (%d messages, sizes %s)\n", fx.Name, fx.Messages, fx.Sizes)
+	default:
+		fmt.Fprintf(&b, "declared fixture %s: %s\n", fx.Name, fx.Reason)
+	}
+	for _, p := range f.Problems {
+		fmt.Fprintf(&b, "not measured: %s\n", p)
+	}
+	return b.String()
+}
+
+// factsBox holds a target's facts once measured.
+type factsBox struct {
+	mu sync.Mutex
+	f  *Facts
+}
+
+// Facts returns what MeasureFacts found. Before it ran (or when it could
+// not run) every fact is unknown, and the helpers that read them fall back
+// to what the profile says.
+func (t *Target) Facts() Facts {
+	t.facts.mu.Lock()
+	defer t.facts.mu.Unlock()
+	if t.facts.f == nil {
+		return Facts{}
+	}
+	return *t.facts.f
+}
+
+func (t *Target) setFacts(f Facts) {
+	t.facts.mu.Lock()
+	t.facts.f = &f
+	t.facts.mu.Unlock()
+}
+
+// MeasureFacts measures the target on the wire, each fact on a fresh
+// connection: CAPA before and after login, NOOP after login, how many
+// unknown commands each state takes before the server closes, whether a
+// refused PASS closes, and whether the maildrop holds the declared
+// fixture. It sends no DELE and no wrong password for the configured
+// account (the refused PASS is for a random mailbox name that does not
+// exist). The measuring connections are not part of any spec's evidence;
+// their transcripts are in Facts.Transcript. An error lists the facts
+// that could not be measured; those stay unknown.
+func (t *Target) MeasureFacts(ctx context.Context) error {
+	m := &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
+		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
+	f := Facts{Measured: true}
+	var errs []error
+	fail := func(what string, err error) {
+		f.Problems = append(f.Problems, fmt.Sprintf("%s: %v", what, err))
+		errs = append(errs, fmt.Errorf("%s: %w", what, err))
+	}
+	if v, err := m.measureCapaAuthorization(ctx); err != nil {
+		fail("CAPA in AUTHORIZATION", err)
+	} else {
+		f.CapaAuthorization = v
+	}
+	if l, err := m.measureErrors(ctx, false); err != nil {
+		fail("unknown commands in AUTHORIZATION", err)
+	} else {
+		f.Authorization = l
+	}
+	if err := m.measureSession(ctx, &f); err != nil {
+		fail("a session after login", err)
+	}
+	if l, err := m.measureErrors(ctx, true); err != nil {
+		fail("unknown commands in TRANSACTION", err)
+	} else {
+		f.Transaction = l
+	}
+	m.measureFailedPass(ctx, &f, fail)
+	f.Transcript = m.rec.Flush()
+	t.setFacts(f)
+	return errors.Join(errs...)
+}
+
+func (t *Target) measureCapaAuthorization(ctx context.Context) (Tri, error) {
+	c, err := t.Dial(ctx)
+	if err != nil {
+		return Unknown, err
+	}
+	defer c.Close()
+	m, err := c.CmdMulti("CAPA")
+	switch {
+	case err != nil:
+		return Unknown, err
+	case m.OK():
+		_, _ = c.Quit()
+		return Yes, nil
+	case m.Err():
+		_, _ = c.Quit()
+		return No, nil
+	}
+	return Unknown, fmt.Errorf("CAPA got %q, neither +OK nor -ERR", m.String())
+}
+
+// measureErrors sends an unknown command up to ErrorCap times and counts
+// the -ERR replies until the server closes.
+func (t *Target) measureErrors(ctx context.Context, transaction bool) (ErrorLimit, error) {
+	var (
+		c   *Conn
+		err error
+	)
+	if transaction {
+		var a Account
+		if a, err = t.measureAccount(); err == nil {
+			c, err = t.Login(ctx, a)
+		}
+	} else {
+		c, err = t.Dial(ctx)
+	}
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return ErrorLimit{}, err
+	}
+	defer c.Close()
+	l := ErrorLimit{Measured: true, Cap: ErrorCap}
+	for range ErrorCap {
+		r, err := c.Cmd("XYZW")
+		if IsServerClose(err) {
+			l.Closes = true
+			return l, nil
+		}
+		if err != nil {
+			return ErrorLimit{}, err
+		}
+		if !r.Err() {
+			return ErrorLimit{}, fmt.Errorf("the unknown command XYZW got %q", r.String())
+		}
+		l.Replies++
+	}
+	// A close right after the last -ERR shows on the next read.
+	if _, err := c.Quit(); IsServerClose(err) {
+		l.Closes = true
+		return l, nil
+	}
+	_, _ = c.ExpectClose()
+	return l, nil
+}
+
+// measureAccount is the account whose session is measured: POP3_USER on a
+// remote host, a fresh copy of alice on the bundled server.
+func (t *Target) measureAccount() (Account, error) {
+	if t.ref == nil {
+		return Account{User: t.Config.User, Password: t.Config.Password, Fixture: t.Config.MailboxFixture}, nil
+	}
+	src, err := FixtureAccount("alice")
+	if err != nil {
+		return Account{}, err
+	}
+	// A name of its own: the target's copies are numbered by another
+	// counter.
+	name := fmt.Sprintf("facts.alice.%d", t.seq.Add(1))
+	if err := t.ref.Store.CloneUser("alice", name, src.Password); err != nil {
+		return Account{}, fmt.Errorf("clone fixture alice: %w", err)
+	}
+	return Account{User: name, Password: src.Password, Fixture: "alice"}, nil
+}
+
+// measureSession logs in once and reads NOOP, the maildrop against the
+// declared fixture, and CAPA last (a server without CAPA may count its
+// -ERR).
+func (t *Target) measureSession(ctx context.Context, f *Facts) error {
+	a, err := t.measureAccount()
+	if err != nil {
+		return err
+	}
+	f.Fixture.Name = a.Fixture
+	c, err := t.Login(ctx, a)
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return fmt.Errorf("log in as %s: %w", a.User, err)
+	}
+	defer c.Close()
+	r, err := c.Cmd("NOOP")
+	if err != nil {
+		return fmt.Errorf("NOOP: %w", err)
+	}
+	f.NoopTransaction = triOf(r.OK())
+	if a.Fixture != "" {
+		if f.Fixture, err = checkFixture(c, t.Profile, a.Fixture); err != nil {
+			return fmt.Errorf("fixture %s: %w", a.Fixture, err)
+		}
+	}
+	m, err := c.CmdMulti("CAPA")
+	if err != nil {
+		return fmt.Errorf("CAPA: %w", err)
+	}
+	f.CapaTransaction = triOf(m.OK())
+	// QUIT, and wait for the close so that a server which locks the
+	// maildrop has released it before the next session.
+	if r, err := c.Quit(); err == nil && r.OK() {
+		_, _ = c.ExpectClose()
+	}
+	return nil
+}
+
+// maxFixtureRetrieved bounds the messages RETR reads when LIST sizes do
+// not show whether the maildrop holds the fixture.
+const maxFixtureRetrieved = 100
+
+// checkFixture compares STAT and LIST (and, when the sizes are neither
+// exact nor the profile's, the messages themselves) with the fixture.
+func checkFixture(c *Conn, p *profile.Profile, name string) (FixtureCheck, error) {
+	msgs, err := FixtureMessages(name)
+	if err != nil {
+		return FixtureCheck{}, err
+	}
+	fc := FixtureCheck{Name: name, WantMessages: len(msgs)}
+	for _, m := range msgs {
+		fc.WantOctets += int64(len(m.Data))
+	}
+	r, err := c.Cmd("STAT")
+	if err != nil {
+		return fc, fmt.Errorf("STAT: %w", err)
+	}
+	f := strings.Fields(r.Text)
+	if !r.OK() || len(f) < 2 {
+		return fc, fmt.Errorf("STAT got %q", r.String())
+	}
+	fc.Messages, _ = strconv.Atoi(f[0])
+	fc.Octets, _ = strconv.ParseInt(f[1], 10, 64)
+	fc.Checked = true
+	mismatch := func(detail string) (FixtureCheck, error) {
+		fc.Reason = fmt.Sprintf("the maildrop no longer holds the declared fixture %s: STAT says %d messages / %d octets, the fixture has %d messages / %d octets with CRLF line ends%s (a mutating run consumes the mailbox; prepare it again)",
+			name, fc.Messages, fc.Octets, fc.WantMessages, fc.WantOctets, detail)
+		return fc, nil
+	}
+	if fc.Messages != len(msgs) {
+		return mismatch("")
+	}
+	list, err := c.CmdMulti("LIST")
+	if err != nil || !list.OK() {
+		return fc, fmt.Errorf("LIST got %q: %v", list.String(), err)
+	}
+	sizes := make([]int64, 0, len(list.Lines))
+	for _, l := range list.Texts() {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			return fc, fmt.Errorf("LIST line %q", l)
+		}
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		sizes = append(sizes, n)
+	}
+	if len(sizes) != len(msgs) {
+		return mismatch(fmt.Sprintf("; LIST lists %d", len(sizes)))
+	}
+	exact, stored := true, true
+	for i, m := range msgs {
+		exact = exact && sizes[i] == int64(len(m.Data))
+		stored = stored && sizes[i] == p.StoredSize(int64(len(m.Data)))
+	}
+	switch {
+	case exact:
+		fc.Sizes = SizesExact
+	case stored:
+		fc.Sizes = SizesProfile
+	default:
+		// Sizes the client cannot predict: the content decides.
+		for i, m := range msgs[:min(len(msgs), maxFixtureRetrieved)] {
+			body, err := c.CmdMulti(fmt.Sprintf("RETR %d", i+1))
+			if err != nil || !body.OK() {
+				return fc, fmt.Errorf("RETR %d got %q: %v", i+1, body.String(), err)
+			}
+			if !bytes.Equal(body.Body(), m.Data) {
+				return mismatch(fmt.Sprintf("; message %d is not the fixture's %s", i+1, m.Name))
+			}
+		}
+		fc.Sizes = SizesOther
+	}
+	fc.Match = true
+	return fc, nil
+}
+
+// measureFailedPass refuses PASS for a random mailbox name that does not
+// exist and sees whether the server closes. USER answered -ERR for it
+// leaves the fact unknown: the project never sends a wrong password for
+// a real account.
+func (t *Target) measureFailedPass(ctx context.Context, f *Facts, fail func(string, error)) {
+	if t.ref != nil && t.ref.Profile.FailedLoginDelay.D() > 0 {
+		// The bundled server's own rule, without waiting out its delay.
+		f.FailedPassCloses = triOf(t.ref.Profile.ErrorLimit(false) == 1)
+		f.FailedPassNote = "derived from the bundled server's profile, which delays failed logins"
+		return
+	}
+	c, err := t.Dial(ctx)
+	if err != nil {
+		fail("a refused PASS", err)
+		return
+	}
+	defer c.Close()
+	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
+			fail("a refused PASS", fmt.Errorf("STLS: %v %v", r, err))
+			return
+		}
+	}
+	name, err := randomUser()
+	if err != nil {
+		fail("a refused PASS", err)
+		return
+	}
+	r, err := c.Cmd("USER " + name)
+	if err != nil {
+		fail("a refused PASS", fmt.Errorf("USER: %w", err))
+		return
+	}
+	if !r.OK() {
+		f.FailedPassNote = fmt.Sprintf("USER for an unknown mailbox got %q, so no PASS was refused", r.String())
+		_, _ = c.Quit()
+		return
+	}
+	if r, err = c.Cmd("PASS " + name); err != nil {
+		fail("a refused PASS", fmt.Errorf("PASS: %w", err))
+		return
+	}
+	if !r.Err() {
+		fail("a refused PASS", fmt.Errorf("PASS for the unknown mailbox %s got %q", name, r.String()))
+		return
+	}
+	q, err := c.Quit()
+	switch {
+	case IsServerClose(err):
+		f.FailedPassCloses = Yes
+	case err == nil && q.OK():
+		f.FailedPassCloses = No
+	default:
+		fail("a refused PASS", fmt.Errorf("QUIT after it got %q: %v", q.String(), err))
+	}
+}
+
+// randomUser is a mailbox name no server holds, short enough for the
+// smallest command limit (E0006: 40 octets).
+func randomUser() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1e12))
+	if err != nil {
+		return "", fmt.Errorf("random name: %w", err)
+	}
+	return fmt.Sprintf("nosuch%012d", n), nil
+}
+
+// deriveFacts are the facts of a bundled server, read from its profile:
+// variants of the bundled server start inside specs, where measuring on
+// the wire would mix with the spec's own connections. A test proves the
+// derivation matches what MeasureFacts finds.
+func deriveFacts(p *profile.Profile) Facts {
+	limit := func(n int) ErrorLimit {
+		l := ErrorLimit{Measured: true, Cap: ErrorCap, Replies: ErrorCap}
+		if n > 0 && n <= ErrorCap {
+			l.Closes, l.Replies = true, n
+		}
+		return l
+	}
+	f := Facts{
+		Measured: true, Derived: true,
+		// TODO(refserver): a profile key for a server without CAPA
+		// decides these two once the bundled server has one.
+		CapaAuthorization: Yes, CapaTransaction: Yes,
+		NoopTransaction:  Yes,
+		Authorization:    limit(p.ErrorLimit(false)),
+		Transaction:      limit(p.ErrorLimit(true)),
+		FailedPassCloses: triOf(p.ErrorLimit(false) == 1),
+		Fixture:          FixtureCheck{Name: "alice", Checked: true, Match: true, Sizes: SizesProfile},
+	}
+	if p.ExactSizes {
+		f.Fixture.Sizes = SizesExact
+	}
+	if p.UnknownUserReply == profile.ReplyErr {
+		f.FailedPassCloses = Unknown
+		f.FailedPassNote = "USER for an unknown mailbox gets -ERR, so no PASS is refused"
+	}
+	return f
+}
