@@ -135,6 +135,11 @@ func expectLineRefused(t *harness.Target, dial func() *harness.Conn, n int, why 
 	c, short, long := userOfLength(dial, n)
 	ExpectWithOffset(1, long.Err()).To(BeTrue(), "a %d-octet command (%s): want -ERR, got %q", n, why, long)
 	if short.Err() {
+		if long.Text == "" && short.Text == "" {
+			// V0001 judges the missing text; nothing here tells a refusal
+			// for the length from one for the unknown name.
+			verdict.SkipInconclusive("the server answers both a short USER for an unknown name and the %d-octet command with a bare -ERR, so the reply cannot show that the line was refused for its length (%s)", n, why)
+		}
 		ExpectWithOffset(1, long.Text).NotTo(Equal(short.Text), "a %d-octet command got the same -ERR as a short USER for an unknown name, so it was taken as a command (%s)", n, why)
 	}
 	expectAfterOverlong(t, c)

@@ -102,7 +102,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 				Expect(err).NotTo(HaveOccurred(), "the profile closes after one -ERR")
 				return
 			}
-			Expect(harness.LoginUserPass(c, a)).To(Succeed(), "identify with USER/PASS after the refused %s", line)
+			Expect(loginAgain(c, a)).To(Succeed(), "identify with USER/PASS after the refused %s", line)
 			expectOK(cmd(c, "STAT"), "STAT once identified")
 		})
 	}

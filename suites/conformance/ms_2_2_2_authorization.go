@@ -60,7 +60,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 		if closedAfterErr(t, c, 2) {
 			return
 		}
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the failed attempt")
+		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the failed attempt")
 		expectOK(cmd(c, "STAT"), "STAT once authenticated")
 	})
 })

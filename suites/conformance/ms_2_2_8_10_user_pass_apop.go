@@ -79,7 +79,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 		needTLS(err)
 		Expect(err).NotTo(HaveOccurred(), "STLS")
 		expectOK(r, "STLS")
-		Expect(harness.LoginUserPass(c2, a)).To(Succeed(), "USER/PASS under TLS")
+		Expect(loginAgain(c2, a)).To(Succeed(), "USER/PASS under TLS")
 	})
 })
 

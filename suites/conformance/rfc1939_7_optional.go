@@ -283,7 +283,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		a := need(t.Account(ctx))
 		c := authDial(ctx, t)
 		expectErr(cmd(c, "USER"), "USER without a name")
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the failed USER")
+		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the failed USER")
 		stat(c)
 		// And QUIT is accepted after a failed USER too.
 		c2 := authDial(ctx, t)
@@ -303,7 +303,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 			// means no USER failed.
 			verdict.SkipInconclusive("the server accepted USER for an unknown name (%s), so no USER failed", r.String())
 		}
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the failed USER")
+		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the failed USER")
 		stat(c)
 	})
 
@@ -340,7 +340,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		expectOK(cmd(c, "USER "+a.User), "USER")
 		expectErr(cmd(c, "PASS "+a.Password+"-wrong"), "a wrong PASS")
 		expectErr(cmd(c, "STAT"), "STAT after a wrong PASS: still AUTHORIZATION")
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the rejected PASS")
+		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the rejected PASS")
 		stat(c)
 	})
 
@@ -450,7 +450,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			expectErr(cmd(c, "PASS "+pw.Password+"-wrong"), "a wrong PASS")
 		}, true},
 		{"in TRANSACTION after USER and PASS", 0, func(c *harness.Conn, _, pw harness.Account) {
-			Expect(harness.LoginUserPass(c, pw)).To(Succeed())
+			Expect(loginAgain(c, pw)).To(Succeed())
 		}, false},
 		{"in TRANSACTION after APOP", 0, func(c *harness.Conn, a, _ harness.Account) {
 			stamp, _ := apopTimestamp(c.Greeting)
@@ -501,6 +501,6 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			line = "APOP x " + apopDigest("<1.2@example>", a.Password)
 		}
 		expectErr(cmd(c, line), "APOP on a server without APOP")
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER and PASS after the refused APOP")
+		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the refused APOP")
 	})
 })

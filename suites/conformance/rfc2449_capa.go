@@ -269,7 +269,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 		c := plaintextReady(ctx, t)
 		needTag(needCapa(c), "USER", "where plaintext logins are allowed")
 		a := need(t.Account(ctx))
-		Expect(harness.LoginUserPass(c, a)).To(Succeed())
+		Expect(loginAgain(c, a)).To(Succeed())
 		expectOK(cmd(c, "STAT"), "STAT after USER/PASS")
 	})
 
@@ -298,7 +298,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 		for _, line := range []string{"STAT", "XYZZY", "USER " + a.User, "PASS x" + a.Password, "PASS nouser"} {
 			seen = append(seen, cmd(c, line))
 		}
-		Expect(harness.LoginUserPass(c, a)).To(Succeed())
+		Expect(loginAgain(c, a)).To(Succeed())
 		for _, line := range []string{"RETR 999999", "DELE 0", "LIST x", "TOP 1", "RSET"} {
 			seen = append(seen, cmd(c, line))
 		}

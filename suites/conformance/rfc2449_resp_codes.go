@@ -149,7 +149,7 @@ func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
 	for _, line := range []string{"STAT", "NOOP", long, "USER " + a.User, "PASS x" + a.Password} {
 		c = send(c, line, errBudgetIn(t, false), reopenAuth)
 	}
-	Expect(harness.LoginUserPass(c, a)).To(Succeed())
+	Expect(loginAgain(c, a)).To(Succeed())
 	errs = 0
 	reopenTx := func() *harness.Conn { return loginAs(ctx, t, a) }
 	lines := []string{"STAT", "NOOP", "LIST 1", "UIDL 1", "RETR 999999", "DELE 999999", "RSET", longTx,

@@ -38,7 +38,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		k := readCapa(c)
 		Expect(k.OK).To(BeTrue(), "CAPA under TLS")
 		Expect(k.Has("STLS")).To(BeFalse(), "STLS listed while TLS is active: %v", k.Order)
-		Expect(harness.LoginUserPass(c, need(t.Account(ctx)))).To(Succeed())
+		Expect(loginAgain(c, need(t.Account(ctx)))).To(Succeed())
 		Expect(readCapa(c).Has("STLS")).To(BeFalse(), "STLS listed in TRANSACTION")
 	})
 
@@ -282,6 +282,6 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 		if slices.Contains(v.Profile.SASL, "PLAIN") {
 			Expect(upperAll(after.Params("SASL"))).To(ContainElement("PLAIN"), "SASL PLAIN under TLS")
 		}
-		Expect(harness.LoginUserPass(c, a)).To(Succeed(), "USER/PASS under TLS")
+		Expect(loginAgain(c, a)).To(Succeed(), "USER/PASS under TLS")
 	})
 })

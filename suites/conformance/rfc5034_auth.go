@@ -47,7 +47,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		c := plaintextReady(ctx, t)
 		needAUTH(c)
 		a := need(t.Account(ctx))
-		Expect(harness.LoginUserPass(c, a)).To(Succeed())
+		Expect(loginAgain(c, a)).To(Succeed())
 		r := cmd(c, "AUTH PLAIN")
 		expectErr(r, "AUTH PLAIN in TRANSACTION")
 		expectOK(cmd(c, "STAT"), "STAT after the refused AUTH")
