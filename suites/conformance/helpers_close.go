@@ -76,14 +76,18 @@ func explainClose(c *harness.Conn, line string, err error) {
 // the session: the smaller of the profile's limit and the measured one,
 // 0 when neither closes.
 func errorLimit(t *harness.Target, transaction bool) int {
-	p, m := t.Profile.ErrorLimit(transaction), t.Facts().ErrorLimitIn(transaction)
+	return minLimit(t.Profile.ErrorLimit(transaction), t.Facts().ErrorLimitIn(transaction))
+}
+
+// minLimit is the smaller of two limits where 0 means none.
+func minLimit(a, b int) int {
 	switch {
-	case p == 0:
-		return m
-	case m == 0:
-		return p
+	case a == 0:
+		return b
+	case b == 0:
+		return a
 	}
-	return min(p, m)
+	return min(a, b)
 }
 
 // measuredSmaller reports whether the measured error limit of a state is

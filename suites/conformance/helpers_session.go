@@ -140,14 +140,7 @@ func noSuchUser() string {
 // consecutive ones, or only unknown commands), never more, so keeping
 // within the budget is always safe.
 func errBudget(t *harness.Target) int {
-	a, x := errBudgetIn(t, false), errBudgetIn(t, true)
-	switch {
-	case a == 0:
-		return x
-	case x == 0:
-		return a
-	}
-	return min(a, x)
+	return minLimit(errBudgetIn(t, false), errBudgetIn(t, true))
 }
 
 // errBudgetIn is errBudget for AUTHORIZATION (transaction false) or
