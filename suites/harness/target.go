@@ -280,6 +280,7 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		name += " (implicit TLS)"
 	}
 	c := newConn(nc, newTranscript(name), false)
+	c.g = t.guard()
 	if t.ref != nil {
 		c.closeWait = closeWaitReference
 	}
@@ -304,6 +305,19 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 	}
 	c.Greeting = g
 	return c, nil
+}
+
+// guard is what the target's connections check their lines against:
+// against a remote host the run's permissions and the configured
+// accounts, on the bundled server (the suite's own) a tally only.
+func (t *Target) guard() *guard {
+	g := &guard{rec: t.rec}
+	if t.ref == nil {
+		c := t.Config
+		g.enforce, g.allow = true, c.Allow
+		g.accounts = []Account{{User: c.User, Password: c.Password}, {User: c.User2, Password: c.Password2}}
+	}
+	return g
 }
 
 // Account returns a login whose maildrop holds the fixture "alice" when

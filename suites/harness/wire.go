@@ -133,6 +133,10 @@ type Conn struct {
 	// inSASL is true between an AUTH command and its final status, so that
 	// every client line in between is redacted.
 	inSASL bool
+	// g classifies, tallies and admits every line written (nil: no
+	// tally, no refusal); ws is what it remembers between lines.
+	g  *guard
+	ws wireState
 	// ctx bounds the connection's life (nil: no bound): once it ends,
 	// every read and write fails with ErrInterrupted, and one in progress
 	// is cut short.
@@ -229,8 +233,13 @@ func (c *Conn) CloseWrite() error {
 
 // SendRaw writes b exactly as given. Each line of b is recorded (and
 // redacted) on its own, so a pipelined USER/PASS batch keeps its password
-// out of the transcript too.
+// out of the transcript too. Against a remote host nothing of b is
+// written when a line of it belongs to a class the run does not allow
+// (ErrNotAllowed).
 func (c *Conn) SendRaw(b []byte) error {
+	if err := c.admit(b); err != nil {
+		return err
+	}
 	for rest := b; len(rest) > 0; {
 		line := rest
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
@@ -326,6 +335,7 @@ func (c *Conn) ReadReply() (Reply, error) {
 	r := parseReply(raw)
 	if r.Status != "+" {
 		c.inSASL = false
+		c.endSASL()
 	}
 	return r, nil
 }
