@@ -57,6 +57,7 @@ func Config(req cli.Request) harness.Config {
 		ReferenceProfile:   req.ReferenceProfile,
 		MailboxFixture:     req.MailboxFixture,
 		Allow: harness.Permissions{
+			Reversible: req.AllowReversible,
 			Mutating:   req.AllowMutating,
 			Disruptive: req.AllowDisruptive,
 			Slow:       req.AllowSlow,
@@ -108,7 +109,7 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 	repCfg := types.ReporterConfig{NoColor: true, Succinct: true, SilenceSkips: true}
 
 	conformance.UseConfig(cfg)
-	gomega.RegisterFailHandler(ginkgo.Fail)
+	gomega.RegisterFailHandler(conformance.FailHandler)
 	registerProgress(p, waitsOf(cfg))
 	// Ginkgo's console reporter would print failures, transcripts
 	// included, to stdout; the probe prints its own lines and writes the

@@ -75,8 +75,11 @@ type wireState struct {
 	step int
 }
 
-// guard is what a connection knows to classify and admit its lines.
-type guard struct {
+// LineGuard classifies, tallies and admits the lines written on one
+// connection. Conn uses one for every write; specs that write on a
+// connection of their own (a raw socket, a third-party client) pass each
+// write through Admit first.
+type LineGuard struct {
 	rec *Recorder
 	// accounts are the configured accounts of a remote host: their
 	// failed logins count as failed-login.
@@ -84,28 +87,69 @@ type guard struct {
 	// enforce is true on a remote host, where allow decides.
 	enforce bool
 	allow   Permissions
+	ws      wireState
+	// greeting is the server's greeting text, for APOP digests.
+	greeting string
+	// note records a refusal in the connection's transcript (may be nil).
+	note func(string)
+}
+
+// LineGuard returns a guard for one new connection to the target:
+// against a remote host it enforces the run's permissions and knows the
+// configured accounts; on the bundled server (the suite's own) it only
+// tallies. The recorder counts what it lets through.
+func (t *Target) LineGuard() *LineGuard {
+	g := &LineGuard{rec: t.rec}
+	if t.ref == nil {
+		c := t.Config
+		g.enforce, g.allow = true, c.Allow
+		g.accounts = []Account{{User: c.User, Password: c.Password}, {User: c.User2, Password: c.Password2}}
+	}
+	t.rec.guard(g)
+	return g
+}
+
+// SetGreeting tells the guard the server's greeting text, whose APOP
+// timestamp decides whether an APOP digest is right.
+func (l *LineGuard) SetGreeting(text string) {
+	if l != nil {
+		l.greeting = text
+	}
+}
+
+// Reply tells the guard the status of a server reply: any but a SASL
+// continuation ends an AUTH exchange.
+func (l *LineGuard) Reply(status string) {
+	if l != nil && status != "+" {
+		l.ws.mech, l.ws.step = "", 0
+	}
 }
 
 // permits says whether the run may send a line of class c.
-func (g *guard) permits(c CommandClass) error {
-	if g == nil || !g.enforce {
+func (l *LineGuard) permits(c CommandClass) error {
+	if l == nil || !l.enforce {
 		return nil
 	}
 	switch {
-	case c == ClassDele && !g.allow.AllowsReversible():
+	case c == ClassDele && !l.allow.AllowsReversible():
 		return fmt.Errorf("%w: DELE marks mail deleted; allow with %s=reversible (probe: --allow-reversible)", ErrNotAllowed, EnvAllow)
-	case c == ClassFailedLogin && !g.allow.Disruptive:
+	case c == ClassFailedLogin && !l.allow.Disruptive:
 		return fmt.Errorf("%w: a failed login of a configured account may lock it out; allow with %s=disruptive (probe: --allow-disruptive)", ErrNotAllowed, EnvAllow)
 	}
 	return nil
 }
 
-// admit classifies the lines of b as the server will read them, after
-// whatever part of a line earlier writes left unfinished. Unless one of
-// them is refused, it tallies the lines b completes and keeps the state;
-// a refused write leaves both untouched, so nothing of b is sent.
-func (c *Conn) admit(b []byte) error {
-	st := c.ws
+// Admit classifies the lines of b as the server will read them, after
+// whatever part of a line earlier writes left unfinished. It returns
+// ErrNotAllowed, and b must not be written, when a line of b belongs to a
+// class the run does not allow on this target. Otherwise it tallies the
+// lines b completes and keeps the state. A refused write leaves both
+// untouched, so nothing of b goes out. A nil guard admits everything.
+func (l *LineGuard) Admit(b []byte) error {
+	if l == nil {
+		return nil
+	}
+	st := l.ws
 	st.pending = bytes.Clone(st.pending)
 	var done []CommandClass
 	for rest := b; len(rest) > 0; {
@@ -116,12 +160,14 @@ func (c *Conn) admit(b []byte) error {
 		rest = rest[len(frag):]
 		line := append(st.pending, frag...)
 		complete := line[len(line)-1] == '\n'
-		class := c.classify(&st, line, complete)
-		if err := c.g.permits(class); err != nil {
-			if c.g != nil && c.g.rec != nil {
-				c.g.rec.refuse(class, err)
+		class := l.classify(&st, line, complete)
+		if err := l.permits(class); err != nil {
+			if l.rec != nil {
+				l.rec.refuse(class, err)
 			}
-			c.tr.note(fmt.Sprintf("not sent (%s): %s", class, err))
+			if l.note != nil {
+				l.note(fmt.Sprintf("not sent (%s): %s", class, err))
+			}
 			return err
 		}
 		if complete {
@@ -131,9 +177,9 @@ func (c *Conn) admit(b []byte) error {
 			st.pending = line
 		}
 	}
-	c.ws = st
-	if c.g != nil && c.g.rec != nil {
-		c.g.rec.tally(done...)
+	l.ws = st
+	if l.rec != nil {
+		l.rec.tally(done...)
 	}
 	return nil
 }
@@ -142,7 +188,7 @@ func (c *Conn) admit(b []byte) error {
 // updates st with what the line tells about the session. A DELE anywhere
 // a lenient server could see one wins over every other class, then a
 // failed login, then malformation.
-func (c *Conn) classify(st *wireState, line []byte, complete bool) CommandClass {
+func (l *LineGuard) classify(st *wireState, line []byte, complete bool) CommandClass {
 	text := string(bytes.TrimRight(line, "\r\n"))
 	if hasDele(line) {
 		return ClassDele
@@ -153,18 +199,18 @@ func (c *Conn) classify(st *wireState, line []byte, complete bool) CommandClass 
 	var class CommandClass
 	switch {
 	case inSASL:
-		class = c.saslResponse(st, text, complete)
+		class = l.saslResponse(st, text, complete)
 	case kw == "USER":
 		if complete {
 			st.user = strings.TrimRight(arg, " \t")
 		}
 		class = ClassLogin
 	case kw == "PASS":
-		class = c.passClass(st.user, text)
+		class = l.passClass(st.user, text)
 	case kw == "APOP":
-		class = c.apopClass(arg)
+		class = l.apopClass(arg)
 	case kw == "AUTH":
-		class = c.authClass(st, arg, complete)
+		class = l.authClass(st, arg, complete)
 	default:
 		var ok bool
 		if class, ok = keywordClass[kw]; !ok {
@@ -211,11 +257,8 @@ func malformed(line []byte, complete bool) bool {
 
 // account returns the configured account named user, if any. Servers may
 // fold the case of names, so the comparison does too.
-func (g *guard) account(user string) (Account, bool) {
-	if g == nil {
-		return Account{}, false
-	}
-	for _, a := range g.accounts {
+func (l *LineGuard) account(user string) (Account, bool) {
+	for _, a := range l.accounts {
 		if a.User != "" && strings.EqualFold(a.User, user) {
 			return a, true
 		}
@@ -225,8 +268,8 @@ func (g *guard) account(user string) (Account, bool) {
 
 // passClass judges PASS: the password is everything after one separator
 // (RFC 1939 lets it hold spaces).
-func (c *Conn) passClass(user, text string) CommandClass {
-	a, ok := c.g.account(user)
+func (l *LineGuard) passClass(user, text string) CommandClass {
+	a, ok := l.account(user)
 	if !ok {
 		return ClassLogin
 	}
@@ -241,13 +284,13 @@ func (c *Conn) passClass(user, text string) CommandClass {
 }
 
 // apopClass judges APOP name digest against the greeting's timestamp.
-func (c *Conn) apopClass(arg string) CommandClass {
+func (l *LineGuard) apopClass(arg string) CommandClass {
 	name, digest, _ := cutSep(arg)
-	a, ok := c.g.account(name)
+	a, ok := l.account(name)
 	if !ok {
 		return ClassLogin
 	}
-	g := c.Greeting.Text
+	g := l.greeting
 	i, j := strings.IndexByte(g, '<'), strings.LastIndexByte(g, '>')
 	if i < 0 || j < i {
 		return ClassFailedLogin
@@ -260,7 +303,7 @@ func (c *Conn) apopClass(arg string) CommandClass {
 }
 
 // authClass judges an AUTH line and starts the exchange it opens.
-func (c *Conn) authClass(st *wireState, arg string, complete bool) CommandClass {
+func (l *LineGuard) authClass(st *wireState, arg string, complete bool) CommandClass {
 	mech, ir, _ := cutSep(arg)
 	mech = strings.ToUpper(mech)
 	if complete {
@@ -269,13 +312,13 @@ func (c *Conn) authClass(st *wireState, arg string, complete bool) CommandClass 
 	if ir == "" {
 		return ClassLogin
 	}
-	return c.saslResponse(st, ir, complete)
+	return l.saslResponse(st, ir, complete)
 }
 
 // saslResponse judges one client response of an AUTH exchange; PLAIN and
 // LOGIN carry the password, other mechanisms cannot be judged and count
 // as logins.
-func (c *Conn) saslResponse(st *wireState, text string, complete bool) CommandClass {
+func (l *LineGuard) saslResponse(st *wireState, text string, complete bool) CommandClass {
 	mech, step := st.mech, st.step
 	if complete {
 		st.step++
@@ -289,45 +332,41 @@ func (c *Conn) saslResponse(st *wireState, text string, complete bool) CommandCl
 	}
 	switch mech {
 	case "PLAIN":
-		return c.plainClass(string(raw))
+		return l.plainClass(string(raw))
 	case "LOGIN":
 		if step == 0 {
 			st.user = string(raw)
 			return ClassLogin
 		}
-		return c.passClass(st.user, "PASS "+string(raw))
+		return l.passClass(st.user, "PASS "+string(raw))
 	}
 	return ClassLogin
 }
 
 // plainClass judges an RFC 4616 message: a configured account's name in
 // it makes it a failed login unless it is exactly right.
-func (c *Conn) plainClass(msg string) CommandClass {
+func (l *LineGuard) plainClass(msg string) CommandClass {
 	parts := strings.Split(msg, "\x00")
 	if len(parts) == 3 {
 		authz, authc, pw := parts[0], parts[1], parts[2]
-		if a, ok := c.g.account(authc); ok && pw == a.Password && (authz == "" || authz == authc) {
+		if a, ok := l.account(authc); ok && pw == a.Password && (authz == "" || authz == authc) {
 			return ClassLogin
 		}
 	}
 	for _, p := range parts {
-		if _, ok := c.g.account(p); ok {
+		if _, ok := l.account(p); ok {
 			return ClassFailedLogin
 		}
 	}
 	return ClassLogin
 }
 
-// endSASL ends the exchange the classifier follows once the server sent
-// a final status.
-func (c *Conn) endSASL() { c.ws.mech, c.ws.step = "", 0 }
-
 // unfinished returns the class of a line left without its end, for the
 // tally when the connection is flushed ("" when none).
-func (c *Conn) unfinished() CommandClass {
-	if len(c.ws.pending) == 0 {
+func (l *LineGuard) unfinished() CommandClass {
+	if l == nil || len(l.ws.pending) == 0 {
 		return ""
 	}
-	st := c.ws
-	return c.classify(&st, st.pending, false)
+	st := l.ws
+	return l.classify(&st, st.pending, false)
 }

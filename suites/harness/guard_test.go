@@ -55,10 +55,12 @@ func guardedConn(t *testing.T, allow Permissions) (*Conn, *Recorder, *recordingP
 	t.Cleanup(func() { client.Close(); server.Close() })
 	rec := &Recorder{}
 	c := newConn(client, newTranscript("test"), false)
-	c.g = &guard{rec: rec, enforce: true, allow: allow,
+	c.guard = &LineGuard{rec: rec, enforce: true, allow: allow, note: c.tr.note,
 		accounts: []Account{{User: testUser, Password: testPassword}, {User: "", Password: ""}}}
 	c.Greeting = parseReply([]byte("+OK POP3 server ready " + testStamp + "\r\n"))
+	c.guard.SetGreeting(c.Greeting.Text)
 	rec.track(c)
+	rec.guard(c.guard)
 	return c, rec, peer
 }
 
@@ -143,7 +145,7 @@ func TestClassifyLineByLine(t *testing.T) {
 		{"dElE 3\r\n", ClassDele},
 		{"RSET\r\n", ClassReset},
 	} {
-		if got := c.classify(&st, []byte(tc.line), true); got != tc.want {
+		if got := c.guard.classify(&st, []byte(tc.line), true); got != tc.want {
 			t.Errorf("classify(%q) = %s, want %s", tc.line, got, tc.want)
 		}
 	}
@@ -216,7 +218,7 @@ func TestGuardRefuses(t *testing.T) {
 // DELE goes out and is counted.
 func TestBundledServerNotGuarded(t *testing.T) {
 	c, rec, peer := guardedConn(t, Permissions{})
-	c.g.enforce = false
+	c.guard.enforce = false
 	if err := c.Send("DELE 1"); err != nil {
 		t.Fatal(err)
 	}

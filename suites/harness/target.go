@@ -280,7 +280,8 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		name += " (implicit TLS)"
 	}
 	c := newConn(nc, newTranscript(name), false)
-	c.g = t.guard()
+	c.guard = t.LineGuard()
+	c.guard.note = c.tr.note
 	if t.ref != nil {
 		c.closeWait = closeWaitReference
 	}
@@ -304,20 +305,8 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		return c, fmt.Errorf("greeting: %w", err)
 	}
 	c.Greeting = g
+	c.guard.SetGreeting(g.Text)
 	return c, nil
-}
-
-// guard is what the target's connections check their lines against:
-// against a remote host the run's permissions and the configured
-// accounts, on the bundled server (the suite's own) a tally only.
-func (t *Target) guard() *guard {
-	g := &guard{rec: t.rec}
-	if t.ref == nil {
-		c := t.Config
-		g.enforce, g.allow = true, c.Allow
-		g.accounts = []Account{{User: c.User, Password: c.Password}, {User: c.User2, Password: c.Password2}}
-	}
-	return g
 }
 
 // Account returns a login whose maildrop holds the fixture "alice" when

@@ -147,8 +147,9 @@ func (t *Transcript) String() string {
 // and for the whole run the classes of the lines the client sent (see
 // CommandClass).
 type Recorder struct {
-	mu    sync.Mutex
-	conns []*Conn
+	mu     sync.Mutex
+	conns  []*Conn
+	guards []*LineGuard
 	// sent and refused count lines per class over the run; refusal is
 	// the first refused write since the last Flush.
 	sent, refused map[CommandClass]int
@@ -158,6 +159,12 @@ type Recorder struct {
 func (r *Recorder) track(c *Conn) {
 	r.mu.Lock()
 	r.conns = append(r.conns, c)
+	r.mu.Unlock()
+}
+
+func (r *Recorder) guard(g *LineGuard) {
+	r.mu.Lock()
+	r.guards = append(r.guards, g)
 	r.mu.Unlock()
 }
 
@@ -216,18 +223,20 @@ func (r *Recorder) Refusal() error {
 // the order they were opened, then forgets them and any refusal.
 func (r *Recorder) Flush() string {
 	r.mu.Lock()
-	conns := r.conns
-	r.conns = nil
+	conns, guards := r.conns, r.guards
+	r.conns, r.guards = nil, nil
 	r.refusal = nil
 	r.mu.Unlock()
 	var sb strings.Builder
 	for _, c := range conns {
 		_ = c.nc.Close()
-		// A line left without its end reached the server all the same.
-		if class := c.unfinished(); class != "" {
+		sb.WriteString(c.tr.String())
+	}
+	// A line left without its end reached the server all the same.
+	for _, g := range guards {
+		if class := g.unfinished(); class != "" {
 			r.tally(class)
 		}
-		sb.WriteString(c.tr.String())
 	}
 	return sb.String()
 }

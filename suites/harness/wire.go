@@ -133,10 +133,9 @@ type Conn struct {
 	// inSASL is true between an AUTH command and its final status, so that
 	// every client line in between is redacted.
 	inSASL bool
-	// g classifies, tallies and admits every line written (nil: no
-	// tally, no refusal); ws is what it remembers between lines.
-	g  *guard
-	ws wireState
+	// guard classifies, tallies and admits every line written (nil: no
+	// tally, no refusal).
+	guard *LineGuard
 	// ctx bounds the connection's life (nil: no bound): once it ends,
 	// every read and write fails with ErrInterrupted, and one in progress
 	// is cut short.
@@ -237,7 +236,7 @@ func (c *Conn) CloseWrite() error {
 // written when a line of it belongs to a class the run does not allow
 // (ErrNotAllowed).
 func (c *Conn) SendRaw(b []byte) error {
-	if err := c.admit(b); err != nil {
+	if err := c.guard.Admit(b); err != nil {
 		return err
 	}
 	for rest := b; len(rest) > 0; {
@@ -335,8 +334,8 @@ func (c *Conn) ReadReply() (Reply, error) {
 	r := parseReply(raw)
 	if r.Status != "+" {
 		c.inSASL = false
-		c.endSASL()
 	}
+	c.guard.Reply(r.Status)
 	return r, nil
 }
 
