@@ -11,6 +11,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -102,16 +103,7 @@ func CountsText(m map[string]int) string {
 	if len(m) == 0 {
 		return "none"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
+	return joinSorted(m, func(k string, v int) string { return fmt.Sprintf("%s %d", k, v) })
 }
 
 // AllowedText names the permissions of the run, "readonly only" when
@@ -235,14 +227,16 @@ func (st Statement) ExpectedText() string { return keyValues(st.Expected) }
 func (st Statement) ObservedText() string { return keyValues(st.Observed) }
 
 func keyValues(m map[string]any) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	return joinSorted(m, func(k string, v any) string { return k + "=" + ShowValue(v) })
+}
+
+// joinSorted shows each entry of m with show, in key order, joined by
+// commas.
+func joinSorted[V any](m map[string]V, show func(string, V) string) string {
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + ShowValue(m[k])
+		parts[i] = show(k, m[k])
 	}
 	return strings.Join(parts, ", ")
 }

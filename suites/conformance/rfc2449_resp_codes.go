@@ -40,31 +40,34 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 		}
 	})
 
-	Spec("answers every command with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, r := range provokeReplies(ctx, t) {
+	statusSyntax := func(replies []harness.Reply) {
+		for _, r := range replies {
 			Expect(statusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
 		}
+	}
+	within512 := func(replies []harness.Reply) {
+		for _, r := range replies {
+			Expect(len(r.Raw)).To(BeNumerically("<=", rfcMaxResponseOctets), "%q has %d octets", r.String(), len(r.Raw))
+		}
+	}
+
+	Spec("answers every command with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		statusSyntax(provokeReplies(ctx, t))
 	})
 
 	Spec("keeps every first line within 512 octets, even when a long argument could be echoed", IDs("RFC2449-4-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, r := range provokeReplies(ctx, t) {
-			Expect(len(r.Raw)).To(BeNumerically("<=", rfcMaxResponseOctets), "%q has %d octets", r.String(), len(r.Raw))
-		}
+		within512(provokeReplies(ctx, t))
 	})
 
 	// The same for DELE with arguments that name no message: a server
 	// that takes one anyway marks mail, which the close without QUIT
 	// undoes.
 	Spec("answers DELE with bad and long arguments with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		for _, r := range provokeDeleReplies(ctx, t) {
-			Expect(statusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
-		}
+		statusSyntax(provokeDeleReplies(ctx, t))
 	})
 
 	Spec("keeps the first line of a reply to DELE with a long argument within 512 octets", IDs("RFC2449-4-resp-512"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		for _, r := range provokeDeleReplies(ctx, t) {
-			Expect(len(r.Raw)).To(BeNumerically("<=", rfcMaxResponseOctets), "%q has %d octets", r.String(), len(r.Raw))
-		}
+		within512(provokeDeleReplies(ctx, t))
 	})
 
 	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, func(ctx SpecContext, t *harness.Target) {
