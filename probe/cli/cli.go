@@ -43,6 +43,7 @@ type Request struct {
 	Profile            string
 	ReferenceProfile   string
 	MailboxFixture     string
+	AllowReversible    bool
 	AllowMutating      bool
 	AllowDisruptive    bool
 	AllowSlow          bool
@@ -51,13 +52,14 @@ type Request struct {
 	Timeout time.Duration
 }
 
-// Allowed names the classes the user allowed, for the report.
+// Allowed names the classes the run allows, for the report: mutating
+// allows reversible too.
 func (r Request) Allowed() []string {
 	var out []string
 	for _, a := range []struct {
 		on   bool
 		name string
-	}{{r.AllowMutating, "mutating"}, {r.AllowDisruptive, "disruptive"}, {r.AllowSlow, "slow"}} {
+	}{{r.AllowReversible || r.AllowMutating, "reversible"}, {r.AllowMutating, "mutating"}, {r.AllowDisruptive, "disruptive"}, {r.AllowSlow, "slow"}} {
 		if a.on {
 			out = append(out, a.name)
 		}
@@ -253,7 +255,9 @@ Expectations and safety:
   --reference-profile NAME|FILE
                            bundled server only: it behaves as this profile while the specs
                            expect --profile (see what a deviating server's report looks like)
-  --allow-mutating         run specs that delete or change mail
+  --allow-reversible       run specs that mark mail deleted and undo it with RSET or a
+                           close without QUIT (the undo relies on the server)
+  --allow-mutating         run specs that delete or change mail (implies --allow-reversible)
   --allow-disruptive       run specs that wait out timeouts, contend for locks, open many connections
   --slow                   run specs that wait for real server timers (minutes)
   --label-filter EXPR      Ginkgo label filter, e.g. 'req: containsAny {V0008}'
@@ -263,8 +267,10 @@ Expectations and safety:
                            closest profile then goes by statements. The runs go in parallel for
                            the bundled server, one after another against --host. The exit code
                            comes from the --profile run alone.
-  Readonly specs only by default; a spec that needs a permission is
-  reported as not-run with the flag that would enable it.
+  Readonly specs only by default: no DELE in any form, no failed login of
+  --user or --user2. A spec that needs a permission is reported as not-run
+  with the flag that would enable it; a line the permissions forbid is
+  never written (the report counts the command classes sent).
 
 Output:
   --out DIR                report directory (default reports/latest)

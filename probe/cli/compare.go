@@ -83,7 +83,7 @@ func compareArgs(o runOptions, prof, out string) []string {
 	for _, f := range []struct {
 		on   bool
 		flag string
-	}{{o.AllowMutating, "--allow-mutating"}, {o.AllowDisruptive, "--allow-disruptive"}, {o.AllowSlow, "--slow"}} {
+	}{{o.AllowReversible, "--allow-reversible"}, {o.AllowMutating, "--allow-mutating"}, {o.AllowDisruptive, "--allow-disruptive"}, {o.AllowSlow, "--slow"}} {
 		if f.on {
 			a = append(a, f.flag)
 		}

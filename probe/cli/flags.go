@@ -112,6 +112,7 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	// while the specs expect --profile.
 	fs.StringVar(&o.ReferenceProfile, "reference-profile", "", "")
 	fs.StringVar(&o.MailboxFixture, "mailbox-fixture", "", "")
+	fs.BoolVar(&o.AllowReversible, "allow-reversible", false, "")
 	fs.BoolVar(&o.AllowMutating, "allow-mutating", false, "")
 	fs.BoolVar(&o.AllowDisruptive, "allow-disruptive", false, "")
 	fs.BoolVar(&o.AllowSlow, "slow", false, "")

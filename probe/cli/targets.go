@@ -139,6 +139,9 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 		prof = t.Profile
 	}
 	add("--profile", prof)
+	if o.AllowReversible {
+		a = append(a, "--allow-reversible")
+	}
 	if o.AllowMutating {
 		a = append(a, "--allow-mutating")
 	}

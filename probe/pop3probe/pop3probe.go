@@ -41,7 +41,10 @@ type Options struct {
 	Profile string
 	// MailboxFixture declares that User's maildrop holds exactly that
 	// fixture account's mail.
-	MailboxFixture                       string
+	MailboxFixture string
+	// AllowReversible lets specs mark mail deleted and undo it (RSET, a
+	// close without QUIT); AllowMutating implies it.
+	AllowReversible                      bool
 	AllowMutating, AllowDisruptive, Slow bool
 	// LabelFilter is a Ginkgo label filter such as "!slow".
 	LabelFilter string
@@ -61,7 +64,7 @@ func (o Options) request() (cli.Request, error) {
 		TLS: o.TLS, InsecureSkipVerify: o.InsecureSkipVerify, ServerName: o.ServerName, CAFile: o.CAFile,
 		User: o.User, Password: o.Password, User2: o.User2, Password2: o.Password2,
 		Profile: o.Profile, MailboxFixture: o.MailboxFixture,
-		AllowMutating: o.AllowMutating, AllowDisruptive: o.AllowDisruptive, AllowSlow: o.Slow,
+		AllowReversible: o.AllowReversible, AllowMutating: o.AllowMutating, AllowDisruptive: o.AllowDisruptive, AllowSlow: o.Slow,
 		LabelFilter: o.LabelFilter, Timeout: o.Timeout,
 	}
 	if req.Profile == "" {

@@ -19,6 +19,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"class":    func(v verdict.Verdict) string { return "v-" + string(v) },
 	"time":     func(r *Report) string { return r.StartTime.UTC().Format("2006-01-02 15:04:05 MST") },
 	"join":     strings.Join,
+	"counts":   CountsText,
 	"show":     ShowValue,
 	"difftext": func(d ProfileDifference, name string) string { return d.Text(name) },
 }).Parse(`<!DOCTYPE html>
@@ -53,7 +54,9 @@ details summary{cursor:pointer}
 <dt>Profile</dt><dd>{{.Profile}}</dd>
 {{if not .StartTime.IsZero}}<dt>Started</dt><dd>{{time .}}, took {{printf "%.1f" .DurationSeconds}} s</dd>{{end}}
 <dt>Tool</dt><dd>{{.Tool.Name}} {{.Tool.Version}}</dd>
-{{with .Target.Allowed}}<dt>Allowed</dt><dd>{{join . ", "}}</dd>{{end}}
+<dt>Allowed</dt><dd>{{.Target.AllowedText}}</dd>
+{{with .Commands}}<dt>Commands sent, by class</dt><dd>{{counts .Sent}}</dd>
+{{with .Refused}}<dt>Kept from the server (not allowed)</dt><dd>{{counts .}}</dd>{{end}}{{end}}
 {{with .Target.LabelFilter}}<dt>Label filter</dt><dd><code>{{.}}</code></dd>{{end}}
 {{with .Target.Certificate}}<dt>Certificate</dt><dd>{{.Text}}</dd>{{end}}
 </dl>

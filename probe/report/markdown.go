@@ -27,8 +27,12 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		p("- **Started:** %s, took %.1fs\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), r.DurationSeconds)
 	}
 	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
-	if len(r.Target.Allowed) > 0 {
-		p("- **Allowed:** %s\n", strings.Join(r.Target.Allowed, ", "))
+	p("- **Allowed:** %s\n", r.Target.AllowedText())
+	if c := r.Commands; c != nil {
+		p("- **Commands sent, by class:** %s\n", CountsText(c.Sent))
+		if len(c.Refused) > 0 {
+			p("- **Kept from the server (not allowed):** %s\n", CountsText(c.Refused))
+		}
 	}
 	if r.Target.LabelFilter != "" {
 		p("- **Label filter:** `%s`\n", strings.ReplaceAll(r.Target.LabelFilter, "`", "'"))

@@ -11,6 +11,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -41,6 +42,9 @@ type Report struct {
 	// (no connection, bad configuration); the statements are then not run.
 	SuiteError string  `json:"suite_error,omitempty" yaml:"suite_error,omitempty"`
 	Summary    Summary `json:"summary" yaml:"summary"`
+	// Commands counts the lines the specs sent, by command class; nil
+	// when the run did not say (a report of an older suite).
+	Commands *Commands `json:"commands,omitempty" yaml:"commands,omitempty"`
 	// Observed holds the server parameters the probe measured after the
 	// specs ran (see Observed); empty when nothing was measured.
 	Observed map[string]any `json:"observed" yaml:"observed"`
@@ -71,6 +75,46 @@ type Report struct {
 	suggestedProfile []byte
 }
 
+// Commands counts client lines by command class (suites/harness
+// CommandClass: read, login, failed-login, dele, reset, quit, hostile,
+// other) over every connection the specs opened. Refused counts the lines
+// the wire guard kept from a remote host because the run did not allow
+// their class.
+type Commands struct {
+	Sent    map[string]int `json:"sent" yaml:"sent"`
+	Refused map[string]int `json:"refused,omitempty" yaml:"refused,omitempty"`
+}
+
+// add sums another process's counts into c.
+func (c *Commands) add(o Commands) {
+	for dst, src := range map[*map[string]int]map[string]int{&c.Sent: o.Sent, &c.Refused: o.Refused} {
+		for k, v := range src {
+			if *dst == nil {
+				*dst = map[string]int{}
+			}
+			(*dst)[k] += v
+		}
+	}
+}
+
+// CountsText shows counts as "dele 0, read 12" in class-name order, or
+// "none".
+func CountsText(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	return joinSorted(m, func(k string, v int) string { return fmt.Sprintf("%s %d", k, v) })
+}
+
+// AllowedText names the permissions of the run, "readonly only" when
+// there were none.
+func (t Target) AllowedText() string {
+	if len(t.Allowed) == 0 {
+		return "readonly only"
+	}
+	return strings.Join(t.Allowed, ", ")
+}
+
 // Tool names the program that wrote the report.
 type Tool struct {
 	Name    string `json:"name" yaml:"name"`
@@ -87,8 +131,8 @@ type Target struct {
 	TLS       string `json:"tls,omitempty" yaml:"tls,omitempty"`
 	User      string `json:"user,omitempty" yaml:"user,omitempty"`
 	Reference bool   `json:"reference" yaml:"reference"`
-	// Allowed lists the spec classes the user allowed (mutating,
-	// disruptive, slow).
+	// Allowed lists the spec classes the run allowed (reversible,
+	// mutating, disruptive, slow); mutating brings reversible with it.
 	Allowed     []string `json:"allowed,omitempty" yaml:"allowed,omitempty"`
 	LabelFilter string   `json:"label_filter,omitempty" yaml:"label_filter,omitempty"`
 	// Certificate is what a TLS target presented; nil without TLS.
@@ -183,14 +227,16 @@ func (st Statement) ExpectedText() string { return keyValues(st.Expected) }
 func (st Statement) ObservedText() string { return keyValues(st.Observed) }
 
 func keyValues(m map[string]any) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	return joinSorted(m, func(k string, v any) string { return k + "=" + ShowValue(v) })
+}
+
+// joinSorted shows each entry of m with show, in key order, joined by
+// commas.
+func joinSorted[V any](m map[string]V, show func(string, V) string) string {
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + ShowValue(m[k])
+		parts[i] = show(k, m[k])
 	}
 	return strings.Join(parts, ", ")
 }
@@ -229,6 +275,7 @@ const (
 	entryTarget     = "target"
 	entryProfile    = "profile"
 	entryCert       = "certificate"
+	entryCommands   = "commands"
 	labelReqPrefix  = "req:"
 	labelRobustness = "robustness"
 )
@@ -337,6 +384,17 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 				c = Certificate{Error: "unreadable certificate entry: " + err.Error()}
 			}
 			r.Target.Certificate = &c
+		case entryCommands:
+			// One entry per process of a parallel run: they add up.
+			var c Commands
+			if err := json.Unmarshal([]byte(v), &c); err != nil {
+				r.Warnings = append(r.Warnings, "unreadable command count entry: "+err.Error())
+				continue
+			}
+			if r.Commands == nil {
+				r.Commands = &Commands{Sent: map[string]int{}}
+			}
+			r.Commands.add(c)
 		}
 	}
 	if !sr.State.Is(types.SpecStateFailureStates) {

@@ -8,6 +8,6 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	RegisterFailHandler(Fail)
+	RegisterFailHandler(FailHandler)
 	RunSpecs(t, "POP3 conformance")
 }

@@ -93,7 +93,13 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 	// Each maildrop command right after the greeting must be refused until
 	// the client identifies itself; then the same connection logs in.
 	for _, line := range []string{"STAT", "LIST", "RETR 1", "DELE 1", "UIDL", "TOP 1 0", "RSET", "NOOP"} {
-		Spec(fmt.Sprintf("refuses %s before the client has identified itself", line), IDs("C0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		// DELE before login marks nothing on a conformant server; on one
+		// that does, the close without QUIT undoes it: reversible.
+		class := Readonly
+		if strings.HasPrefix(line, "DELE") {
+			class = Reversible
+		}
+		Spec(fmt.Sprintf("refuses %s before the client has identified itself", line), IDs("C0002"), class, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(cmd(c, line), line+" right after the greeting")
@@ -121,11 +127,8 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
 		{"a command in the wrong state", func(ctx SpecContext, t *harness.Target) harness.Reply {
 			return cmd(dial(ctx, t), "STAT")
 		}},
-		{"a wrong password", func(ctx SpecContext, t *harness.Target) harness.Reply {
-			a := need(t.Account(ctx))
-			c := authDial(ctx, t)
-			expectOK(cmd(c, "USER "+a.User), "USER")
-			return cmd(c, "PASS "+a.Password+"-wrong")
+		{"a failed login", func(ctx SpecContext, t *harness.Target) harness.Reply {
+			return failedPass(authDial(ctx, t))
 		}},
 		{"a message that does not exist", func(ctx SpecContext, t *harness.Target) harness.Reply {
 			c, _ := login(ctx, t)

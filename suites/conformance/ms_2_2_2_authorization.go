@@ -48,7 +48,9 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0003 identify and authenticate", func() {
 		expectOK(cmd(d, "STAT"), "STAT once authenticated")
 	})
 
-	Spec("keeps the maildrop closed after a failed PASS", IDs("C0003"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	// A wrong password for the real account: lockout policies may count
+	// it, so the spec needs the disruptive permission on a remote host.
+	Spec("keeps the maildrop closed after a failed PASS", IDs("C0003"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		c := authDial(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER")

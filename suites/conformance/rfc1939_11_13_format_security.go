@@ -152,7 +152,7 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		Expect(pass.OK()).To(BeTrue(), "USER/PASS mailbox %s: the login must work, got %q", pwBox.User, pass.String())
 	})
 
-	Spec("does not accept an APOP digest from an earlier connection", IDs("RFC1939-13-apop-replay"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("does not accept an APOP digest from an earlier connection", IDs("RFC1939-13-apop-replay"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		a := apopAccount(ctx, t)
 		c := authDial(ctx, t)
 		stamp := apopOffered(t, c)

@@ -102,16 +102,20 @@ var _ = Describe("RFC 1939 section 7: TOP", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused TOPs")
 	})
 
-	Spec("refuses TOP of a message that does not exist or is marked deleted", IDs("RFC1939-7-top-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses TOP of a message that does not exist", IDs("RFC1939-7-top-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
 		needErrBudget(t, 2)
 		c, _ := login(ctx, t)
 		n := statAtLeast(c, 1)
 		expectErr(multi(c, "TOP 0 0").Reply, "TOP 0 0")
 		expectErr(multi(c, fmt.Sprintf("TOP %d 0", n+1)).Reply, fmt.Sprintf("TOP %d 0 of a maildrop with %d messages", n+1, n))
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		expectErr(multi(c, "TOP 1 0").Reply, "TOP 1 0 after DELE 1")
-		expectOK(cmd(c, "RSET"), "RSET")
+		expectOK(cmd(c, "NOOP"), "NOOP after the refused TOPs")
+	})
+
+	Spec("refuses TOP of a message marked deleted", IDs("RFC1939-7-top-deleted"), Reversible, func(ctx SpecContext, t *harness.Target) {
+		needProfileCapability(t, "TOP")
+		needErrBudget(t, 1)
+		refusedAfterDele(ctx, t, "TOP 1 0", true)
 	})
 })
 
@@ -169,17 +173,25 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after UIDL n")
 	})
 
-	Spec("leaves messages marked deleted out of UIDL and refuses UIDL of them", IDs("RFC1939-7-uidl-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses UIDL of a message that does not exist", IDs("RFC1939-7-uidl-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
 		needErrBudget(t, 2)
 		c, _ := login(ctx, t)
 		n := statAtLeast(c, 1)
+		expectErr(cmd(c, fmt.Sprintf("UIDL %d", n+1)), fmt.Sprintf("UIDL %d of a maildrop with %d messages", n+1, n))
+		expectErr(cmd(c, "UIDL 0"), "UIDL 0")
+		expectOK(cmd(c, "NOOP"), "NOOP after the refused UIDLs")
+	})
+
+	Spec("leaves messages marked deleted out of UIDL and refuses UIDL of them", IDs("RFC1939-7-uidl-deleted"), Reversible, func(ctx SpecContext, t *harness.Target) {
+		needProfileCapability(t, "UIDL")
+		needErrBudget(t, 1)
+		c, _ := login(ctx, t)
+		statAtLeast(c, 1)
 		before := uidListings(c)
 		expectOK(cmd(c, "DELE 1"), "DELE 1")
 		Expect(uidListings(c)).To(Equal(before[1:]), "UIDL after DELE 1: every line but message 1's, unchanged")
 		expectErr(cmd(c, "UIDL 1"), "UIDL 1 after DELE 1")
-		expectErr(cmd(c, fmt.Sprintf("UIDL %d", n+1)), fmt.Sprintf("UIDL %d of a maildrop with %d messages", n+1, n))
-		expectErr(cmd(c, "UIDL 0"), "UIDL 0")
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
 
@@ -318,9 +330,8 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		{"after a USER without a name failed", 1, func(c *harness.Conn, _ harness.Account) {
 			expectErr(cmd(c, "USER"), "USER without a name")
 		}},
-		{"after a wrong PASS", 1, func(c *harness.Conn, a harness.Account) {
-			expectOK(cmd(c, "USER "+a.User), "USER")
-			expectErr(cmd(c, "PASS "+a.Password+"-wrong"), "a wrong PASS")
+		{"after a failed PASS", 1, func(c *harness.Conn, _ harness.Account) {
+			expectErr(failedPass(c), "a failed login")
 		}},
 	} {
 		Spec("refuses PASS "+tc.name, IDs("RFC1939-7-pass-needs-user"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -337,9 +348,10 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		needErrBudget(t, 2)
 		a := need(t.Account(ctx))
 		c := authDial(ctx, t)
-		expectOK(cmd(c, "USER "+a.User), "USER")
-		expectErr(cmd(c, "PASS "+a.Password+"-wrong"), "a wrong PASS")
-		expectErr(cmd(c, "STAT"), "STAT after a wrong PASS: still AUTHORIZATION")
+		// A name no server has: a wrong password for the account itself
+		// could count towards its lockout.
+		expectErr(failedPass(c), "a failed login")
+		expectErr(cmd(c, "STAT"), "STAT after a rejected PASS: still AUTHORIZATION")
 		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the rejected PASS")
 		stat(c)
 	})
@@ -401,7 +413,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		Expect(stamps[1]).NotTo(Equal(stamps[0]), "two greetings carried the same timestamp")
 	})
 
-	Spec("accepts APOP with the MD5 digest of timestamp and secret, and refuses a wrong one", IDs("RFC1939-7-apop-digest"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts APOP with the MD5 digest of timestamp and secret", IDs("RFC1939-7-apop-digest"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.APOP {
 			verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
 		}
@@ -416,9 +428,18 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		stat(c)
 		// QUIT with nothing marked: the lock, if any, is gone once +OK is in.
 		expectOK(cmd(c, "QUIT"), "QUIT")
+	})
 
+	// A wrong digest for the account is a failed login, which lockout
+	// policies may count: disruptive.
+	Spec("refuses APOP with a wrong digest and stays in AUTHORIZATION", IDs("RFC1939-7-apop-digest"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		if !t.Profile.APOP {
+			verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
+		}
+		needErrBudget(t, 2)
+		a := apopAccount(ctx, t)
 		c2 := authDial(ctx, t)
-		stamp, ok = apopTimestamp(c2.Greeting)
+		stamp, ok := apopTimestamp(c2.Greeting)
 		Expect(ok).To(BeTrue(), "greeting %q has no timestamp", c2.Greeting.String())
 		expectErr(cmd(c2, "APOP "+a.User+" "+apopDigest(stamp, a.Password+"-wrong")), "APOP with a wrong digest")
 		// Still AUTHORIZATION: TRANSACTION commands are refused, and APOP
@@ -445,9 +466,8 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		{"after a USER without a name failed", 1, func(c *harness.Conn, _, _ harness.Account) {
 			expectErr(cmd(c, "USER"), "USER without a name")
 		}, true},
-		{"after a wrong PASS", 1, func(c *harness.Conn, _, pw harness.Account) {
-			expectOK(cmd(c, "USER "+pw.User), "USER")
-			expectErr(cmd(c, "PASS "+pw.Password+"-wrong"), "a wrong PASS")
+		{"after a failed PASS", 1, func(c *harness.Conn, _, _ harness.Account) {
+			expectErr(failedPass(c), "a failed login")
 		}, true},
 		{"in TRANSACTION after USER and PASS", 0, func(c *harness.Conn, _, pw harness.Account) {
 			Expect(loginAgain(c, pw)).To(Succeed())
@@ -495,7 +515,9 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		c := authDial(ctx, t)
 		s, has := apopTimestamp(c.Greeting)
 		Expect(has).To(BeFalse(), "greeting %q carries %s, which a client takes for an APOP timestamp", c.Greeting.String(), s)
-		line := "APOP " + a.User + " " + apopDigest("<1.2@example>", a.Password)
+		// Any name does: a refused APOP for the account itself could
+		// count towards its lockout.
+		line := "APOP " + unknownUser() + " " + apopDigest("<1.2@example>", a.Password)
 		if len(line)+2 > t.Profile.MaxCommandOctets {
 			// Keep the refusal about APOP, not about the length (E0006).
 			line = "APOP x " + apopDigest("<1.2@example>", a.Password)

@@ -40,16 +40,34 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 		}
 	})
 
-	Spec("answers every command with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, r := range provokeReplies(ctx, t) {
+	statusSyntax := func(replies []harness.Reply) {
+		for _, r := range replies {
 			Expect(statusLineRE.Match(r.Raw)).To(BeTrue(), "%q is not status [SP text] CRLF", r.Raw)
 		}
+	}
+	within512 := func(replies []harness.Reply) {
+		for _, r := range replies {
+			Expect(len(r.Raw)).To(BeNumerically("<=", rfcMaxResponseOctets), "%q has %d octets", r.String(), len(r.Raw))
+		}
+	}
+
+	Spec("answers every command with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		statusSyntax(provokeReplies(ctx, t))
 	})
 
 	Spec("keeps every first line within 512 octets, even when a long argument could be echoed", IDs("RFC2449-4-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, r := range provokeReplies(ctx, t) {
-			Expect(len(r.Raw)).To(BeNumerically("<=", rfcMaxResponseOctets), "%q has %d octets", r.String(), len(r.Raw))
-		}
+		within512(provokeReplies(ctx, t))
+	})
+
+	// The same for DELE with arguments that name no message: a server
+	// that takes one anyway marks mail, which the close without QUIT
+	// undoes.
+	Spec("answers DELE with bad and long arguments with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Reversible, func(ctx SpecContext, t *harness.Target) {
+		statusSyntax(provokeDeleReplies(ctx, t))
+	})
+
+	Spec("keeps the first line of a reply to DELE with a long argument within 512 octets", IDs("RFC2449-4-resp-512"), Reversible, func(ctx SpecContext, t *harness.Target) {
+		within512(provokeDeleReplies(ctx, t))
 	})
 
 	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -85,7 +103,9 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 })
 
 var _ = Describe("RFC 2449 section 8 response codes", func() {
-	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	// A wrong password for the account itself: lockout policies may
+	// count it, so the spec is disruptive.
+	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needCapa(c)
 		if !k.Has("RESP-CODES") && !k.Has("AUTH-RESP-CODE") {
@@ -119,44 +139,64 @@ var _ = Describe("RFC 2449 section 8 response codes", func() {
 	})
 })
 
+// replyCollector keeps the status lines of the commands it sends. It
+// keeps within the profile's error budget (C0005) by starting a new
+// session before the server may close.
+type replyCollector struct {
+	seen []harness.Reply
+	errs int
+}
+
+func (rc *replyCollector) send(c *harness.Conn, line string, budget int, reopen func() *harness.Conn) *harness.Conn {
+	if budget > 0 && rc.errs >= budget {
+		c.Close()
+		c, rc.errs = reopen(), 0
+		rc.seen = append(rc.seen, c.Greeting)
+	}
+	r := cmd(c, line)
+	if r.Err() {
+		rc.errs++
+	}
+	rc.seen = append(rc.seen, r)
+	return c
+}
+
 // provokeReplies collects the status lines of a session that sends, in
 // each state, commands whose replies a server may build from the
-// arguments: the longest lines the profile allows, and RETR, LIST and
-// DELE with long non-numeric arguments (some servers echo them). It keeps
-// within the profile's error budget (C0005) by starting a new session
-// before the server may close.
+// arguments: the longest lines the profile allows, a failed login, and
+// RETR and LIST with long non-numeric arguments (some servers echo them).
+// DELE is provokeDeleReplies'.
 func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
 	c := plaintextReady(ctx, t)
 	a := need(t.Account(ctx))
-	var seen []harness.Reply
-	seen = append(seen, c.Greeting)
+	rc := &replyCollector{seen: []harness.Reply{c.Greeting}}
 	long, longTx := commandOf("XYZZ", t.Profile.CommandLimit(false)), commandOf("XYZZ", t.Profile.CommandLimit(true))
-	errs := 0
-	send := func(c *harness.Conn, line string, budget int, reopen func() *harness.Conn) *harness.Conn {
-		if budget > 0 && errs >= budget {
-			c.Close()
-			c, errs = reopen(), 0
-			seen = append(seen, c.Greeting)
-		}
-		r := cmd(c, line)
-		if r.Err() {
-			errs++
-		}
-		seen = append(seen, r)
-		return c
-	}
 	reopenAuth := func() *harness.Conn { return plaintextReady(ctx, t) }
-	for _, line := range []string{"STAT", "NOOP", long, "USER " + a.User, "PASS x" + a.Password} {
-		c = send(c, line, errBudgetIn(t, false), reopenAuth)
+	// The failed login names no real account, whose lockout policy the
+	// suite cannot know.
+	for _, line := range []string{"STAT", "NOOP", long, "USER " + unknownUser(), "PASS x"} {
+		c = rc.send(c, line, errBudgetIn(t, false), reopenAuth)
 	}
 	Expect(loginAgain(c, a)).To(Succeed())
-	errs = 0
+	rc.errs = 0
 	reopenTx := func() *harness.Conn { return loginAs(ctx, t, a) }
-	lines := []string{"STAT", "NOOP", "LIST 1", "UIDL 1", "RETR 999999", "DELE 999999", "RSET", longTx,
-		commandOf("RETR", t.Profile.CommandLimit(true)), commandOf("LIST", t.Profile.CommandLimit(true)),
-		commandOf("DELE", t.Profile.CommandLimit(true)), "USER " + a.User}
+	lines := []string{"STAT", "NOOP", "LIST 1", "UIDL 1", "RETR 999999", "RSET", longTx,
+		commandOf("RETR", t.Profile.CommandLimit(true)), commandOf("LIST", t.Profile.CommandLimit(true)), "USER " + a.User}
 	for _, line := range lines {
-		c = send(c, line, errBudgetIn(t, true), reopenTx)
+		c = rc.send(c, line, errBudgetIn(t, true), reopenTx)
 	}
-	return seen
+	return rc.seen
+}
+
+// provokeDeleReplies collects the replies to DELE with arguments that
+// name no message, one of them as long as the profile allows.
+func provokeDeleReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
+	a := need(t.Account(ctx))
+	c := loginAs(ctx, t, a)
+	rc := &replyCollector{}
+	reopenTx := func() *harness.Conn { return loginAs(ctx, t, a) }
+	for _, line := range []string{"DELE 999999", commandOf("DELE", t.Profile.CommandLimit(true))} {
+		c = rc.send(c, line, errBudgetIn(t, true), reopenTx)
+	}
+	return rc.seen
 }

@@ -25,7 +25,7 @@ func wrongPass(c *harness.Conn, a harness.Account) harness.Reply {
 }
 
 var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
-	Spec("puts [AUTH] on a refused password when AUTH-RESP-CODE is advertised", IDs("RFC3206-5-auth-code"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts [AUTH] on a refused password when AUTH-RESP-CODE is advertised", IDs("RFC3206-5-auth-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		needTag(needCapa(c), "AUTH-RESP-CODE", "before login")
 		r := wrongPass(c, need(t.Account(ctx)))
@@ -56,7 +56,7 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 		}
 	})
 
-	Spec("lists AUTH-RESP-CODE when it sends [AUTH]", IDs("RFC3206-5-capa-with-auth-code"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists AUTH-RESP-CODE when it sends [AUTH]", IDs("RFC3206-5-capa-with-auth-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		r := wrongPass(c, need(t.Account(ctx)))
 		if !strings.EqualFold(r.Code(), "AUTH") {
@@ -69,7 +69,7 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 })
 
 var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
-	Spec("puts [AUTH] on every credentials failure and on nothing else", IDs("RFC3206-6-auth-resp-code-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts [AUTH] on every credentials failure and on nothing else", IDs("RFC3206-6-auth-resp-code-cap"), Disruptive, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needCapa(c)
 		needTag(k, "AUTH-RESP-CODE", "before login")

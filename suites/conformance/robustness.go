@@ -36,6 +36,10 @@ type robustRaw struct {
 	nc  net.Conn
 	br  *bufio.Reader
 	tls bool
+	// guard admits every write as harness.Conn's does; gmu keeps writes
+	// from several goroutines from racing on its state.
+	guard *harness.LineGuard
+	gmu   sync.Mutex
 
 	mu  sync.Mutex
 	log []string
@@ -58,6 +62,8 @@ func robustDial(ctx context.Context, t *harness.Target) *robustRaw {
 	g, err := r.line(harness.DefaultTimeout)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "greeting")
 	ExpectWithOffset(1, g).To(HavePrefix("+OK"), "greeting")
+	_, text, _ := strings.Cut(strings.TrimRight(g, "\r\n"), " ")
+	r.guard.SetGreeting(text)
 	if t.Mode() == harness.TLSStartTLS {
 		ExpectWithOffset(1, r.startTLS(t)).To(Succeed(), "STLS")
 	}
@@ -72,7 +78,7 @@ func robustDialAddr(ctx context.Context, t *harness.Target) *robustRaw {
 	d := net.Dialer{Timeout: harness.DefaultTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	ExpectWithOffset(2, err).NotTo(HaveOccurred(), "connect %s", addr)
-	r := &robustRaw{nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
+	r := &robustRaw{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), guard: t.LineGuard()}
 	DeferCleanup(func() {
 		r.nc.Close()
 		r.mu.Lock()
@@ -123,9 +129,16 @@ func (r *robustRaw) write(b []byte) error {
 	if strings.EqualFold(kw, "PASS") {
 		show = []byte("PASS <redacted>")
 	}
+	r.gmu.Lock()
+	err := r.guard.Admit(b)
+	r.gmu.Unlock()
+	if err != nil {
+		r.note("* not sent: %q: %v", show, err)
+		return err
+	}
 	r.note("C: %q (%d octets)", show, len(b))
 	_ = r.nc.SetWriteDeadline(time.Now().Add(harness.DefaultTimeout))
-	_, err := r.nc.Write(b)
+	_, err = r.nc.Write(b)
 	if err != nil {
 		r.note("* write failed: %v", err)
 	}
@@ -142,6 +155,10 @@ func (r *robustRaw) line(d time.Duration) (string, error) {
 		if err == nil {
 			s := string(b)
 			r.note("S: %q", strings.TrimRight(s, "\r\n"))
+			status, _, _ := strings.Cut(strings.TrimRight(s, "\r\n"), " ")
+			r.gmu.Lock()
+			r.guard.Reply(status)
+			r.gmu.Unlock()
 			return s, nil
 		}
 		if errors.Is(err, bufio.ErrBufferFull) && len(b) < 64<<10 {
@@ -482,7 +499,7 @@ var _ = Describe("Robustness: hostile input", func() {
 
 		// In TRANSACTION with a message marked: nothing is removed.
 		a := need(t.Account(ctx))
-		mark := t.Reference() != nil || t.Config.Allow.Mutating
+		mark := t.Reference() != nil || t.Config.Allow.AllowsReversible()
 		r2 := robustDial(ctx, t)
 		r2.login(t, a)
 		if mark {

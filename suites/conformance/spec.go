@@ -10,6 +10,7 @@ package conformance
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -23,8 +24,14 @@ import (
 type Class string
 
 const (
-	// Readonly specs read only; they run against any server.
+	// Readonly specs read only; they run against any server. They send
+	// no DELE in any form and fail no login of a configured account.
 	Readonly Class = "readonly"
+	// Reversible specs mark mail deleted (DELE, well-formed or not) and
+	// undo it with RSET or by closing without QUIT. The undo relies on
+	// the server behaving as RFC 1939 says, so against a remote host they
+	// need permission; allowing mutating specs allows them too.
+	Reversible Class = "reversible"
 	// Mutating specs delete or change mail.
 	Mutating Class = "mutating"
 	// Disruptive specs wait out timeouts, contend for locks or open many
@@ -44,6 +51,9 @@ const (
 	ReferenceOnly Flag = "reference-only"
 	// Robustness specs send hostile input.
 	Robustness Flag = "robustness"
+	// MarksDeleted is for a disruptive spec that also marks mail deleted
+	// and undoes it as a Reversible spec does: it needs both permissions.
+	MarksDeleted Flag = "reversible"
 )
 
 // IDList holds the requirement IDs a spec checks. Write them as string
@@ -65,8 +75,14 @@ const (
 	slowSpecTimeout = 45 * time.Minute
 )
 
-// mutatingPriority orders mutating specs last (Ginkgo's default is 0).
-const mutatingPriority = -1
+// Priorities order reversible specs after every readonly one and
+// mutating specs last (Ginkgo's default is 0): against a remote host a
+// server that mishandles the undo of a reversible spec, or a mutating
+// spec, may change the maildrop the others compare with its fixture.
+const (
+	reversiblePriority = -1
+	mutatingPriority   = -2
+)
 
 // Spec declares one spec. args are Flags, extra Ginkgo decorators, and the
 // Body last.
@@ -76,9 +92,9 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	}
 	labels := Labels{string(class)}
 	switch class {
-	case Readonly, Mutating, Disruptive:
+	case Readonly, Reversible, Mutating, Disruptive:
 	default:
-		panic(fmt.Sprintf("spec %q: class %q is not readonly, mutating or disruptive", text, class))
+		panic(fmt.Sprintf("spec %q: class %q is not readonly, reversible, mutating or disruptive", text, class))
 	}
 	for _, id := range ids {
 		if _, ok := requirements.Lookup(id); !ok {
@@ -94,6 +110,9 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	for _, a := range args {
 		switch v := a.(type) {
 		case Flag:
+			if v == MarksDeleted && class != Disruptive {
+				panic(fmt.Sprintf("spec %q: MarksDeleted is for disruptive specs; use the Reversible class", text))
+			}
 			flags[v] = true
 			labels = append(labels, string(v))
 		case Body:
@@ -112,10 +131,10 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		timeout = slowSpecTimeout
 	}
 	decorators = append(decorators, labels, SpecTimeout(timeout))
-	if class == Mutating {
-		// Mutating specs run after all others: against a remote host
-		// they may change the maildrop that the others compare with its
-		// declared fixture.
+	switch class {
+	case Reversible:
+		decorators = append(decorators, SpecPriority(reversiblePriority))
+	case Mutating:
 		decorators = append(decorators, SpecPriority(mutatingPriority))
 	}
 	decorators = append(decorators, func(ctx SpecContext) {
@@ -125,8 +144,45 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 			defer t.NoteChanged()
 		}
 		body(ctx, t)
+		// A spec whose write the guard refused did not check what it
+		// set out to check, even when it got to its end.
+		skipIfRefused(t)
 	})
 	return It(text, decorators...)
+}
+
+// skipIfRefused ends the spec "not run" when the wire guard kept one of
+// its lines from a remote host (harness.ErrNotAllowed).
+func skipIfRefused(t *harness.Target) {
+	if err := t.Recorder().Refusal(); err != nil {
+		verdict.SkipNotRun("%s", notAllowedReason(err))
+	}
+}
+
+func notAllowedReason(err error) string {
+	_, reason, _ := strings.Cut(err.Error(), harness.ErrNotAllowed.Error()+": ")
+	if reason == "" {
+		reason = err.Error()
+	}
+	return "the run would have sent a line it does not allow: " + reason
+}
+
+// FailHandler is the suite's Gomega fail handler: a failure that follows
+// a write the wire guard refused is the guard's doing, not the server's,
+// so the spec ends "not run" with the permission to set. Register it in
+// place of ginkgo.Fail (gomega.RegisterFailHandler(conformance.FailHandler)).
+func FailHandler(message string, callerSkip ...int) {
+	targetMu.Lock()
+	t := target
+	targetMu.Unlock()
+	if t != nil {
+		skipIfRefused(t)
+	}
+	skip := 1
+	if len(callerSkip) > 0 {
+		skip += callerSkip[0]
+	}
+	Fail(message, skip)
 }
 
 // gate skips a spec the user did not allow, or one the target cannot
@@ -143,6 +199,8 @@ func gate(t *harness.Target, class Class, flags map[Flag]bool) {
 	}
 	a := t.Config.Allow
 	switch {
+	case (class == Reversible || flags[MarksDeleted]) && !a.AllowsReversible():
+		verdict.SkipNotRun("marks mail deleted and undoes it with RSET or a close without QUIT, which relies on the server; allow with %s=reversible (probe: --allow-reversible)", harness.EnvAllow)
 	case class == Mutating && !a.Mutating:
 		verdict.SkipNotRun("deletes or changes mail; allow with %s=mutating (probe: --allow-mutating)", harness.EnvAllow)
 	case class == Disruptive && !a.Disruptive:
@@ -153,11 +211,15 @@ func gate(t *harness.Target, class Class, flags map[Flag]bool) {
 }
 
 // need turns a harness error into the right verdict: a missing capability
-// of the target is inconclusive, anything else a failure.
+// of the target is inconclusive, a refused write not run, anything else a
+// failure.
 func need[T any](v T, err error) T {
 	if err != nil {
 		if isUnavailable(err) {
 			verdict.SkipInconclusive("%v", err)
+		}
+		if errors.Is(err, harness.ErrNotAllowed) {
+			verdict.SkipNotRun("%s", notAllowedReason(err))
 		}
 		Fail(fmt.Sprintf("harness: %v", err), 1)
 	}

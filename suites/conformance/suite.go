@@ -96,6 +96,11 @@ var _ = AfterSuite(func() {
 	target = nil
 	targetMu.Unlock()
 	if t != nil {
+		// The command classes the run sent (and the guard refused) go
+		// into the report as JSON text, like the certificate.
+		if data, err := json.Marshal(commandCounts(t.Recorder())); err == nil {
+			AddReportEntry("commands", string(data), ReportEntryVisibilityNever)
+		}
 		if err := t.Close(); err != nil {
 			GinkgoWriter.Printf("closing the target: %v\n", err)
 		}
@@ -115,3 +120,9 @@ var _ = AfterEach(func() {
 		AddReportEntry("transcript", tr, ReportEntryVisibilityFailureOrVerbose)
 	}
 })
+
+// commandCounts is the report entry "commands": lines sent and refused
+// per command class over the run.
+func commandCounts(r *harness.Recorder) map[string]map[harness.CommandClass]int {
+	return map[string]map[harness.CommandClass]int{"sent": r.ClassesSent(), "refused": r.ClassesRefused()}
+}

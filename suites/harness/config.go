@@ -23,10 +23,17 @@ const (
 
 // Permissions say which classes of specs may run against the target.
 type Permissions struct {
+	// Reversible lets specs mark mail deleted and undo it with RSET or a
+	// close without QUIT; the undo depends on the server behaving well.
+	Reversible bool `yaml:"reversible"`
 	Mutating   bool `yaml:"mutating"`
 	Disruptive bool `yaml:"disruptive"`
 	Slow       bool `yaml:"slow"`
 }
+
+// AllowsReversible says whether DELE may be sent: mutating specs delete
+// mail for good, so allowing them allows the lesser risk too.
+func (p Permissions) AllowsReversible() bool { return p.Reversible || p.Mutating }
 
 // Config says what to test. Without Host the bundled reference server is
 // the target.
@@ -128,6 +135,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv(EnvAllow); v != "" {
 		for _, a := range strings.Split(v, ",") {
 			switch strings.TrimSpace(a) {
+			case "reversible":
+				c.Allow.Reversible = true
 			case "mutating":
 				c.Allow.Mutating = true
 			case "disruptive":
@@ -136,7 +145,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 				c.Allow.Slow = true
 			case "":
 			default:
-				errs = append(errs, fmt.Errorf("%s: %q is not mutating, disruptive or slow", EnvAllow, a))
+				errs = append(errs, fmt.Errorf("%s: %q is not reversible, mutating, disruptive or slow", EnvAllow, a))
 			}
 		}
 	}

@@ -48,7 +48,25 @@ func TestConfigFromEnv(t *testing.T) {
 				}
 			},
 		},
-		{name: "unknown allow", env: map[string]string{EnvAllow: "everything"}, wantErr: "not mutating, disruptive or slow"},
+		{name: "unknown allow", env: map[string]string{EnvAllow: "everything"}, wantErr: "not reversible, mutating, disruptive or slow"},
+		{
+			name: "reversible alone",
+			env:  map[string]string{EnvAllow: "reversible"},
+			check: func(t *testing.T, c Config) {
+				if !c.Allow.Reversible || c.Allow.Mutating || !c.Allow.AllowsReversible() {
+					t.Errorf("allow %+v", c.Allow)
+				}
+			},
+		},
+		{
+			name: "mutating implies reversible",
+			env:  map[string]string{EnvAllow: "mutating"},
+			check: func(t *testing.T, c Config) {
+				if c.Allow.Reversible || !c.Allow.AllowsReversible() {
+					t.Errorf("allow %+v", c.Allow)
+				}
+			},
+		},
 		{name: "bad port", env: map[string]string{EnvHost: "h", EnvPort: "pop3", EnvUser: "u", EnvPassword: "p"}, wantErr: "not a port number"},
 		{name: "bad tls", env: map[string]string{EnvTLS: "ssl"}, wantErr: "use none, starttls or implicit"},
 		{name: "remote without user", env: map[string]string{EnvHost: "h"}, wantErr: "needs POP3_USER and POP3_PASSWORD"},

@@ -286,6 +286,8 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		name += " (implicit TLS)"
 	}
 	c := newConn(nc, newTranscript(name), false)
+	c.guard = t.LineGuard()
+	c.guard.note = c.tr.note
 	if t.ref != nil {
 		c.closeWait = closeWaitReference
 	}
@@ -309,6 +311,7 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		return c, fmt.Errorf("greeting: %w", err)
 	}
 	c.Greeting = g
+	c.guard.SetGreeting(g.Text)
 	return c, nil
 }
 

@@ -143,10 +143,17 @@ func (t *Transcript) String() string {
 	return sb.String()
 }
 
-// Recorder collects the transcripts of every connection a spec opens.
+// Recorder collects the transcripts of every connection a spec opens,
+// and for the whole run the classes of the lines the client sent (see
+// CommandClass).
 type Recorder struct {
-	mu    sync.Mutex
-	conns []*Conn
+	mu     sync.Mutex
+	conns  []*Conn
+	guards []*LineGuard
+	// sent and refused count lines per class over the run; refusal is
+	// the first refused write since the last Flush.
+	sent, refused map[CommandClass]int
+	refusal       error
 }
 
 func (r *Recorder) track(c *Conn) {
@@ -155,17 +162,81 @@ func (r *Recorder) track(c *Conn) {
 	r.mu.Unlock()
 }
 
+func (r *Recorder) guard(g *LineGuard) {
+	r.mu.Lock()
+	r.guards = append(r.guards, g)
+	r.mu.Unlock()
+}
+
+func (r *Recorder) tally(classes ...CommandClass) {
+	if len(classes) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent == nil {
+		r.sent = map[CommandClass]int{}
+	}
+	for _, c := range classes {
+		r.sent[c]++
+	}
+}
+
+func (r *Recorder) refuse(c CommandClass, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refused == nil {
+		r.refused = map[CommandClass]int{}
+	}
+	r.refused[c]++
+	if r.refusal == nil {
+		r.refusal = err
+	}
+}
+
+// ClassesSent counts the lines the client sent in this run, by class.
+func (r *Recorder) ClassesSent() map[CommandClass]int { return r.counts(&r.sent) }
+
+// ClassesRefused counts the lines the guard kept from a remote host in
+// this run, by class.
+func (r *Recorder) ClassesRefused() map[CommandClass]int { return r.counts(&r.refused) }
+
+func (r *Recorder) counts(m *map[CommandClass]int) map[CommandClass]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[CommandClass]int, len(*m))
+	for k, v := range *m {
+		out[k] = v
+	}
+	return out
+}
+
+// Refusal returns the first write refused since the last Flush (an
+// ErrNotAllowed with the permission to set), or nil.
+func (r *Recorder) Refusal() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refusal
+}
+
 // Flush closes every tracked connection and returns their transcripts in
-// the order they were opened, then forgets them.
+// the order they were opened, then forgets them and any refusal.
 func (r *Recorder) Flush() string {
 	r.mu.Lock()
-	conns := r.conns
-	r.conns = nil
+	conns, guards := r.conns, r.guards
+	r.conns, r.guards = nil, nil
+	r.refusal = nil
 	r.mu.Unlock()
 	var sb strings.Builder
 	for _, c := range conns {
 		_ = c.nc.Close()
 		sb.WriteString(c.tr.String())
+	}
+	// A line left without its end reached the server all the same.
+	for _, g := range guards {
+		if class := g.unfinished(); class != "" {
+			r.tally(class)
+		}
 	}
 	return sb.String()
 }

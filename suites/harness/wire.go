@@ -133,6 +133,9 @@ type Conn struct {
 	// inSASL is true between an AUTH command and its final status, so that
 	// every client line in between is redacted.
 	inSASL bool
+	// guard classifies, tallies and admits every line written (nil: no
+	// tally, no refusal).
+	guard *LineGuard
 	// ctx bounds the connection's life (nil: no bound): once it ends,
 	// every read and write fails with ErrInterrupted, and one in progress
 	// is cut short.
@@ -231,8 +234,13 @@ func (c *Conn) CloseWrite() error {
 
 // SendRaw writes b exactly as given. Each line of b is recorded (and
 // redacted) on its own, so a pipelined USER/PASS batch keeps its password
-// out of the transcript too.
+// out of the transcript too. Against a remote host nothing of b is
+// written when a line of it belongs to a class the run does not allow
+// (ErrNotAllowed).
 func (c *Conn) SendRaw(b []byte) error {
+	if err := c.guard.Admit(b); err != nil {
+		return err
+	}
 	for rest := b; len(rest) > 0; {
 		line := rest
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
@@ -332,6 +340,7 @@ func (c *Conn) ReadReply() (Reply, error) {
 		c.inSASL = false
 	}
 	c.noteReply(r)
+	c.guard.Reply(r.Status)
 	return r, nil
 }
 

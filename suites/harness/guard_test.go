@@ -1,0 +1,243 @@
+package harness
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"maps"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// recordingPeer reads everything the client writes, so a test can prove
+// what reached the server.
+type recordingPeer struct {
+	mu  sync.Mutex
+	got bytes.Buffer
+}
+
+func (p *recordingPeer) serve(nc net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := nc.Read(buf)
+		p.mu.Lock()
+		p.got.Write(buf[:n])
+		p.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *recordingPeer) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.got.String()
+}
+
+const (
+	testUser     = "alice"
+	testPassword = "won der"
+	testStamp    = "<1896.697170952@dbc.mtview.ca.us>"
+)
+
+// guardedConn is a connection to a recording peer, guarded as a remote
+// host with allow.
+func guardedConn(t *testing.T, allow Permissions) (*Conn, *Recorder, *recordingPeer) {
+	t.Helper()
+	client, server := net.Pipe()
+	peer := &recordingPeer{}
+	go peer.serve(server)
+	t.Cleanup(func() { client.Close(); server.Close() })
+	rec := &Recorder{}
+	c := newConn(client, newTranscript("test"), false)
+	c.guard = &LineGuard{rec: rec, enforce: true, allow: allow, note: c.tr.note,
+		accounts: []Account{{User: testUser, Password: testPassword}, {User: "", Password: ""}}}
+	c.Greeting = parseReply([]byte("+OK POP3 server ready " + testStamp + "\r\n"))
+	c.guard.SetGreeting(c.Greeting.Text)
+	rec.track(c)
+	rec.guard(c.guard)
+	return c, rec, peer
+}
+
+func digest(secret string) string {
+	sum := md5.Sum([]byte(testStamp + secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestClassify: one table of writes (each a list of SendRaw calls on one
+// connection, everything allowed) and the classes the lines get.
+func TestClassify(t *testing.T) {
+	all := Permissions{Reversible: true, Disruptive: true}
+	tests := []struct {
+		name   string
+		writes []string
+		want   []CommandClass // one per completed line, in order
+	}{
+		{"reads", []string{"STAT\r\n", "list 1\r\n", "RETR 1\r\n", "TOP 1 0\r\n", "UIDL\r\n", "NOOP\r\n", "CAPA\r\n"},
+			[]CommandClass{ClassRead, ClassRead, ClassRead, ClassRead, ClassRead, ClassRead, ClassRead}},
+		{"dele casings and arguments", []string{"DELE 1\r\n", "dele 1\r\n", "DeLe\r\n", "DELE abc\r\n", "DELE 999999\r\n", "DELE\t1\r\n"},
+			[]CommandClass{ClassDele, ClassDele, ClassDele, ClassDele, ClassDele, ClassDele}},
+		{"dele malformed", []string{" DELE 1\r\n", "DELE1\r\n", "DELE 1\n", "DELE \x00\r\n", "DELE " + strings.Repeat("x", 600) + "\r\n"},
+			[]CommandClass{ClassDele, ClassDele, ClassDele, ClassDele, ClassDele}},
+		{"dele after a bare CR", []string{"NOOP\rDELE 1\r\n"}, []CommandClass{ClassDele}},
+		{"not dele", []string{"DELETE 1\r\n", "XDELE 1\r\n", "NOOP DELE\r\n"}, []CommandClass{ClassOther, ClassOther, ClassRead}},
+		{"pipelined batch", []string{"RETR 1\r\nNOOP\r\nDELE 1\r\nSTAT\r\nRSET\r\nQUIT\r\n"},
+			[]CommandClass{ClassRead, ClassRead, ClassDele, ClassRead, ClassReset, ClassQuit}},
+		{"dele split over writes", []string{"DE", "LE 1\r\n"}, []CommandClass{ClassDele}},
+		{"login", []string{"USER " + testUser + "\r\n", "PASS " + testPassword + "\r\n"}, []CommandClass{ClassLogin, ClassLogin}},
+		{"wrong password for the account", []string{"USER " + testUser + "\r\n", "PASS " + testPassword + "-wrong\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"wrong password, name in other case", []string{"user ALICE\r\n", "pass x\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"wrong password pipelined", []string{"USER " + testUser + "\r\nPASS nope\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"password after two spaces", []string{"USER " + testUser + "\r\n", "PASS  " + testPassword + "\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"wrong password for an unknown name", []string{"USER no-such-user-x1\r\n", "PASS nope\r\n"}, []CommandClass{ClassLogin, ClassLogin}},
+		{"apop", []string{"APOP " + testUser + " " + digest(testPassword) + "\r\n"}, []CommandClass{ClassLogin}},
+		{"apop wrong digest", []string{"APOP " + testUser + " " + strings.Repeat("0", 32) + "\r\n"}, []CommandClass{ClassFailedLogin}},
+		{"apop unknown name", []string{"APOP nobody " + strings.Repeat("0", 32) + "\r\n"}, []CommandClass{ClassLogin}},
+		{"auth plain initial response", []string{"AUTH PLAIN " + b64("\x00"+testUser+"\x00"+testPassword) + "\r\n"}, []CommandClass{ClassLogin}},
+		{"auth plain wrong password", []string{"AUTH PLAIN " + b64("\x00"+testUser+"\x00x") + "\r\n"}, []CommandClass{ClassFailedLogin}},
+		{"auth plain continuation wrong", []string{"AUTH PLAIN\r\n", b64("\x00"+testUser+"\x00x") + "\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"auth plain foreign authz", []string{"AUTH PLAIN\r\n", b64("bob\x00"+testUser+"\x00"+testPassword) + "\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"auth plain one nul", []string{"AUTH PLAIN\r\n", b64(testUser+"\x00"+testPassword) + "\r\n"}, []CommandClass{ClassLogin, ClassFailedLogin}},
+		{"auth plain unknown name", []string{"AUTH PLAIN\r\n", b64("\x00nobody\x00x") + "\r\n"}, []CommandClass{ClassLogin, ClassLogin}},
+		{"auth login wrong", []string{"AUTH LOGIN\r\n", b64(testUser) + "\r\n", b64("x") + "\r\n"}, []CommandClass{ClassLogin, ClassLogin, ClassFailedLogin}},
+		{"auth cancel", []string{"AUTH PLAIN\r\n", "*\r\n"}, []CommandClass{ClassLogin, ClassLogin}},
+		{"reset and quit", []string{"RSET\r\n", "quit\r\n"}, []CommandClass{ClassReset, ClassQuit}},
+		{"hostile", []string{"NO\x00OP\r\n", "NOOP\n", "STAT \xff\r\n", "LIST " + strings.Repeat("1", 300) + "\r\n", "USER a\x00x\r\n"},
+			[]CommandClass{ClassHostile, ClassHostile, ClassHostile, ClassHostile, ClassHostile}},
+		{"other", []string{"XYZZY\r\n", "LAST\r\n", "\r\n", "STLS\r\n"}, []CommandClass{ClassOther, ClassOther, ClassOther, ClassLogin}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, rec, _ := guardedConn(t, all)
+			for _, w := range tc.writes {
+				if err := c.SendRaw([]byte(w)); err != nil {
+					t.Fatalf("SendRaw(%q): %v", w, err)
+				}
+			}
+			want := map[CommandClass]int{}
+			for _, cl := range tc.want {
+				want[cl]++
+			}
+			if got := rec.ClassesSent(); !maps.Equal(got, want) {
+				t.Errorf("classes %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestClassifyLineByLine checks the order of classes, not just counts.
+func TestClassifyLineByLine(t *testing.T) {
+	c, _, _ := guardedConn(t, Permissions{})
+	st := wireState{}
+	for _, tc := range []struct {
+		line string
+		want CommandClass
+	}{
+		{"USER alice\r\n", ClassLogin},
+		{"PASS nope\r\n", ClassFailedLogin},
+		{"dElE 3\r\n", ClassDele},
+		{"RSET\r\n", ClassReset},
+	} {
+		if got := c.guard.classify(&st, []byte(tc.line), true); got != tc.want {
+			t.Errorf("classify(%q) = %s, want %s", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestGuardRefuses: against a remote host without permission, no DELE
+// and no failed login of a configured account reaches the server, in any
+// form, and nothing else of the same write goes either.
+func TestGuardRefuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		allow   Permissions
+		writes  []string
+		refused bool
+		flag    string
+	}{
+		{"dele readonly", Permissions{}, []string{"DELE 1\r\n"}, true, "reversible"},
+		{"lower-case dele", Permissions{}, []string{"dele abc\r\n"}, true, "reversible"},
+		{"pipelined dele", Permissions{}, []string{"NOOP\r\nDELE 1\r\nRSET\r\n"}, true, "reversible"},
+		{"split dele", Permissions{}, []string{"DE", "LE 1\r\n"}, true, "reversible"},
+		{"dele with disruptive only", Permissions{Disruptive: true, Slow: true}, []string{"DELE 1\r\n"}, true, "reversible"},
+		{"dele reversible", Permissions{Reversible: true}, []string{"DELE 1\r\n"}, false, ""},
+		{"dele mutating", Permissions{Mutating: true}, []string{"DELE 1\r\n"}, false, ""},
+		{"failed login readonly", Permissions{}, []string{"USER alice\r\n", "PASS x\r\n"}, true, "disruptive"},
+		{"failed login reversible", Permissions{Reversible: true, Mutating: true}, []string{"USER alice\r\nPASS x\r\n"}, true, "disruptive"},
+		{"failed login disruptive", Permissions{Disruptive: true}, []string{"USER alice\r\n", "PASS x\r\n"}, false, ""},
+		{"unknown user readonly", Permissions{}, []string{"USER no-such-user\r\n", "PASS x\r\n"}, false, ""},
+		{"reads readonly", Permissions{}, []string{"STAT\r\nLIST\r\nRSET\r\nQUIT\r\n"}, false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, rec, peer := guardedConn(t, tc.allow)
+			var err error
+			for _, w := range tc.writes {
+				if err = c.SendRaw([]byte(w)); err != nil {
+					break
+				}
+			}
+			c.Close()
+			got := peer.String()
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), tc.flag) {
+				t.Fatalf("err %v, want ErrNotAllowed naming %q", err, tc.flag)
+			}
+			if rec.Refusal() == nil {
+				t.Error("the recorder holds no refusal")
+			}
+			if hasDele([]byte(got)) || strings.Contains(strings.ToUpper(got), "DELE") || strings.Contains(got, "PASS x") {
+				t.Errorf("the server got %q", got)
+			}
+			if strings.Contains(tc.name, "pipelined") && strings.Contains(got, "NOOP") {
+				t.Errorf("part of a refused write went out: %q", got)
+			}
+			if !strings.Contains(c.Transcript().String(), "not sent") {
+				t.Errorf("the transcript does not show the refusal:\n%s", c.Transcript())
+			}
+			if len(rec.ClassesRefused()) == 0 {
+				t.Error("no refused class counted")
+			}
+		})
+	}
+}
+
+// TestBundledServerNotGuarded: on the bundled server (no enforcement)
+// DELE goes out and is counted.
+func TestBundledServerNotGuarded(t *testing.T) {
+	c, rec, peer := guardedConn(t, Permissions{})
+	c.guard.enforce = false
+	if err := c.Send("DELE 1"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if rec.ClassesSent()[ClassDele] != 1 {
+		t.Errorf("sent %v", rec.ClassesSent())
+	}
+	_ = peer
+}
+
+// TestUnfinishedLineCounted: a line the client never ended still reached
+// the server; Flush counts it, as hostile.
+func TestUnfinishedLineCounted(t *testing.T) {
+	c, rec, _ := guardedConn(t, Permissions{})
+	if err := c.SendRaw([]byte("NOOP")); err != nil {
+		t.Fatal(err)
+	}
+	rec.Flush()
+	if got := rec.ClassesSent(); got[ClassHostile] != 1 || len(got) != 1 {
+		t.Errorf("sent %v", got)
+	}
+}
