@@ -134,6 +134,14 @@ func (s *mailutilsLike) serve(c net.Conn) {
 				out = append(out, fmt.Sprintf("%d %d", i+1, len(m)))
 			}
 			send(append(out, ".")...)
+		case state == transaction && kw == "LIST":
+			// pop3d reads the number with strtoul: leading zeros are fine.
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 1 || n > len(s.msgs) {
+				send("-ERR No such message")
+				break
+			}
+			send(fmt.Sprintf("+OK %d %d", n, len(s.msgs[n-1])))
 		case state == transaction && kw == "UIDL" && arg == "":
 			out := []string{"+OK"}
 			for i := range s.msgs {
@@ -185,6 +193,7 @@ func TestMailutilsLike(t *testing.T) {
 	want := map[string]any{
 		"apop_timestamp": true, "apop_login": false, "apop": false, "apop_reply": "-ERR [AUTH] Bad login",
 		"max_command_octets": 511, "max_command_octets_bound": "exact",
+		"max_command_octets_transaction": 511, "max_command_octets_transaction_bound": "exact",
 		"max_argument_chars": 0, "exact_sizes": true, "message_count": 6,
 		"unknown_user_reply": "ok",
 	}
@@ -196,7 +205,7 @@ func TestMailutilsLike(t *testing.T) {
 	if _, ok := got.Params["storage_block_octets"]; ok {
 		t.Errorf("storage_block_octets measured for exact sizes: %v", got.Params["storage_block_octets"])
 	}
-	if m := got.Observation.Methods["max_command_octets"]; !strings.Contains(m, "a 512-octet line: the server sent its first 511 octets back, then \"+OK\"") {
+	if m := got.Observation.Methods["max_command_octets"]; !strings.Contains(m, "a 512-octet line: the server sent its first 511 octets back, then \"-ERR Invalid command\"") {
 		t.Errorf("max_command_octets method %q does not describe the echo", m)
 	}
 	if m := got.Observation.Methods["exact_sizes"]; !strings.Contains(m, "listed 305, sent 305") || !strings.Contains(m, "differ from fixture alice's (message 1: listed 305, fixture 259)") {
