@@ -209,7 +209,10 @@ func judge(line string, n int, want, first, sentinel harness.Reply, closed bool,
 		// A second reply before the NOOP's is the rest of the line read
 		// as another command, whatever the first said.
 		spill := !closed && !sentinel.OK()
-		if unknownForm || spill || !(first.OK() || first.Err()) {
+		if spill {
+			return refused, fmt.Sprintf("a %d-octet line: %q, then %q before the NOOP's reply: the line was read as two commands", n, maskArgs(first.String(), line), sentinel.String())
+		}
+		if unknownForm || !(first.OK() || first.Err()) {
 			return refused, fmt.Sprintf("a %d-octet line: %q where the short line got %q", n, maskArgs(first.String(), line), want.String())
 		}
 		return unclear, ""

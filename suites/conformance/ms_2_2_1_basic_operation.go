@@ -55,6 +55,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 		// the profile closes the session after negative replies.
 		provoke := t.Profile.ErrorLimit(false) == 0 && t.Profile.ErrorLimit(true) == 0
 		if provoke {
+			needKey(t, "max_command_octets", "max_command_octets_transaction")
 			keep(cmd(c, commandOf("XYZW", t.Profile.CommandLimit(false))))
 			if !t.Profile.OverlongCloses() {
 				keep(cmd(c, commandOf("USER", t.Profile.CommandLimit(false)+40)))

@@ -126,6 +126,7 @@ var _ = Describe("RFC 2449 section 8 response codes", func() {
 // within the profile's error budget (C0005) by starting a new session
 // before the server may close.
 func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
+	needKey(t, "max_command_octets", "max_command_octets_transaction")
 	c := plaintextReady(ctx, t)
 	a := need(t.Account(ctx))
 	var seen []harness.Reply
