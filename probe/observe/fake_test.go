@@ -32,39 +32,46 @@ import (
 type mailutilsLike struct {
 	ln   net.Listener
 	msgs [][]byte
-	wg   sync.WaitGroup
 }
 
 const mailutilsLineMax = 511
 
 func startMailutilsLike(t *testing.T) *mailutilsLike {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fixture, err := harness.FixtureMessages("alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &mailutilsLike{ln: ln}
+	s := &mailutilsLike{}
 	for i, m := range fixture {
 		s.msgs = append(s.msgs, append([]byte(fmt.Sprintf("X-UIDL: fake%032d\r\n", i+1)), m.Data...))
 	}
-	s.wg.Go(func() {
+	s.ln = serveFake(t, s.serve)
+	return s
+}
+
+// serveFake accepts loopback connections for serve until the test ends.
+func serveFake(t *testing.T, serve func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s.wg.Go(func() { s.serve(c) })
+			wg.Go(func() { serve(c) })
 		}
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		s.wg.Wait()
+		wg.Wait()
 	})
-	return s
+	return ln
 }
 
 func (s *mailutilsLike) port() int { return s.ln.Addr().(*net.TCPAddr).Port }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,34 +37,12 @@ type lineFake struct {
 	// singleSpace: arguments are split at each SPACE (RFC 1939), so
 	// "LIST  1" has an empty first argument.
 	singleSpace bool
-
-	ln net.Listener
-	wg sync.WaitGroup
 }
 
 var fakeSizes = []int{259, 339, 21134}
 
 func (f *lineFake) start(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ln = ln
-	f.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.wg.Go(func() { f.serve(c) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		f.wg.Wait()
-	})
-	return ln.Addr().(*net.TCPAddr).Port
+	return serveFake(t, f.serve).Addr().(*net.TCPAddr).Port
 }
 
 func (f *lineFake) serve(c net.Conn) {

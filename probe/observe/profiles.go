@@ -337,7 +337,7 @@ func Suggest(params map[string]any, reasons map[string]string, base *profile.Pro
 		return nil, err
 	}
 	prune(&doc, "", written)
-	annotate(&doc, "", notes)
+	annotate(&doc, notes)
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# A profile of the server as the probe measured it (%s).\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&buf, "# It holds only measured keys. The suite takes every key left out as\n")
@@ -414,25 +414,10 @@ func prune(n *yaml.Node, prefix string, keep map[string]bool) {
 }
 
 // annotate comments every measured leaf key with its note.
-func annotate(n *yaml.Node, prefix string, notes map[string]string) {
-	if n.Kind == yaml.DocumentNode {
-		for _, c := range n.Content {
-			annotate(c, prefix, notes)
-		}
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		key := prefix + k.Value
-		if v.Kind == yaml.MappingNode {
-			annotate(v, key+".", notes)
-			continue
-		}
+func annotate(n *yaml.Node, notes map[string]string) {
+	profile.EachLeaf(n, "", func(key string, k, _ *yaml.Node) {
 		if notes[key] != "" {
 			k.LineComment = notes[key]
 		}
-	}
+	})
 }

@@ -203,7 +203,9 @@ func expectNotice(p *profile.Profile, got [][]byte) {
 	line := got[0]
 	Expect(isStatusLine(line)).To(BeTrue(), "the notice is not a status line: %q", line)
 	Expect(strings.HasSuffix(string(line), "\r\n")).To(BeTrue(), "the notice must end with CRLF: %q", line)
-	Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
+	if p.Known("max_response_octets") { // a profile may not say it (C0001 judges it)
+		Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
+	}
 	AddReportEntry("autologout notice", strings.TrimRight(string(line), "\r\n"), ReportEntryVisibilityFailureOrVerbose)
 }
 
