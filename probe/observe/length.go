@@ -246,20 +246,16 @@ func (p *prober) transactionLimit(ctx context.Context) (limitResult, error) {
 		return r, nil
 	}
 	r, err = s.run(ctx)
-	if err != nil && !errors.Is(err, errNoSession) {
+	if err != nil {
 		return r, err
 	}
-	if err != nil {
-		r.bound = ""
-		p.skip(key, err.Error())
-		return r, nil
-	}
+	stop := r.method
 	how := "one line at a time"
 	if s.pipelining {
 		how = "each line pipelined with its NOOP (PIPELINING)"
 	}
 	r.method = fmt.Sprintf("after login, %s: doubling from %d octets then bisection up to %d (CRLF included); a line is read whole when %s gets the reply of LIST 1 and the NOOP sent after it the next reply; refused when XPRB with short arguments gets another reply than a short XPRB, a close, the line echoed or a second reply; %d lines, %d logins, proven whole up to %d",
-		how, MinCommandOctets, MaxCommandOctets, s.formNames(), s.probes, s.logins, r.proven)
+		how, MinCommandOctets, MaxCommandOctets, s.formNames(), s.probes, s.logins, r.proven) + stop
 	if r.truncated {
 		r.method += "; the line one octet longer was cut: the server executes its first octets silently"
 	}

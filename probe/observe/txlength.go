@@ -102,7 +102,17 @@ type txSearch struct {
 // maxProbeLines bounds the lines one search sends.
 const maxProbeLines = 40
 
-var errNoSession = errors.New("no TRANSACTION session")
+var (
+	errNoSession    = errors.New("no TRANSACTION session")
+	errTooManyLines = fmt.Errorf("%d lines sent", maxProbeLines)
+)
+
+// stopped says whether err ends a search early, with what it found so
+// far still true: the line budget, or a login refused mid-way (a server
+// may enforce LOGIN-DELAY).
+func stopped(err error) bool {
+	return errors.Is(err, errTooManyLines) || errors.Is(err, errNoSession)
+}
 
 func (s *txSearch) session(ctx context.Context) (*harness.Conn, error) {
 	if s.c != nil {
@@ -166,7 +176,7 @@ func (s *txSearch) calibrate(ctx context.Context, spaces bool) error {
 // no reply came (or the sentinel's did not).
 func (s *txSearch) send(ctx context.Context, line string) (first, sentinel harness.Reply, c *harness.Conn, closed bool, err error) {
 	if s.probes >= maxProbeLines {
-		return first, sentinel, nil, false, errBudget
+		return first, sentinel, nil, false, errTooManyLines
 	}
 	s.probes++
 	c, err = s.session(ctx)
@@ -343,65 +353,80 @@ func (s *txSearch) run(ctx context.Context) (limitResult, error) {
 	var r limitResult
 	lo, hi := 0, 0 // lo proven whole; hi not proven (refused or unclear)
 	hiRefused := false
-	for n := MinCommandOctets; n <= MaxCommandOctets; {
-		out, err := s.classify(ctx, n)
-		if err != nil {
-			return r, err
-		}
-		if out == whole {
+	err := func() error {
+		for n := MinCommandOctets; n <= MaxCommandOctets; {
+			out, err := s.classify(ctx, n)
+			if err != nil {
+				return err
+			}
+			if out != whole {
+				hi, hiRefused = n, out == refused
+				break
+			}
 			lo = n
-		} else {
-			hi, hiRefused = n, out == refused
-			break
+			switch {
+			case n == MaxCommandOctets:
+				n++
+			case n < 64:
+				n = 64
+			default:
+				n = min(2*n, MaxCommandOctets)
+			}
 		}
-		switch {
-		case n == MaxCommandOctets:
-			n++
-		case n < 64:
-			n = 64
-		default:
-			n = min(2*n, MaxCommandOctets)
+		// Bisect for the longest whole line below hi (when a form works).
+		for lo > 0 && hi > lo+1 {
+			mid := lo + (hi-lo)/2
+			out, err := s.classify(ctx, mid)
+			if err != nil {
+				return err
+			}
+			if out == whole {
+				lo = mid
+			} else {
+				hi, hiRefused = mid, out == refused
+			}
 		}
-	}
-	// Bisect for the longest whole line below hi (when some form works).
-	for lo > 0 && hi > lo+1 {
-		mid := lo + (hi-lo)/2
-		out, err := s.classify(ctx, mid)
-		if err != nil {
-			return r, err
-		}
-		if out == whole {
-			lo = mid
-		} else {
-			hi, hiRefused = mid, out == refused
-		}
+		return nil
+	}()
+	if err != nil && !stopped(err) {
+		return r, err
 	}
 	r.proven = lo
 	if hi > 0 && hiRefused {
 		r.refusedAt = hi
 	}
-	// The first line not proven whole may have been cut silently: a
-	// line of lo octets with one more digit (LIST 10 when whole) that
-	// gets LIST 1's reply was cut right after lo-2 octets.
-	if lo > 0 && hi == lo+1 && !hiRefused {
-		cut, err := s.cutAfter(ctx, lo)
-		if err != nil {
-			return r, err
-		}
-		r.truncated = cut
+	if err == nil {
+		err = s.refine(ctx, &r, lo, hi, hiRefused)
 	}
-	// No whole-read form, or a form that stopped proving before any
-	// refusal: look for the shortest visible refusal with the unknown
-	// form alone.
-	if r.refusedAt == 0 && !r.truncated && s.xUsable {
-		start := max(lo+1, MinCommandOctets)
-		if err := s.searchRefusal(ctx, &r, start); err != nil {
-			return r, err
-		}
+	if err != nil && !stopped(err) {
+		return r, err
+	}
+	if err != nil {
+		r.method = fmt.Sprintf("; stopped early (%v), the bounds are what was seen by then", err)
 	}
 	r.refusal = s.refusal
 	r.decide()
 	return r, nil
+}
+
+// refine looks past the longest whole line lo: was the next length cut
+// silently, or where is the shortest visible refusal?
+func (s *txSearch) refine(ctx context.Context, r *limitResult, lo, hi int, hiRefused bool) error {
+	// A line of lo octets with one more digit (LIST 10 when whole) that
+	// gets LIST 1's reply was cut right after lo-2 octets.
+	if lo > 0 && hi == lo+1 && !hiRefused {
+		cut, err := s.cutAfter(ctx, lo)
+		if err != nil {
+			return err
+		}
+		r.truncated = cut
+	}
+	// No whole-read form, or one that stopped proving before any
+	// refusal: the unknown form alone may still show a refusal.
+	if r.refusedAt == 0 && !r.truncated && s.xUsable {
+		return s.searchRefusal(ctx, r, max(lo+1, MinCommandOctets))
+	}
+	return nil
 }
 
 // searchRefusal finds the shortest length from start on that the unknown
