@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"pop3conformance/fixtures/catalog"
 	"pop3conformance/fixtures/profile"
 	"pop3conformance/probe/report"
 	"pop3conformance/suites/verdict"
@@ -79,5 +80,32 @@ func TestObservedProfileRoundTrip(t *testing.T) {
 	if ids := deviating(second); code != 0 || len(ids) > 0 {
 		t.Errorf("judged by its own observed profile: exit %d, deviations %v; want exit 0 and none", code, ids)
 	}
-	t.Logf("as exchange2010: %s; as observed: %s", first.Line(), second.Line())
+	// Keys the probe did not measure are left out, and the statements
+	// judged by them end inconclusive: neither deviates nor conformant.
+	own, err := profile.Load(observed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(own.Unknown()) == 0 {
+		t.Fatalf("observed-profile.yaml says every key; the probe does not measure them all")
+	}
+	cat := catalog.MustLoad()
+	checked := 0
+	for _, st := range second.Statements {
+		req, _ := cat.Lookup(st.ID)
+		for _, k := range req.ProfileKeys {
+			if own.Known(k) {
+				continue
+			}
+			checked++
+			if st.Verdict == verdict.Conformant || st.Verdict == verdict.Deviates {
+				t.Errorf("%s: verdict %s, but observed-profile.yaml does not say %s", st.ID, st.Verdict, k)
+			}
+			break
+		}
+	}
+	if checked == 0 {
+		t.Error("no statement depends on a key the observed profile leaves out")
+	}
+	t.Logf("as exchange2010: %s; as observed: %s; %d statements depend on unknown keys %v", first.Line(), second.Line(), checked, own.Unknown())
 }

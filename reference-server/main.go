@@ -120,6 +120,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	prof, err := profile.Load(*profName)
+	if err == nil {
+		err = prof.Complete()
+	}
 	if err != nil {
 		return usageError{err}
 	}

@@ -32,39 +32,46 @@ import (
 type mailutilsLike struct {
 	ln   net.Listener
 	msgs [][]byte
-	wg   sync.WaitGroup
 }
 
 const mailutilsLineMax = 511
 
 func startMailutilsLike(t *testing.T) *mailutilsLike {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fixture, err := harness.FixtureMessages("alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &mailutilsLike{ln: ln}
+	s := &mailutilsLike{}
 	for i, m := range fixture {
 		s.msgs = append(s.msgs, append([]byte(fmt.Sprintf("X-UIDL: fake%032d\r\n", i+1)), m.Data...))
 	}
-	s.wg.Go(func() {
+	s.ln = serveFake(t, s.serve)
+	return s
+}
+
+// serveFake accepts loopback connections for serve until the test ends.
+func serveFake(t *testing.T, serve func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s.wg.Go(func() { s.serve(c) })
+			wg.Go(func() { serve(c) })
 		}
 	})
 	t.Cleanup(func() {
 		ln.Close()
-		s.wg.Wait()
+		wg.Wait()
 	})
-	return s
+	return ln
 }
 
 func (s *mailutilsLike) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
@@ -134,6 +141,14 @@ func (s *mailutilsLike) serve(c net.Conn) {
 				out = append(out, fmt.Sprintf("%d %d", i+1, len(m)))
 			}
 			send(append(out, ".")...)
+		case state == transaction && kw == "LIST":
+			// pop3d reads the number with strtoul: leading zeros are fine.
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 1 || n > len(s.msgs) {
+				send("-ERR No such message")
+				break
+			}
+			send(fmt.Sprintf("+OK %d %d", n, len(s.msgs[n-1])))
 		case state == transaction && kw == "UIDL" && arg == "":
 			out := []string{"+OK"}
 			for i := range s.msgs {
@@ -185,6 +200,7 @@ func TestMailutilsLike(t *testing.T) {
 	want := map[string]any{
 		"apop_timestamp": true, "apop_login": false, "apop": false, "apop_reply": "-ERR [AUTH] Bad login",
 		"max_command_octets": 511, "max_command_octets_bound": "exact",
+		"max_command_octets_transaction": 511, "max_command_octets_transaction_bound": "exact",
 		"max_argument_chars": 0, "exact_sizes": true, "message_count": 6,
 		"unknown_user_reply": "ok",
 	}
@@ -196,7 +212,7 @@ func TestMailutilsLike(t *testing.T) {
 	if _, ok := got.Params["storage_block_octets"]; ok {
 		t.Errorf("storage_block_octets measured for exact sizes: %v", got.Params["storage_block_octets"])
 	}
-	if m := got.Observation.Methods["max_command_octets"]; !strings.Contains(m, "a 512-octet line: the server sent its first 511 octets back, then \"+OK\"") {
+	if m := got.Observation.Methods["max_command_octets"]; !strings.Contains(m, "a 512-octet line: the server sent its first 511 octets back, then \"-ERR Invalid command\"") {
 		t.Errorf("max_command_octets method %q does not describe the echo", m)
 	}
 	if m := got.Observation.Methods["exact_sizes"]; !strings.Contains(m, "listed 305, sent 305") || !strings.Contains(m, "differ from fixture alice's (message 1: listed 305, fixture 259)") {

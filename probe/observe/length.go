@@ -3,6 +3,7 @@ package observe
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -183,6 +184,13 @@ func (p *prober) probeLine(ctx context.Context, f *lineForm, n int) (lineResult,
 		same = mask(long.Text, line) == mask(short.Text, f.ref.line)
 	}
 	if same {
+		// QUIT, valid in every state, must get the next reply: another
+		// reply first is the rest of the line read as a command.
+		q, err := c.Cmd("QUIT")
+		if err == nil && !q.OK() {
+			res.detail = fmt.Sprintf("a %d-octet line: answered like the short line, but QUIT then got %q: the rest of the line was read as another command", n, q.String())
+			return res, c, nil
+		}
 		res.accepted = true
 		return res, c, nil
 	}
@@ -190,144 +198,251 @@ func (p *prober) probeLine(ctx context.Context, f *lineForm, n int) (lineResult,
 	return res, c, nil
 }
 
-// bisection is the outcome of one search.
-type bisection struct {
-	// max is the longest accepted length; 0 when even lo was refused.
-	max int
-	// bound is exact, at-least (hi was accepted), below (lo was refused)
-	// or range (the connection budget ran out between max and over).
-	bound string
-	over  int
-	// refusal is how the line of over octets was refused.
-	refusal   lineResult
-	evidence  []*harness.Conn
-	connsUsed int
-}
-
-// bisect finds the longest accepted line in lo..hi. knownLo says lo is
-// already known to be accepted. Its connections, the short line's
-// included, count against bisectConnections.
-func (p *prober) bisect(ctx context.Context, f *lineForm, lo, hi int, knownLo bool) (bisection, error) {
-	var b bisection
-	opened, err := p.reference(ctx, f)
-	if opened {
-		b.connsUsed++
-	}
-	if err != nil {
-		return b, err
-	}
-	conns := map[int]*harness.Conn{}
-	results := map[int]lineResult{}
-	try := func(n int) (bool, error) {
-		b.connsUsed++
-		res, c, err := p.probeLine(ctx, f, n)
-		conns[n], results[n] = c, res
-		return res.accepted, err
-	}
-	// The evidence starts with the short line the others were compared
-	// with.
-	evidence := func(ns ...int) []*harness.Conn {
-		out := []*harness.Conn{f.ref.conn}
-		for _, n := range ns {
-			out = append(out, conns[n])
-		}
-		return out
-	}
-	if !knownLo {
-		ok, err := try(lo)
-		if err != nil {
-			return b, err
-		}
-		if !ok {
-			b.bound, b.over, b.refusal, b.evidence = "below", lo, results[lo], evidence(lo)
-			return b, nil
-		}
-	}
-	ok, err := try(hi)
-	if err != nil {
-		return b, err
-	}
-	if ok {
-		b.max, b.bound, b.evidence = hi, "at-least", evidence(hi)
-		return b, nil
-	}
-	for hi-lo > 1 {
-		if b.connsUsed >= bisectConnections {
-			b.max, b.over, b.bound, b.refusal = lo, hi, "range", results[hi]
-			b.evidence = evidence(lo, hi)
-			return b, nil
-		}
-		mid := lo + (hi-lo)/2
-		ok, err := try(mid)
-		if err != nil {
-			return b, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	b.max, b.over, b.bound, b.refusal = lo, hi, "exact", results[hi]
-	b.evidence = evidence(lo, hi)
-	return b, nil
-}
-
-// commandLength bisects the longest USER command the server takes, then
-// checks with short arguments whether that limit was one on the line or
-// on the argument.
+// commandLength measures the line limit after login (where a reply can
+// prove a whole read, see txSearch), then before login (where only a
+// refusal shows), then the per-argument limit.
 func (p *prober) commandLength(ctx context.Context) error {
-	user, err := p.bisect(ctx, userForm(), MinCommandOctets, MaxCommandOctets, false)
+	tx, err := p.transactionLimit(ctx)
 	if err != nil {
 		return err
 	}
-	final := user
-	method := fmt.Sprintf("bisection over %d..%d octets (CRLF included) with USER of an unknown name, each line the first command of a connection of its own: a line answered like a short USER (on another connection) is accepted; another -ERR, a close or the line echoed back is a length refusal", MinCommandOctets, MaxCommandOctets)
-	argMethod := "whether USER with an argument over 40 characters was answered like a short one"
-	switch user.bound {
-	case "below":
-		p.skip("max_argument_chars", "even the shortest line tried was refused")
-	case "at-least":
-		p.set("max_argument_chars", 0, argMethod)
-	default:
-		// Was the limit the line's or the argument's? A line one octet
-		// longer made of short arguments tells.
-		args := shortArgsForm()
-		if _, err := p.reference(ctx, args); err != nil {
-			return err
+	auth, err := p.authorizationLimit(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return p.argumentLimit(ctx, auth, tx)
+}
+
+// setLimit records a limitResult under key (and key_bound).
+func (p *prober) setLimit(key string, r limitResult, why string) {
+	if r.bound == "" {
+		p.skip(key, why)
+		return
+	}
+	method := r.method
+	if r.refusal != "" {
+		method += "; refused: " + r.refusal
+	}
+	p.set(key, r.value, method)
+	p.set(key+"_bound", r.bound, "exact: lines of max octets proven read whole and max+1 refused (or cut); at-least: lines of max octets proven read whole, none longer seen refused; at-most: lines of max+1 octets refused, max not proven")
+}
+
+func (p *prober) transactionLimit(ctx context.Context) (limitResult, error) {
+	const key = "max_command_octets_transaction"
+	var r limitResult
+	a, err := p.account(ctx)
+	if err != nil {
+		p.skip(key, err.Error())
+		return r, nil
+	}
+	s := &txSearch{p: p, acc: a, pipelining: hasCapability(p.params, "PIPELINING")}
+	defer s.drop()
+	spaces, _ := p.params["multiple_spaces_separate"].(bool)
+	if err := s.calibrate(ctx, spaces); err != nil {
+		if errors.Is(err, errBudget) {
+			return r, err
 		}
-		res, c, err := p.probeLine(ctx, args, user.max+1)
+		p.skip(key, err.Error())
+		return r, nil
+	}
+	r, err = s.run(ctx)
+	if err != nil {
+		return r, err
+	}
+	stop := r.method
+	how := "one line at a time"
+	if s.pipelining {
+		how = "each line pipelined with its NOOP (PIPELINING)"
+	}
+	r.method = fmt.Sprintf("after login, %s: doubling from %d octets then bisection up to %d (CRLF included); a line is read whole when %s gets the reply of LIST 1 and the NOOP sent after it the next reply; refused when XPRB with short arguments gets another reply than a short XPRB, a close, the line echoed or a second reply; %d lines, %d logins, proven whole up to %d",
+		how, MinCommandOctets, MaxCommandOctets, s.formNames(), s.probes, s.logins, r.proven) + stop
+	if r.truncated {
+		r.method += "; the line one octet longer was cut: the server executes its first octets silently"
+	}
+	why := "no line was proven read whole and none was seen refused: the server answers a long line like a short one (a cut line gets the same -ERR)"
+	p.setLimit(key, r, why)
+	p.evidence(key, s.lastWhole, s.lastRefused)
+	return r, nil
+}
+
+// authorizationLimit looks for the shortest line refused before login.
+// RFC 1939 leaves only USER, PASS, APOP and QUIT there, and no reply to
+// them proves that a long line was read whole, so a limit found here is
+// at-most, unless the same limit holds after login, where whole reads
+// are proven (then the two states are taken to share one reader).
+func (p *prober) authorizationLimit(ctx context.Context, tx limitResult) (limitResult, error) {
+	const key = "max_command_octets"
+	f := shortArgsForm()
+	var r limitResult
+	if _, err := p.reference(ctx, f); err != nil {
+		if errors.Is(err, errBudget) {
+			return r, err
+		}
+		p.skip(key, err.Error())
+		return r, nil
+	}
+	var last *harness.Conn
+	bad := func(n int) (bool, error) {
+		res, c, err := p.probeLine(ctx, f, n)
+		if err != nil {
+			return false, err
+		}
+		if !res.accepted {
+			last, r.refusal = c, res.detail
+		}
+		return !res.accepted, nil
+	}
+	// lowest finds the shortest refused length in (lo, hi], hi refused.
+	lowest := func(lo, hi int) (int, error) {
+		for hi-lo > 1 {
+			mid := lo + (hi-lo)/2
+			b, err := bad(mid)
+			if err != nil {
+				return 0, err
+			}
+			if b {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		return hi, nil
+	}
+	var err error
+	r.method = fmt.Sprint("before login, XPRB with short arguments, each line the first command of a connection of its own, QUIT after it: refused when the reply differs from a short XPRB's (another -ERR text, a close, the line echoed) or QUIT gets another reply first; a reply like the short one's proves nothing (a cut line gets it too)")
+	switch {
+	case tx.bound == BoundExact || tx.bound == BoundAtMost:
+		t := tx.value
+		var over, at bool
+		if over, err = bad(t + 1); err != nil {
+			return r, err
+		}
+		if over {
+			if at, err = bad(t); err != nil {
+				return r, err
+			}
+		}
+		switch {
+		case over && !at:
+			r.refusedAt = t + 1
+			if tx.bound == BoundExact {
+				r.proven = t
+				r.method += fmt.Sprintf("; refused at %d octets like after login, where lines of %d are proven read whole: the same limit", t+1, t)
+			}
+		case over:
+			r.refusedAt, err = lowest(MinCommandOctets-1, t)
+		default:
+			var top bool
+			if top, err = bad(MaxCommandOctets); err == nil && top {
+				r.refusedAt, err = lowest(t+1, MaxCommandOctets)
+			}
+		}
+	default:
+		var top bool
+		top, err = bad(MaxCommandOctets)
+		switch {
+		case err != nil:
+		case top:
+			r.refusedAt, err = lowest(MinCommandOctets-1, MaxCommandOctets)
+		case tx.bound == BoundAtLeast && tx.value == MaxCommandOctets:
+			r.proven = MaxCommandOctets
+			r.method += fmt.Sprintf("; no line up to %d octets refused, and after login lines of %d are proven read whole", MaxCommandOctets, MaxCommandOctets)
+		}
+	}
+	if err != nil {
+		return r, err
+	}
+	r.decide()
+	p.setLimit(key, r, fmt.Sprintf("no line up to %d octets was refused before login, and no reply there proves a long line was read whole", MaxCommandOctets))
+	p.evidence(key, f.ref.conn, last)
+	return r, nil
+}
+
+// argumentLimit compares USER of a long unknown name with a short one.
+// A refusal counts as an argument limit only where lines of that length
+// are known not to be refused: read whole after login and not refused
+// before login.
+func (p *prober) argumentLimit(ctx context.Context, auth, tx limitResult) error {
+	const key = "max_argument_chars"
+	line := 0 // the longest line known not to be refused before login
+	switch {
+	case auth.bound != "":
+		line = auth.value
+	case tx.bound == BoundExact || tx.bound == BoundAtMost:
+		line = tx.value
+	default:
+		p.skip(key, "no line limit known, so a refused USER could not be told from a refused line")
+		return nil
+	}
+	const rfcArg = 41 // the shortest argument RFC 1939 does not allow
+	maxArg := line - 2 - len("USER ")
+	if maxArg < rfcArg {
+		p.skip(key, fmt.Sprintf("a %d-character argument does not fit the %d-octet command limit", rfcArg, line))
+		return nil
+	}
+	f := userForm()
+	if _, err := p.reference(ctx, f); err != nil {
+		return err
+	}
+	octets := func(arg int) int { return arg + 2 + len("USER ") }
+	same := func(arg int) (bool, *harness.Conn, error) {
+		res, c, err := p.probeLine(ctx, f, octets(arg))
+		return res.accepted, c, err
+	}
+	longest, first := 0, 0 // longest accepted, shortest refused argument
+	ok, c, err := same(rfcArg)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		longest, first = rfcArg-1, rfcArg
+		if ok, _, err := same(rfcArg - 1); err != nil {
+			return err
+		} else if !ok {
+			p.skip(key, fmt.Sprintf("USER with a name of %d characters was refused, and one of %d too", rfcArg, rfcArg-1))
+			return nil
+		}
+	default:
+		longest = rfcArg
+		top, tc, err := same(maxArg)
 		if err != nil {
 			return err
 		}
-		if res.accepted {
-			arg := user.max - len("USER ") - 2
-			p.set("max_argument_chars", arg, fmt.Sprintf("USER took at most %d octets, but an unknown command of %d octets with short arguments was answered like a short one", user.max, user.max+1))
-			p.evidence("max_argument_chars", append(user.evidence, args.ref.conn, c)...)
-			final, err = p.bisect(ctx, args, user.max+1, MaxCommandOctets, true)
+		c = tc
+		if top {
+			p.set(key, 0, fmt.Sprintf("USER with names of %d and %d characters (lines up to the %d-octet limit) answered like a short one", rfcArg, maxArg, line))
+			p.evidence(key, f.ref.conn, c)
+			return nil
+		}
+		lo, hi := rfcArg, maxArg
+		for hi-lo > 1 {
+			mid := lo + (hi-lo)/2
+			ok, _, err := same(mid)
 			if err != nil {
 				return err
 			}
-			method = "bisection with an unknown command of short arguments, each line the first command of a connection of its own (the USER bisection hit the argument limit)"
-		} else if user.max-len("USER ")-2 > 40 {
-			p.set("max_argument_chars", 0, argMethod)
-		} else {
-			p.skip("max_argument_chars", fmt.Sprintf("a 41-character argument does not fit the %d-octet command limit", user.max))
+			if ok {
+				lo = mid
+			} else {
+				hi = mid
+			}
 		}
+		longest, first = lo, hi
 	}
-	switch final.bound {
-	case "below":
-		p.set("max_command_octets_bound", "below", method)
-		p.skip("max_command_octets", fmt.Sprintf("a %d-octet command was refused: %s", MinCommandOctets, final.refusal.detail))
+	n := octets(first)
+	// The refused USER line is no refused line when longer lines are
+	// refused visibly before login (a reader that refuses visibly does
+	// not cut shorter lines), or lines of its length are read whole
+	// after login.
+	switch {
+	case auth.refusedAt != 0 && auth.refusedAt <= n:
+		p.skip(key, fmt.Sprintf("USER with a name of %d characters (%d octets) was refused, and so are lines of %d octets before login", first, n, auth.refusedAt))
+	case auth.refusedAt == 0 && tx.proven < n:
+		p.skip(key, fmt.Sprintf("USER with a name of %d characters (%d octets) was refused, but no line of %d octets was proven read whole and no longer line seen refused: an argument limit cannot be told from a line limit", first, n, n))
 	default:
-		if final.bound == "exact" || final.bound == "range" {
-			// How the shortest line found too long was refused goes
-			// with the method, the echo of GNU Mailutils included.
-			method += "; refused: " + final.refusal.detail
-		}
-		p.set("max_command_octets", final.max, method)
-		p.set("max_command_octets_bound", final.bound, "exact: max accepted and max+1 refused; at-least: the upper search bound was accepted; range: the connection budget ended the search")
+		p.set(key, longest, fmt.Sprintf("USER with a name of %d characters answered like a short one, %d characters refused, while lines of %d octets are not refused (before login lines are refused from %d octets on; after login lines are proven read whole up to %d)", longest, first, n, auth.refusedAt, tx.proven))
+		p.evidence(key, f.ref.conn, c)
 	}
-	p.evidence("max_command_octets", final.evidence...)
 	return nil
 }

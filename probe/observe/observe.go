@@ -36,18 +36,14 @@ const (
 
 // Defaults of Options.
 const (
-	// DefaultMaxConnections covers the most a measurement opens: greeting
-	// and CAPA, plaintext USER, unknown USER and APOP (1 each), the USER
-	// bisection (16), the short-argument check (2: its short line and one
-	// long line), the short-argument bisection (14), separators (2),
-	// session (1), lock (2) and the idle timers (2): 43.
-	DefaultMaxConnections = 48
+	// DefaultMaxConnections covers the most a measurement opens:
+	// greeting and CAPA, plaintext USER, unknown USER and APOP (1 each),
+	// separators (2), the line limit after login (a login per refused or
+	// unproven line: at most maxProbeLines), before login (a connection
+	// per line: about 16) and the argument limit (about 16), session (1),
+	// lock (2) and the idle timers (2).
+	DefaultMaxConnections = 96
 	DefaultTimeout        = 3 * time.Minute
-	// bisectConnections bounds one bisection: log2(8192-40) rounds up to
-	// 13, plus both ends, plus the connection of the short line every
-	// long one is compared with (each line is the first command of its
-	// own connection: see reference).
-	bisectConnections = 16
 )
 
 // Options say what to measure.
@@ -108,7 +104,7 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 	if len(out.Profiles) > 0 {
 		base, err := loadMatch(out.Profiles[0], o.Config.Profile)
 		if err == nil {
-			out.SuggestedProfile, err = Suggest(p.params, base, o.Target, secrets)
+			out.SuggestedProfile, err = Suggest(p.params, p.obs.NotMeasured, base, o.Target, secrets)
 		}
 		if err != nil {
 			out.Observation.Errors = append(out.Observation.Errors, "suggesting a profile: "+err.Error())
@@ -247,8 +243,9 @@ func (p *prober) measure(ctx context.Context) {
 		{"plaintext USER before TLS", p.plaintextBeforeTLS},
 		{"USER of an unknown name", p.unknownUser},
 		{"APOP", p.apopLogin},
-		{"command length", p.commandLength},
+		// Separators first: runs of SPACEs give command length a form.
 		{"separators", p.separators},
+		{"command length", p.commandLength},
 		{"session", p.session},
 		{"lock", p.lock},
 		// Last: against a remote host it waits for minutes.

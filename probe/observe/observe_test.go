@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"pop3conformance/fixtures/profile"
 	"pop3conformance/probe/report"
 	"pop3conformance/suites/harness"
@@ -25,7 +27,7 @@ func writeProfile(t *testing.T, base string, mutate func(p *profile.Profile)) st
 	}
 	mutate(p)
 	p.Name = base + "-variant"
-	data, err := Suggest(map[string]any{}, p, "", nil)
+	data, err := yaml.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,7 @@ func TestCompareAndSuggest(t *testing.T) {
 	if m.Compared != 4 || m.Matching != 2 || strings.Join(texts, "|") != strings.Join(want, "|") {
 		t.Errorf("%+v\n%q", m, texts)
 	}
-	y, err := Suggest(params, p, "test", report.Secrets{"wonderland"})
+	y, err := Suggest(params, map[string]string{"lock": "needs --allow-disruptive"}, p, "test", report.Secrets{"wonderland"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +207,23 @@ func TestCompareAndSuggest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.MaxCommandOctets != 65536 || got.Separators != profile.SeparatorsSingleSpace || !strings.Contains(string(y), "measured 70000; profiles allow 40..65536") || !strings.Contains(string(y), "from exchange2010") {
+	// max_command_octets has no bound, so it is no limit to expect.
+	if got.Known("max_command_octets") || got.Separators != profile.SeparatorsSingleSpace || !strings.Contains(string(y), "#   lock: needs --allow-disruptive") || !strings.Contains(string(y), "#   max_command_octets: measured 70000 octets") {
 		t.Errorf("suggested:\n%s", y)
+	}
+	// Only measured keys are said.
+	for _, k := range []string{"stls", "close_after_errors", "sasl", "exact_sizes", "timers.unauthenticated"} {
+		if got.Known(k) {
+			t.Errorf("the suggested profile says %s:\n%s", k, y)
+		}
+	}
+	params["max_command_octets_bound"] = BoundExact
+	y, err = Suggest(params, nil, p, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = profile.Parse(y); err != nil || got.MaxCommandOctets != 65536 || !strings.Contains(string(y), "measured 70000; profiles allow 40..65536") {
+		t.Errorf("suggested (%v):\n%s", err, y)
 	}
 }
 

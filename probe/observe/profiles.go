@@ -27,6 +27,23 @@ type profileKey struct {
 	set func(p *profile.Profile, v any) (note string)
 	// same compares (default: reflect.DeepEqual).
 	same func(observed, prof any) bool
+	// usable says whether the measured value may go into a profile
+	// (default: yes); why says why not.
+	usable func(params map[string]any) (ok bool, why string)
+}
+
+// boundUsable keeps a line limit out of a profile unless it is exact or
+// at-most: an at-least value would have the suite expect a refusal one
+// octet over it, which nothing measured.
+func boundUsable(key string) func(map[string]any) (bool, string) {
+	return func(params map[string]any) (bool, string) {
+		switch b, _ := params[key+"_bound"].(string); b {
+		case BoundExact, BoundAtMost:
+			return true, ""
+		default:
+			return false, fmt.Sprintf("measured %v octets %s: no refusal seen, so no limit to expect", params[key], b)
+		}
+	}
 }
 
 func always(v any) (any, bool) { return v, true }
@@ -41,13 +58,12 @@ var profileKeys = []profileKey{
 		set: func(p *profile.Profile, v any) string { p.Implementation = v.(string); return "" }},
 	{key: "separators",
 		get: func(p *profile.Profile) (any, bool) { return always(string(p.Separators)) },
-		set: func(p *profile.Profile, v any) string {
-			if v.(string) == "mixed" {
-				p.Separators = profile.SeparatorsSingleSpace
-				return "measured mixed (TAB and two SPACEs differ); no profile value says that, single-space is the nearer"
+		set: func(p *profile.Profile, v any) string { p.Separators = profile.Separators(v.(string)); return "" },
+		usable: func(params map[string]any) (bool, string) {
+			if params["separators"] == "mixed" {
+				return false, "measured mixed (a TAB and two SPACEs differ): no profile value says that"
 			}
-			p.Separators = profile.Separators(v.(string))
-			return ""
+			return true, ""
 		}},
 	{key: "max_command_octets",
 		get: func(p *profile.Profile) (any, bool) { return always(p.MaxCommandOctets) },
@@ -61,7 +77,15 @@ var profileKeys = []profileKey{
 				return fmt.Sprintf("measured %d; profiles allow 40..65536", n)
 			}
 			return ""
-		}},
+		},
+		usable: boundUsable("max_command_octets")},
+	{key: "max_command_octets_transaction",
+		get: func(p *profile.Profile) (any, bool) { return always(p.CommandLimit(true)) },
+		set: func(p *profile.Profile, v any) string {
+			p.MaxCommandOctetsTransaction = min(max(v.(int), 40), 65536)
+			return ""
+		},
+		usable: boundUsable("max_command_octets_transaction")},
 	{key: "max_argument_chars",
 		get: func(p *profile.Profile) (any, bool) { return always(p.MaxArgumentChars) },
 		set: func(p *profile.Profile, v any) string { p.MaxArgumentChars = v.(int); return "" }},
@@ -72,12 +96,6 @@ var profileKeys = []profileKey{
 		get: func(p *profile.Profile) (any, bool) { return always(p.ExactSizes) },
 		set: func(p *profile.Profile, v any) string {
 			p.ExactSizes = v.(bool)
-			if p.ExactSizes {
-				p.StorageBlockOctets = 0
-			} else if p.StorageBlockOctets <= 0 {
-				p.StorageBlockOctets = 1024
-				return "storage_block_octets not measured; 1024 assumed"
-			}
 			return ""
 		}},
 	{key: "storage_block_octets",
@@ -89,36 +107,33 @@ var profileKeys = []profileKey{
 			return ""
 		}},
 	{key: keyUnauthenticated,
-		get:  func(p *profile.Profile) (any, bool) { return always(p.Timers.Unauthenticated.String()) },
-		set:  func(p *profile.Profile, v any) string { return setDuration(&p.Timers.Unauthenticated, v) },
-		same: sameDuration},
+		get:    func(p *profile.Profile) (any, bool) { return always(p.Timers.Unauthenticated.String()) },
+		set:    func(p *profile.Profile, v any) string { return setDuration(&p.Timers.Unauthenticated, v) },
+		same:   sameDuration,
+		usable: durationUsable(keyUnauthenticated)},
 	{key: keyAuthenticated,
-		get:  func(p *profile.Profile) (any, bool) { return always(p.Timers.Authenticated.String()) },
-		set:  func(p *profile.Profile, v any) string { return setDuration(&p.Timers.Authenticated, v) },
-		same: sameDuration},
+		get:    func(p *profile.Profile) (any, bool) { return always(p.Timers.Authenticated.String()) },
+		set:    func(p *profile.Profile, v any) string { return setDuration(&p.Timers.Authenticated, v) },
+		same:   sameDuration,
+		usable: durationUsable(keyAuthenticated)},
 	{key: keyNotice,
 		get: func(p *profile.Profile) (any, bool) { return always(p.Timers.Notice) },
 		set: func(p *profile.Profile, v any) string {
 			p.Timers.Notice = v.(bool)
-			switch {
-			case !p.Timers.Notice:
-				p.Timers.NoticeText = ""
-			case p.Timers.NoticeText == "":
-				// timers.notice_text overwrites it when measured.
-				p.Timers.NoticeText = placeholderNotice
-			}
 			return ""
 		}},
 	{key: keyNoticeText,
 		// The text applies only to a profile whose server sends a notice.
 		get: func(p *profile.Profile) (any, bool) { return p.Timers.NoticeText, p.Timers.Notice },
 		set: func(p *profile.Profile, v any) string {
-			if text := v.(string); text != "" {
-				p.Timers.NoticeText = text
-				return ""
+			p.Timers.NoticeText = v.(string)
+			return ""
+		},
+		usable: func(params map[string]any) (bool, string) {
+			if params[keyNoticeText] == "" {
+				return false, "the notice had no text after its status"
 			}
-			p.Timers.NoticeText = placeholderNotice
-			return "the notice had no text after its status; profiles need one, so this one is made up"
+			return true, ""
 		}},
 	{key: "unknown_user_reply",
 		get: func(p *profile.Profile) (any, bool) { return always(string(p.UnknownUserReply)) },
@@ -163,9 +178,16 @@ var profileKeys = []profileKey{
 		same: func(o, p any) bool { return p == string(profile.UIDAny) || o == p }},
 }
 
-// placeholderNotice stands in for a notice text that was not measured:
-// a profile with a notice needs one.
-const placeholderNotice = "Connection closed for inactivity."
+// durationUsable keeps a measured duration no profile takes out of it.
+func durationUsable(key string) func(map[string]any) (bool, string) {
+	return func(params map[string]any) (bool, string) {
+		s, _ := params[key].(string)
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+			return false, fmt.Sprintf("measured %v, which no profile takes", params[key])
+		}
+		return true, ""
+	}
+}
 
 // setDuration writes a measured Go duration string into a profile key.
 func setDuration(dst *profile.Duration, v any) string {
@@ -190,6 +212,10 @@ func Compare(params map[string]any, p *profile.Profile) report.ProfileMatch {
 	for _, k := range profileKeys {
 		obs, ok := params[k.key]
 		if !ok {
+			continue
+		}
+		// A key the profile does not say is not compared (with zero).
+		if !p.Known(k.key) {
 			continue
 		}
 		pv, applies := k.get(p)
@@ -260,23 +286,43 @@ func loadMatch(m report.ProfileMatch, chosen string) (*profile.Profile, error) {
 	return profile.Load(m.Name)
 }
 
-// Suggest writes a profile YAML for the server: base's values with every
-// measured key overlaid, each key commented with where its value came
-// from. It validates, so `probe --profile observed-profile.yaml` loads it.
-func Suggest(params map[string]any, base *profile.Profile, target string, secrets report.Secrets) ([]byte, error) {
-	p := base.Clone()
-	p.Name = "observed"
-	p.Description = "Measured by the pop3conformance probe"
+// Suggest writes a profile YAML of the measured keys only: a key the
+// probe did not measure (or measured in a form no profile value says) is
+// left out, and listed in a comment with the reason (from reasons, the
+// observation's not_measured, when it has one). Fed back with --profile,
+// the suite takes the keys left out as unknown (profile.Known) and ends
+// the specs that need them inconclusive. base, the closest profile, is
+// only named. The result loads (profile.Parse).
+func Suggest(params map[string]any, reasons map[string]string, base *profile.Profile, target string, secrets report.Secrets) ([]byte, error) {
+	p := &profile.Profile{Name: "observed", Description: "Measured by the pop3conformance probe"}
 	if target != "" {
 		p.Description += " against " + target
 	}
 	notes := map[string]string{}
+	written := map[string]bool{"name": true, "description": true}
+	why := map[string]string{
+		// TODO(facts): the budget is measured before the specs run
+		// (harness.Facts, (*Target).Facts()); write it here from there
+		// rather than measuring it again.
+		"close_after_errors":             "the close-after-errors budget is not measured by observe",
+		"close_after_errors_transaction": "the close-after-errors budget is not measured by observe",
+	}
+	for k, r := range reasons {
+		why[k] = r
+	}
 	for _, k := range profileKeys {
 		v, ok := params[k.key]
 		if !ok {
 			continue
 		}
+		if k.usable != nil {
+			if ok, reason := k.usable(params); !ok {
+				why[k.key] = reason
+				continue
+			}
+		}
 		note := k.set(p, v)
+		written[k.key] = true
 		notes[k.key] = "measured"
 		if note != "" {
 			notes[k.key] += "; " + note
@@ -286,19 +332,36 @@ func Suggest(params map[string]any, base *profile.Profile, target string, secret
 		p.Greeting = strings.ReplaceAll(p.Greeting, "<", "(")
 	}
 	secrets.ScrubValue(p)
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("the suggested profile does not validate: %w", err)
-	}
 	var doc yaml.Node
 	if err := doc.Encode(p); err != nil {
 		return nil, err
 	}
-	annotate(&doc, "", notes, base.Name)
+	prune(&doc, "", written)
+	annotate(&doc, notes)
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# A profile of the server as the probe measured it (%s).\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&buf, "# Keys marked 'measured' come from the wire; the others are copied from\n")
-	fmt.Fprintf(&buf, "# the closest bundled profile, %s, and were not measured.\n", base.Name)
+	fmt.Fprintf(&buf, "# It holds only measured keys. The suite takes every key left out as\n")
+	fmt.Fprintf(&buf, "# unknown: a spec whose expectation needs one ends inconclusive.\n")
+	if base != nil {
+		fmt.Fprintf(&buf, "# The closest bundled profile is %s.\n", base.Name)
+	}
 	fmt.Fprintf(&buf, "# Feed it back with: probe --profile observed-profile.yaml ...\n")
+	var missing []string
+	for _, k := range profile.Keys() {
+		if !written[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(&buf, "#\n# Not measured (unknown):\n")
+		for _, k := range missing {
+			r := why[k]
+			if r == "" {
+				r = "the probe does not measure it"
+			}
+			fmt.Fprintf(&buf, "#   %s: %s\n", k, strings.ReplaceAll(r, "\n", " "))
+		}
+	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&doc); err != nil {
@@ -308,36 +371,53 @@ func Suggest(params map[string]any, base *profile.Profile, target string, secret
 		return nil, err
 	}
 	// Loading it back is the contract.
-	if _, err := profile.Parse(buf.Bytes()); err != nil {
+	got, err := profile.Parse(buf.Bytes())
+	if err != nil {
 		return nil, fmt.Errorf("the suggested profile does not load: %w", err)
+	}
+	for _, k := range missing {
+		if got.Known(k) {
+			return nil, fmt.Errorf("the suggested profile says %s, which was not measured", k)
+		}
 	}
 	return buf.Bytes(), nil
 }
 
-// annotate comments every leaf key of a mapping node with its origin.
-func annotate(n *yaml.Node, prefix string, notes map[string]string, base string) {
+// prune removes the mapping entries whose dotted key is not in keep, and
+// mappings left empty.
+func prune(n *yaml.Node, prefix string, keep map[string]bool) {
 	if n.Kind == yaml.DocumentNode {
 		for _, c := range n.Content {
-			annotate(c, prefix, notes, base)
+			prune(c, prefix, keep)
 		}
 		return
 	}
 	if n.Kind != yaml.MappingNode {
 		return
 	}
+	var out []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		key := prefix + k.Value
 		if v.Kind == yaml.MappingNode {
-			annotate(v, key+".", notes, base)
+			prune(v, key+".", keep)
+			if len(v.Content) > 0 {
+				out = append(out, k, v)
+			}
 			continue
 		}
-		switch {
-		case key == "name" || key == "description":
-		case notes[key] != "":
-			k.LineComment = notes[key]
-		default:
-			k.LineComment = "from " + base
+		if keep[key] {
+			out = append(out, k, v)
 		}
 	}
+	n.Content = out
+}
+
+// annotate comments every measured leaf key with its note.
+func annotate(n *yaml.Node, notes map[string]string) {
+	profile.EachLeaf(n, "", func(key string, k, _ *yaml.Node) {
+		if notes[key] != "" {
+			k.LineComment = notes[key]
+		}
+	})
 }

@@ -17,7 +17,7 @@ type Observed struct {
 	// Profiles compares the parameters with each bundled profile and the
 	// chosen one, closest first.
 	Profiles []ProfileMatch
-	// SuggestedProfile is a profile YAML built from the parameters; the
+	// SuggestedProfile is a profile YAML of the measured keys only; the
 	// probe writes it as observed-profile.yaml.
 	SuggestedProfile []byte
 }

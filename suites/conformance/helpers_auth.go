@@ -60,6 +60,7 @@ func authPlainTry(c *harness.Conn, response string) harness.Reply {
 // command limit cannot carry ends the spec as not applicable: the client
 // would have to use the empty challenge instead (RFC 5034 section 4).
 func authWithIR(t *harness.Target, c *harness.Conn, mech, ir string) harness.Reply {
+	needKey(t, "max_command_octets")
 	line := "AUTH " + mech + " " + ir
 	if n := len(line) + 2; n > t.Profile.MaxCommandOctets {
 		verdict.SkipNotApplicable("an AUTH line with this initial response has %d octets, more than the profile's %d-octet command limit", n, t.Profile.MaxCommandOctets)

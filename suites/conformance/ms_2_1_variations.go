@@ -194,6 +194,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	// the same way whatever its argument, so a line of the limit gets
 	// the short one's -ERR and one octet more another reply.
 	Spec("accepts a command of the TRANSACTION limit after login and refuses one octet more", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		needKey(t, "max_command_octets_transaction")
 		needErrBudgetTx(t, 3)
 		max := t.Profile.CommandLimit(true)
 		why := fmt.Sprintf("the profile's TRANSACTION limit is %d", max)

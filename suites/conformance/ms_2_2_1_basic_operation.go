@@ -57,6 +57,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 		// the profile closes the session after negative replies.
 		provoke := errorLimit(t, false) == 0 && errorLimit(t, true) == 0
 		if provoke {
+			needKey(t, "max_command_octets", "max_command_octets_transaction")
 			keep(cmd(c, commandOf("XYZW", t.Profile.CommandLimit(false))))
 			if !t.Profile.OverlongCloses() {
 				keep(cmd(c, commandOf("USER", t.Profile.CommandLimit(false)+40)))
@@ -209,7 +210,9 @@ func expectNotice(p *profile.Profile, got [][]byte) {
 	line := got[0]
 	Expect(isStatusLine(line)).To(BeTrue(), "the notice is not a status line: %q", line)
 	Expect(strings.HasSuffix(string(line), "\r\n")).To(BeTrue(), "the notice must end with CRLF: %q", line)
-	Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
+	if p.Known("max_response_octets") { // a profile may not say it (C0001 judges it)
+		Expect(len(line)).To(BeNumerically("<=", p.MaxResponseOctets), "notice length")
+	}
 	AddReportEntry("autologout notice", strings.TrimRight(string(line), "\r\n"), ReportEntryVisibilityFailureOrVerbose)
 }
 

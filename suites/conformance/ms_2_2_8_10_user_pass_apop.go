@@ -160,6 +160,7 @@ var _ = Describe("MS-STANXPOP3 2.2.10 V0012 APOP", func() {
 			return
 		}
 		Expect(stamp).NotTo(BeEmpty(), "a server with APOP puts a timestamp in its greeting %q", c.Greeting)
+		needKey(t, "max_command_octets")
 		if len(line)+2 > t.Profile.MaxCommandOctets {
 			verdict.SkipInconclusive("an APOP command for %s is %d octets, over the profile's %d-octet limit", a.User, len(line)+2, t.Profile.MaxCommandOctets)
 		}

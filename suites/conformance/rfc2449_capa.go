@@ -574,6 +574,7 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 
 var _ = Describe("RFC 2449 section 4 command length", func() {
 	Spec("accepts a 255-octet command", IDs("RFC2449-4-cmd-255"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		needKey(t, "max_command_octets")
 		const n = 255 // RFC 2449 section 4, not a profile value
 		if max := t.Profile.MaxCommandOctets; max < n {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 (limit %d)", max)
@@ -607,6 +608,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 	})
 
 	Spec("accepts an AUTH command with an initial response up to 255 octets", IDs("RFC2449-4-cmd-cap-max"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		needKey(t, "max_command_octets")
 		const n = 255 // RFC 5034 section 4 keeps AUTH lines within 255 octets
 		if max := t.Profile.MaxCommandOctets; max < n {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 (limit %d)", max)

@@ -167,6 +167,7 @@ func (rc *replyCollector) send(c *harness.Conn, line string, budget int, reopen 
 // RETR and LIST with long non-numeric arguments (some servers echo them).
 // DELE is provokeDeleReplies'.
 func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
+	needKey(t, "max_command_octets", "max_command_octets_transaction")
 	c := plaintextReady(ctx, t)
 	a := need(t.Account(ctx))
 	rc := &replyCollector{seen: []harness.Reply{c.Greeting}}

@@ -140,6 +140,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	decorators = append(decorators, func(ctx SpecContext) {
 		t := currentTarget()
 		gate(t, class, flags)
+		needCatalogueKeys(t, ids)
 		if class == Mutating && t.Reference() == nil {
 			defer t.NoteChanged()
 		}
@@ -207,6 +208,28 @@ func gate(t *harness.Target, class Class, flags map[Flag]bool) {
 		verdict.SkipNotRun("disrupts the server (timeouts, locks, many connections); allow with %s=disruptive (probe: --allow-disruptive)", harness.EnvAllow)
 	case flags[Slow] && !a.Slow:
 		verdict.SkipNotRun("waits for a real server timer; allow with %s=slow (probe: --slow)", harness.EnvAllow)
+	}
+}
+
+// needCatalogueKeys ends a spec inconclusive when the profile does not
+// say a key its requirements' expectations come from (the catalogue's
+// profile_keys): a profile written by the probe leaves out what it did
+// not measure, and a zero value is no expectation.
+func needCatalogueKeys(t *harness.Target, ids IDList) {
+	for _, id := range ids {
+		r, _ := requirements.Lookup(id)
+		needKey(t, r.ProfileKeys...)
+	}
+}
+
+// needKey ends a spec inconclusive when the profile does not say one of
+// keys (dotted profile key names). A spec whose expectation reads a key
+// outside its requirements' profile_keys calls it first.
+func needKey(t *harness.Target, keys ...string) {
+	for _, k := range keys {
+		if !t.Profile.Known(k) {
+			verdict.SkipInconclusive("the profile does not say %s", k)
+		}
 	}
 }
 

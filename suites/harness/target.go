@@ -105,6 +105,11 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 			return nil, fmt.Errorf("reference server: %w", err)
 		}
 	}
+	// The bundled server needs every key; a profile the probe wrote may
+	// leave some unknown (profile.Known).
+	if err := serverProfile.Complete(); err != nil {
+		return nil, fmt.Errorf("reference server: %w (give a bundled profile as the reference profile)", err)
+	}
 	if err := t.startReference(ctx, serverProfile, nil); err != nil {
 		return nil, err
 	}
