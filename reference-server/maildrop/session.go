@@ -88,6 +88,11 @@ func (m *Maildrop) Commit(uids []string) error {
 	return nil
 }
 
+// Remove removes one message at once, outside UPDATE: for a server
+// that applies DELE immediately (profile dele_applies). A message
+// already gone is not an error.
+func (m *Maildrop) Remove(uid string) error { return m.removeOne(uid) }
+
 func (m *Maildrop) removeOne(uid string) error {
 	s := m.store
 	s.mu.Lock()

@@ -62,6 +62,12 @@ func (s *session) mechanisms() []string {
 }
 
 func (s *session) cmdCAPA(cmd command) {
+	if !s.prof.AnswersCAPA(s.state == stateTransaction) {
+		// capa: none or authorization: answered as the unknown command it
+		// is to such a server, and counted like one (C0005).
+		s.err("", "Unknown command")
+		return
+	}
 	if !s.noArgs(cmd) {
 		return
 	}

@@ -179,10 +179,22 @@ func (s *session) cmdDele(cmd command) {
 		s.err("", "DELE takes one argument: a message number")
 		return
 	}
-	if i, ok := s.msgNumber(cmd.Args[0]); ok {
-		s.deleted[i] = true
-		s.ok(fmt.Sprintf("Message %d deleted", i+1))
+	i, ok := s.msgNumber(cmd.Args[0])
+	if !ok {
+		return
 	}
+	if s.prof.DeletesAtDELE() {
+		// dele_applies: immediately imitates servers that move the
+		// message away at once, against RFC 1939 section 5.
+		if err := s.md.Remove(s.msgs[i].UID); err != nil {
+			s.log.Error("immediate delete", "uid", s.msgs[i].UID, "err", err)
+			s.err(codeSysTemp, "Cannot delete the message, try again later")
+			return
+		}
+		s.log.Info("message removed at DELE", "uid", s.msgs[i].UID)
+	}
+	s.deleted[i] = true
+	s.ok(fmt.Sprintf("Message %d deleted", i+1))
 }
 
 func (s *session) cmdNoop(cmd command) {
@@ -195,7 +207,11 @@ func (s *session) cmdRset(cmd command) {
 	if !s.noArgs(cmd) {
 		return
 	}
-	clear(s.deleted)
+	if !s.prof.DeletesAtDELE() {
+		// Under dele_applies: immediately the messages are gone already;
+		// RSET cannot bring them back and they stay out of the listings.
+		clear(s.deleted)
+	}
 	n, octets := s.totals()
 	s.ok(fmt.Sprintf("Mailbox has %d messages (%d octets)", n, octets))
 }

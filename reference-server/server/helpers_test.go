@@ -30,6 +30,7 @@ func loadProfile(t testing.TB, name string) *profile.Profile {
 type testServer struct {
 	*Server
 	store *maildrop.Store
+	dir   string // the store's directory
 	plain string
 	tls   string
 }
@@ -43,7 +44,8 @@ func startServer(t testing.TB, prof *profile.Profile, opts ...serverOpt) *testSe
 	for _, o := range opts {
 		o(&cfg, &mo)
 	}
-	store, err := maildrop.Open(t.TempDir(), mo)
+	dir := t.TempDir()
+	store, err := maildrop.Open(dir, mo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func startServer(t testing.TB, prof *profile.Profile, opts ...serverOpt) *testSe
 		}
 	})
 	p, s := srv.Addrs()
-	return &testServer{Server: srv, store: store, plain: p.String(), tls: s.String()}
+	return &testServer{Server: srv, store: store, dir: dir, plain: p.String(), tls: s.String()}
 }
 
 type client struct {

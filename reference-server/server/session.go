@@ -273,14 +273,15 @@ func (s *session) writeLine(line string) {
 }
 
 // errLine formats "-ERR [CODE] text" for prof: codes only when the
-// profile advertises them (RESP-CODES; AUTH-RESP-CODE for [AUTH]), text
+// profile advertises them (RESP-CODES; AUTH-RESP-CODE for [AUTH]; never
+// without CAPA), text
 // only when the profile gives text (V0001), and never longer than a
 // response line may be (C0001).
 func errLine(prof *profile.Profile, code, text string) string {
 	switch {
-	case code == codeAuth && !prof.HasCapability("AUTH-RESP-CODE"):
+	case code == codeAuth && !prof.Announces("AUTH-RESP-CODE"):
 		code = ""
-	case code != "" && code != codeAuth && !prof.HasCapability("RESP-CODES"):
+	case code != "" && code != codeAuth && !prof.Announces("RESP-CODES"):
 		code = ""
 	}
 	line := "-ERR"

@@ -100,6 +100,10 @@ func saslLine(c *harness.Conn, data []byte) harness.Reply {
 
 var _ = Describe("MS-STANXPOP3 2.2.2 E0002 login mechanisms", func() {
 	Spec("advertises USER and every SASL mechanism of the profile in CAPA", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		if !t.Profile.AnswersCAPA(false) {
+			// The specs below log in with each mechanism instead.
+			verdict.SkipNotApplicable("the profile has no CAPA before login (capa: %s), so nothing is advertised", t.Profile.CAPA)
+		}
 		mechs, caps := saslMechanisms(ctx, t)
 		for _, want := range t.Profile.SASL {
 			Expect(mechs).To(ContainElement(want), "SASL mechanisms in CAPA %q", caps)
