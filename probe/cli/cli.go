@@ -17,6 +17,7 @@ import (
 
 	"pop3conformance/fixtures/catalog"
 	"pop3conformance/probe/report"
+	"pop3conformance/suites/harness"
 	"pop3conformance/suites/verdict"
 )
 
@@ -110,7 +111,9 @@ type Stepper interface {
 type Runner func(ctx context.Context, req Request, p Progress) ([]types.Report, error)
 
 // Observer measures the server's parameters after the specs ran.
-type Observer func(ctx context.Context, req Request) (*report.Observed, error)
+// facts are what the run measured before its specs (nil when it did not
+// say); the observer reuses them instead of measuring them again.
+type Observer func(ctx context.Context, req Request, facts *harness.Facts) (*report.Observed, error)
 
 // Env is what the command may touch of the outside world.
 type Env struct {

@@ -69,7 +69,7 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 		if s, ok := prog.(Stepper); ok {
 			s.Step("measuring server parameters")
 		}
-		obs, err := env.Observer(ctx, o.Request)
+		obs, err := env.Observer(ctx, o.Request, r.Facts)
 		if err != nil {
 			r.Warnings = append(r.Warnings, "measuring server parameters: "+secrets.String(err.Error()))
 		} else {

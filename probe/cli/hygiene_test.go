@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"pop3conformance/probe/report"
+	"pop3conformance/suites/harness"
 )
 
 // fakeObserver measures nothing but echoes both passwords everywhere an
 // observation can carry text: parameters, methods, evidence, the profile
 // comparison and the suggested profile.
-func fakeObserver(_ context.Context, req Request) (*report.Observed, error) {
+func fakeObserver(_ context.Context, req Request, _ *harness.Facts) (*report.Observed, error) {
 	return &report.Observed{
 		Params: map[string]any{
 			"greeting":           "hello " + req.Password,

@@ -215,7 +215,7 @@ func TestMailutilsLike(t *testing.T) {
 	if m := got.Observation.Methods["max_command_octets"]; !strings.Contains(m, "a 512-octet line: the server sent its first 511 octets back, then \"-ERR Invalid command\"") {
 		t.Errorf("max_command_octets method %q does not describe the echo", m)
 	}
-	if m := got.Observation.Methods["exact_sizes"]; !strings.Contains(m, "listed 305, sent 305") || !strings.Contains(m, "differ from fixture alice's (message 1: listed 305, fixture 259)") {
+	if m := got.Observation.Methods["exact_sizes"]; !strings.Contains(m, "listed 305, sent 305") {
 		t.Errorf("exact_sizes method %q", m)
 	}
 	if got.Observation.Connections > DefaultMaxConnections {

@@ -210,7 +210,12 @@ func TestLineLimits(t *testing.T) {
 			if err != nil {
 				t.Fatalf("suggested profile: %v\n%s", err, got.SuggestedProfile)
 			}
-			unsaid := append([]string{"close_after_errors", "lock"}, tt.absent...)
+			// The fakes never close after errors: measured before the
+			// specs, and said.
+			if !p.Known("close_after_errors") || p.CloseAfterErrors != 0 {
+				t.Errorf("the suggested profile does not say close_after_errors: 0:\n%s", got.SuggestedProfile)
+			}
+			unsaid := append([]string{"lock"}, tt.absent...)
 			if !tt.fake.capa {
 				// No CAPA: nothing says what STLS, SASL or the
 				// capabilities are.

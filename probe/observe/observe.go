@@ -58,6 +58,9 @@ type Options struct {
 	Timeout time.Duration
 	// Target describes the server in the suggested profile's header.
 	Target string
+	// Facts are what the suite measured before its specs; nil measures
+	// them here.
+	Facts *harness.Facts
 }
 
 // Run measures the server and compares the result with the profiles. An
@@ -86,6 +89,15 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 			Methods: map[string]string{}, NotMeasured: map[string]string{}, Evidence: map[string]string{},
 		},
 	}
+	facts := o.Facts
+	if facts == nil {
+		// What could not be measured is in the facts' own Problems and
+		// leaves its keys out (useFacts).
+		_ = t.MeasureFacts(ctx)
+		f := t.Facts()
+		facts = &f
+	}
+	p.useFacts(*facts)
 	p.measure(ctx)
 	p.obs.Connections = p.conns
 	p.obs.Seconds = time.Since(start).Seconds()

@@ -89,6 +89,22 @@ var profileKeys = []profileKey{
 	{key: "max_argument_chars",
 		get: func(p *profile.Profile) (any, bool) { return always(p.MaxArgumentChars) },
 		set: func(p *profile.Profile, v any) string { p.MaxArgumentChars = v.(int); return "" }},
+	{key: "close_after_errors",
+		get: func(p *profile.Profile) (any, bool) { return always(p.CloseAfterErrors) },
+		set: func(p *profile.Profile, v any) string { p.CloseAfterErrors = v.(int); return "" }},
+	{key: "close_after_errors_transaction",
+		get: func(p *profile.Profile) (any, bool) { return always(p.ErrorLimit(true)) },
+		set: func(p *profile.Profile, v any) string { p.CloseAfterErrorsTransaction = v.(int); return "" },
+		// A profile's 0 here means "as before login", so it cannot say
+		// that a server which closes before login never does after.
+		usable: func(params map[string]any) (bool, string) {
+			if tx, _ := params["close_after_errors_transaction"].(int); tx == 0 {
+				if auth, _ := params["close_after_errors"].(int); auth > 0 {
+					return false, fmt.Sprintf("no close after login, but after %d errors before it: a profile cannot say that", auth)
+				}
+			}
+			return true, ""
+		}},
 	{key: "lock",
 		get: func(p *profile.Profile) (any, bool) { return always(string(p.Lock)) },
 		set: func(p *profile.Profile, v any) string { p.Lock = profile.Lock(v.(string)); return "" }},
@@ -300,13 +316,7 @@ func Suggest(params map[string]any, reasons map[string]string, base *profile.Pro
 	}
 	notes := map[string]string{}
 	written := map[string]bool{"name": true, "description": true}
-	why := map[string]string{
-		// TODO(facts): the budget is measured before the specs run
-		// (harness.Facts, (*Target).Facts()); write it here from there
-		// rather than measuring it again.
-		"close_after_errors":             "the close-after-errors budget is not measured by observe",
-		"close_after_errors_transaction": "the close-after-errors budget is not measured by observe",
-	}
+	why := map[string]string{}
 	for k, r := range reasons {
 		why[k] = r
 	}

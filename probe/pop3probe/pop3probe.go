@@ -124,7 +124,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		return r, fmt.Errorf("pop3probe: the suite could not judge the server: %s", r.SuiteError)
 	}
 	if o.Observe {
-		obs, err := runner.Observe(ctx, req)
+		obs, err := runner.Observe(ctx, req, r.Facts)
 		if err != nil {
 			r.Warnings = append(r.Warnings, "measuring server parameters: "+err.Error())
 		} else {

@@ -57,6 +57,7 @@ details summary{cursor:pointer}
 <dt>Allowed</dt><dd>{{.Target.AllowedText}}</dd>
 {{with .Commands}}<dt>Commands sent, by class</dt><dd>{{counts .Sent}}</dd>
 {{with .Refused}}<dt>Kept from the server (not allowed)</dt><dd>{{counts .}}</dd>{{end}}{{end}}
+{{with .Facts}}{{if .Measured}}<dt>Measured before judging</dt><dd><pre>{{.Summary}}</pre></dd>{{end}}{{end}}
 {{with .Target.LabelFilter}}<dt>Label filter</dt><dd><code>{{.}}</code></dd>{{end}}
 {{with .Target.Certificate}}<dt>Certificate</dt><dd>{{.Text}}</dd>{{end}}
 </dl>

@@ -34,6 +34,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 			p("- **Kept from the server (not allowed):** %s\n", CountsText(c.Refused))
 		}
 	}
+	if f := r.Facts; f != nil && f.Measured {
+		p("- **Measured before judging:** %s\n", mdInline(strings.ReplaceAll(strings.TrimSpace(f.Summary()), "\n", "; ")))
+	}
 	if r.Target.LabelFilter != "" {
 		p("- **Label filter:** `%s`\n", strings.ReplaceAll(r.Target.LabelFilter, "`", "'"))
 	}

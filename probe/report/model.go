@@ -21,6 +21,7 @@ import (
 
 	"pop3conformance/fixtures/catalog"
 	"pop3conformance/fixtures/profile"
+	"pop3conformance/suites/harness"
 	"pop3conformance/suites/verdict"
 )
 
@@ -45,6 +46,10 @@ type Report struct {
 	// Commands counts the lines the specs sent, by command class; nil
 	// when the run did not say (a report of an older suite).
 	Commands *Commands `json:"commands,omitempty" yaml:"commands,omitempty"`
+	// Facts are what the suite measured about the server before any
+	// spec judged it (CAPA, error budgets, the declared fixture); nil
+	// when the run did not say.
+	Facts *harness.Facts `json:"facts,omitempty" yaml:"facts,omitempty"`
 	// Observed holds the server parameters the probe measured after the
 	// specs ran (see Observed); empty when nothing was measured.
 	Observed map[string]any `json:"observed" yaml:"observed"`
@@ -276,6 +281,7 @@ const (
 	entryProfile    = "profile"
 	entryCert       = "certificate"
 	entryCommands   = "commands"
+	entryFacts      = "facts"
 	labelReqPrefix  = "req:"
 	labelRobustness = "robustness"
 )
@@ -384,6 +390,17 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 				c = Certificate{Error: "unreadable certificate entry: " + err.Error()}
 			}
 			r.Target.Certificate = &c
+		case entryFacts:
+			// Every process of a parallel run measures; the first says.
+			if r.Facts != nil {
+				continue
+			}
+			var f harness.Facts
+			if err := json.Unmarshal([]byte(v), &f); err != nil {
+				r.Warnings = append(r.Warnings, "unreadable facts entry: "+err.Error())
+				continue
+			}
+			r.Facts = &f
 		case entryCommands:
 			// One entry per process of a parallel run: they add up.
 			var c Commands

@@ -250,7 +250,7 @@ func timerOf(p *profile.Profile, key string) time.Duration {
 // the suite's wire client, on a target opened anew from the same
 // configuration (for the bundled server: a fresh server started as the
 // run's was).
-func Observe(ctx context.Context, req cli.Request) (*report.Observed, error) {
+func Observe(ctx context.Context, req cli.Request, facts *harness.Facts) (*report.Observed, error) {
 	cfg := Config(req)
 	if cfg.Profile == "" {
 		cfg.Profile = harness.DefaultProfile
@@ -264,5 +264,5 @@ func Observe(ctx context.Context, req cli.Request) (*report.Observed, error) {
 	// command classes are not yet in the report's "commands".
 	// TODO(lead): once observe.Run exposes its target's
 	// Recorder().ClassesSent(), add them to report.Commands.
-	return observe.Run(ctx, observe.Options{Config: cfg, Target: target})
+	return observe.Run(ctx, observe.Options{Config: cfg, Target: target, Facts: facts})
 }

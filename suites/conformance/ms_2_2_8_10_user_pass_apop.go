@@ -164,7 +164,9 @@ var _ = Describe("MS-STANXPOP3 2.2.10 V0012 APOP", func() {
 		if len(line)+2 > t.Profile.MaxCommandOctets {
 			verdict.SkipInconclusive("an APOP command for %s is %d octets, over the profile's %d-octet limit", a.User, len(line)+2, t.Profile.MaxCommandOctets)
 		}
-		expectOK(cmd(c, line), "APOP with the right digest")
+		r := cmd(c, line)
+		skipUnknownAPOPSecret(t, a, r)
+		expectOK(r, "APOP with the right digest")
 		expectOK(cmd(c, "STAT"), "STAT after APOP")
 	})
 })

@@ -43,6 +43,19 @@ func (v Tri) String() string {
 // MarshalText writes the fact as yes, no or unknown.
 func (v Tri) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
+// UnmarshalText reads what MarshalText wrote; anything else is unknown.
+func (v *Tri) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "yes":
+		*v = Yes
+	case "no":
+		*v = No
+	default:
+		*v = Unknown
+	}
+	return nil
+}
+
 // ErrorCap is how many unknown commands a measurement sends in one
 // session: enough to tell a server that closes soon (Dovecot: 3) from one
 // that never does, few enough to stay cheap.
@@ -52,12 +65,12 @@ const ErrorCap = 10
 // state.
 type ErrorLimit struct {
 	// Measured is false when the session could not be opened.
-	Measured bool `json:"measured"`
+	Measured bool `json:"measured" yaml:"measured"`
 	// Closes is true when the server closed the connection after
 	// Replies -ERR replies; false when it was still open after Cap.
-	Closes  bool `json:"closes"`
-	Replies int  `json:"replies"`
-	Cap     int  `json:"cap"`
+	Closes  bool `json:"closes" yaml:"closes"`
+	Replies int  `json:"replies" yaml:"replies"`
+	Cap     int  `json:"cap" yaml:"cap"`
 }
 
 // Limit is the number of -ERR replies after which the server closes the
@@ -91,19 +104,19 @@ const (
 // hold (POP3_MAILBOX_FIXTURE; alice on the bundled server).
 type FixtureCheck struct {
 	// Name is the declared fixture; "" when none is declared.
-	Name    string `json:"name,omitempty"`
-	Checked bool   `json:"checked"`
-	Match   bool   `json:"match"`
+	Name    string `json:"name,omitempty" yaml:"name,omitempty"`
+	Checked bool   `json:"checked" yaml:"checked"`
+	Match   bool   `json:"match" yaml:"match"`
 	// Messages and Octets are what STAT said.
-	Messages int   `json:"messages"`
-	Octets   int64 `json:"octets"`
+	Messages int   `json:"messages" yaml:"messages"`
+	Octets   int64 `json:"octets" yaml:"octets"`
 	// WantMessages and WantOctets are the fixture's, CRLF line ends.
-	WantMessages int   `json:"want_messages"`
-	WantOctets   int64 `json:"want_octets"`
+	WantMessages int   `json:"want_messages" yaml:"want_messages"`
+	WantOctets   int64 `json:"want_octets" yaml:"want_octets"`
 	// Sizes says how LIST sized the messages when the count matched.
-	Sizes string `json:"sizes,omitempty"`
+	Sizes string `json:"sizes,omitempty" yaml:"sizes,omitempty"`
 	// Reason says why the maildrop does not match.
-	Reason string `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
 }
 
 // Facts are what the suite measured about the target before any spec
@@ -111,27 +124,27 @@ type FixtureCheck struct {
 // stay within its error budget and compare content with the declared
 // fixture only while the maildrop holds it.
 type Facts struct {
-	Measured bool `json:"measured"`
+	Measured bool `json:"measured" yaml:"measured"`
 	// Derived is true when the facts follow from the bundled server's
 	// profile instead of the wire (variants of the bundled server).
-	Derived bool `json:"derived,omitempty"`
+	Derived bool `json:"derived,omitempty" yaml:"derived,omitempty"`
 	// CapaAuthorization and CapaTransaction: CAPA answered +OK.
-	CapaAuthorization Tri `json:"capa_authorization"`
-	CapaTransaction   Tri `json:"capa_transaction"`
+	CapaAuthorization Tri `json:"capa_authorization" yaml:"capa_authorization"`
+	CapaTransaction   Tri `json:"capa_transaction" yaml:"capa_transaction"`
 	// NoopTransaction: NOOP answered +OK after login.
-	NoopTransaction Tri `json:"noop_transaction"`
+	NoopTransaction Tri `json:"noop_transaction" yaml:"noop_transaction"`
 	// Authorization and Transaction: unknown commands until the close.
-	Authorization ErrorLimit `json:"authorization_errors"`
-	Transaction   ErrorLimit `json:"transaction_errors"`
+	Authorization ErrorLimit `json:"authorization_errors" yaml:"authorization_errors"`
+	Transaction   ErrorLimit `json:"transaction_errors" yaml:"transaction_errors"`
 	// FailedPassCloses: the server closed the connection after refusing
 	// PASS for a mailbox that does not exist.
-	FailedPassCloses Tri    `json:"failed_pass_closes"`
-	FailedPassNote   string `json:"failed_pass_note,omitempty"`
-	Fixture          FixtureCheck
+	FailedPassCloses Tri          `json:"failed_pass_closes" yaml:"failed_pass_closes"`
+	FailedPassNote   string       `json:"failed_pass_note,omitempty" yaml:"failed_pass_note,omitempty"`
+	Fixture          FixtureCheck `json:"fixture" yaml:"fixture"`
 	// Problems are measurements that could not be made, with why.
-	Problems []string `json:"problems,omitempty"`
+	Problems []string `json:"problems,omitempty" yaml:"problems,omitempty"`
 	// Transcript holds the measuring connections, as evidence.
-	Transcript string `json:"-"`
+	Transcript string `json:"-" yaml:"-"`
 }
 
 // ErrorLimitIn is the measured error limit of a state (see

@@ -396,6 +396,27 @@ func (t *Target) SecondAccount(ctx context.Context) (Account, error) {
 // does not allow plaintext logins before TLS. The connection is in the
 // TRANSACTION state when err is nil.
 func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
+	// The previous spec's sessions were closed without QUIT (QUIT would
+	// commit what a reversible spec marked). A server that locks the
+	// maildrop notices the close a moment later, so a PASS refused just
+	// after that, without an [AUTH] code, is tried again briefly.
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		c, err := t.login(ctx, a)
+		var pe *PassError
+		if err == nil || !errors.As(err, &pe) || pe.Reply.Code() == "AUTH" ||
+			wait > 800*time.Millisecond || !t.rec.FlushedWithin(3*time.Second) {
+			return c, err
+		}
+		c.Close()
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 	c, err := t.Dial(ctx)
 	if err != nil {
 		return c, err
@@ -411,6 +432,14 @@ func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
 	return c, nil
 }
 
+// PassError is a PASS the server refused.
+type PassError struct {
+	User  string
+	Reply Reply
+}
+
+func (e *PassError) Error() string { return fmt.Sprintf("PASS for %s: %s", e.User, e.Reply) }
+
 // LoginUserPass runs USER and PASS on an open connection.
 func LoginUserPass(c *Conn, a Account) error {
 	r, err := c.Cmd("USER " + a.User)
@@ -425,7 +454,7 @@ func LoginUserPass(c *Conn, a Account) error {
 		return err
 	}
 	if !r.OK() {
-		return fmt.Errorf("PASS for %s: %s", a.User, r)
+		return &PassError{User: a.User, Reply: r}
 	}
 	return nil
 }

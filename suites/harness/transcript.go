@@ -154,6 +154,16 @@ type Recorder struct {
 	// the first refused write since the last Flush.
 	sent, refused map[CommandClass]int
 	refusal       error
+	// flushed is when Flush last closed connections without QUIT: a
+	// server that locks the maildrop may still hold it for a moment.
+	flushed time.Time
+}
+
+// FlushedWithin reports whether Flush closed connections less than d ago.
+func (r *Recorder) FlushedWithin(d time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.flushed.IsZero() && time.Since(r.flushed) < d
 }
 
 func (r *Recorder) track(c *Conn) {
@@ -226,6 +236,9 @@ func (r *Recorder) Flush() string {
 	conns, guards := r.conns, r.guards
 	r.conns, r.guards = nil, nil
 	r.refusal = nil
+	if len(conns) > 0 {
+		r.flushed = time.Now()
+	}
 	r.mu.Unlock()
 	var sb strings.Builder
 	for _, c := range conns {
