@@ -419,7 +419,10 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 	}
 	msg := fmt.Sprintf("%s %s: %s", sr.LeafNodeType, sr.State, sr.Failure.Message)
 	// Only a failed setup means the target could not be judged.
-	if sr.LeafNodeType.Is(types.NodeTypeBeforeSuite|types.NodeTypeSynchronizedBeforeSuite) && r.SuiteError == "" {
+	// A setup cut short by the run's own timeout or an interrupt is told
+	// as the run not finishing (Build), not as a fault of the target.
+	cut := sr.State.Is(types.SpecStateTimedout | types.SpecStateInterrupted)
+	if sr.LeafNodeType.Is(types.NodeTypeBeforeSuite|types.NodeTypeSynchronizedBeforeSuite) && r.SuiteError == "" && !cut {
 		r.SuiteError = msg
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"pop3conformance/fixtures/profile"
 )
@@ -55,6 +56,9 @@ func (v *Tri) UnmarshalText(b []byte) error {
 	}
 	return nil
 }
+
+// factsTimeout bounds MeasureFacts as a whole.
+const factsTimeout = 45 * time.Second
 
 // ErrorCap is how many unknown commands a measurement sends in one
 // session: enough to tell a server that closes soon (Dovecot: 3) from one
@@ -225,6 +229,10 @@ func (t *Target) setFacts(f Facts) {
 // their transcripts are in Facts.Transcript. An error lists the facts
 // that could not be measured; those stay unknown.
 func (t *Target) MeasureFacts(ctx context.Context) error {
+	// A server that trickles its replies defeats the per-read timeouts;
+	// the facts must not eat the whole run.
+	ctx, cancel := context.WithTimeout(ctx, factsTimeout)
+	defer cancel()
 	m := &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
 		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
 	f := Facts{Measured: true}
