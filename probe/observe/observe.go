@@ -108,7 +108,9 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 			secrets = append(secrets, acc.Password)
 		}
 	}
-	out := &report.Observed{Params: p.params, Observation: p.obs}
+	out := &report.Observed{Params: p.params, Observation: p.obs, Commands: &report.Commands{
+		Sent: classCounts(t.Recorder().ClassesSent()), Refused: classCounts(t.Recorder().ClassesRefused()),
+	}}
 	out.Profiles, err = CompareProfiles(p.params, o.Config.Profile)
 	if err != nil {
 		out.Observation.Errors = append(out.Observation.Errors, "comparing with the profiles: "+err.Error())

@@ -20,6 +20,9 @@ type Observed struct {
 	// SuggestedProfile is a profile YAML of the measured keys only; the
 	// probe writes it as observed-profile.yaml.
 	SuggestedProfile []byte
+	// Commands counts the measurement's own client lines by class; the
+	// report adds them to the specs'.
+	Commands *Commands
 }
 
 // Observation says how the parameters were measured.
@@ -94,6 +97,12 @@ func ShowValue(v any) string {
 func (r *Report) SetObserved(o *Observed) {
 	if o == nil {
 		return
+	}
+	if o.Commands != nil {
+		if r.Commands == nil {
+			r.Commands = &Commands{Sent: map[string]int{}}
+		}
+		r.Commands.add(*o.Commands)
 	}
 	r.Observed = map[string]any{}
 	for k, v := range o.Params {

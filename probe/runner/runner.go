@@ -260,9 +260,7 @@ func Observe(ctx context.Context, req cli.Request, facts *harness.Facts) (*repor
 		target = cfg.Addr()
 	}
 	// The measurement's connections pass the same wire guard (a DELE or a
-	// failed login of the account is refused there too), but their
-	// command classes are not yet in the report's "commands".
-	// TODO(lead): once observe.Run exposes its target's
-	// Recorder().ClassesSent(), add them to report.Commands.
+	// failed login of the account is refused there too), and its lines
+	// are counted into the report's "commands" (Observed.Commands).
 	return observe.Run(ctx, observe.Options{Config: cfg, Target: target, Facts: facts})
 }

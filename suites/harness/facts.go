@@ -261,6 +261,7 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	}
 	m.measureFailedPass(ctx, &f, fail)
 	f.Transcript = m.rec.Flush()
+	t.rec.Absorb(m.rec)
 	t.setFacts(f)
 	return errors.Join(errs...)
 }

@@ -204,6 +204,23 @@ func (r *Recorder) refuse(c CommandClass, err error) {
 	}
 }
 
+// Absorb adds the line counts of another recorder (a measurement kept
+// out of the specs' evidence) to r's, so the run's tally holds every line
+// that reached the server.
+func (r *Recorder) Absorb(o *Recorder) {
+	sent, refused := o.ClassesSent(), o.ClassesRefused()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for dst, src := range map[*map[CommandClass]int]map[CommandClass]int{&r.sent: sent, &r.refused: refused} {
+		for k, v := range src {
+			if *dst == nil {
+				*dst = map[CommandClass]int{}
+			}
+			(*dst)[k] += v
+		}
+	}
+}
+
 // ClassesSent counts the lines the client sent in this run, by class.
 func (r *Recorder) ClassesSent() map[CommandClass]int { return r.counts(&r.sent) }
 
