@@ -115,6 +115,9 @@ func userOfLength(dial func() *harness.Conn, n int) (c *harness.Conn, short, lon
 // client there), alive after one answered -ERR.
 func expectLineAccepted(t *harness.Target, dial func() *harness.Conn, n int, why string) {
 	c, short, long := userOfLength(dial, n)
+	if !sameReply(long, short) {
+		skipIfArgumentLimit(dial, n, long)
+	}
 	ExpectWithOffset(1, long.Status).To(Equal(short.Status), "a %d-octet USER command (%s) must be answered like a short one (%q), but got %q", n, why, short, long)
 	if short.Err() {
 		ExpectWithOffset(1, long.Text).To(Equal(short.Text), "a %d-octet USER command (%s) must get the -ERR of a short one", n, why)
@@ -125,6 +128,33 @@ func expectLineAccepted(t *harness.Target, dial func() *harness.Conn, n int, why
 		return
 	}
 	alive(t, c, fmt.Sprintf("a %d-octet command", n))
+}
+
+// sameReply reports whether two replies have the same status and, for
+// -ERR, the same text.
+func sameReply(a, b harness.Reply) bool {
+	return a.Status == b.Status && (!a.Err() || a.Text == b.Text)
+}
+
+// skipIfArgumentLimit ends the spec inconclusive when the reply long, to
+// a USER line of n octets, is also what a USER with RFC 1939's shortest
+// disallowed argument (41 characters, 48 octets) gets: the server limits
+// the argument, which 2.1.2 judges, and a long USER argument cannot show
+// how long a line it reads (popa3d and solid-pop3d refuse names over 40
+// characters whatever the line limit).
+func skipIfArgumentLimit(dial func() *harness.Conn, n int, long harness.Reply) {
+	const rfcArg = 41
+	line := "USER " + strings.Repeat("x", rfcArg)
+	if n <= len(line)+2 {
+		return
+	}
+	c := dial()
+	r := cmd(c, line)
+	r.Text = maskName(r.Text, line[len("USER "):])
+	c.Close()
+	if sameReply(r, long) {
+		verdict.SkipInconclusive("USER with a %d-character argument (%d octets) gets %q like the %d-octet USER line: the server limits the argument (2.1.2), so a USER line cannot show its line limit", rfcArg, len(line)+2, r.String(), n)
+	}
 }
 
 // expectLineRefused checks that a USER command of n octets is refused
@@ -205,6 +235,11 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after a command of the limit")
 		_, over := unknownOfLength(c, max+1)
 		expectErr(over, fmt.Sprintf("a %d-octet command (%s)", max+1, why))
+		if over.Text == "" && short.Text == "" {
+			// As in expectLineRefused: a bare -ERR for both cannot
+			// tell a refusal for the length from an unknown command.
+			verdict.SkipInconclusive("the server answers a short unknown command and the %d-octet one with a bare -ERR, so the reply cannot show whether the line was refused for its length (%s)", max+1, why)
+		}
 		Expect(over.String()).NotTo(Equal(short.String()), "a %d-octet command got the -ERR of a short unknown command, so it was read as a command (%s)", max+1, why)
 		expectAfterOverlong(t, c)
 	})
