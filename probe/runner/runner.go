@@ -85,6 +85,7 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 		if err := preflight(ctx, cfg); err != nil {
 			return nil, err
 		}
+		cfg.Preflighted = true
 	}
 	if !ran.CompareAndSwap(false, true) {
 		return nil, ErrAlreadyRan

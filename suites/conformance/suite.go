@@ -61,6 +61,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	target = t
 	targetMu.Unlock()
 	AddReportEntry("target", t.Name(), ReportEntryVisibilityNever)
+	// One clear message, and no spec run, for a target that cannot be
+	// reached or logged in to (the probe checked before starting).
+	if !cfg.Preflighted {
+		if err := t.Preflight(ctx, harness.EnvHints()); err != nil {
+			AbortSuite(err.Error())
+		}
+	}
 	AddReportEntry("profile", t.Profile.Name, ReportEntryVisibilityNever)
 	// The certificate goes into the report's target as JSON text: a
 	// string entry survives Ginkgo's JSON report unchanged.

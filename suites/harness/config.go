@@ -60,6 +60,9 @@ type Config struct {
 	// known mail can run against a remote host.
 	MailboxFixture string      `yaml:"mailbox_fixture"`
 	Allow          Permissions `yaml:"allow"`
+	// Preflighted says the caller already checked the connection and the
+	// logins (Target.Preflight), so the suite need not again.
+	Preflighted bool `yaml:"-"`
 }
 
 // Environment variable names; scripts and CI rely on them.
