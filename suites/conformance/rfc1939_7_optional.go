@@ -92,7 +92,7 @@ var _ = Describe("RFC 1939 section 7: TOP", func() {
 	Spec("refuses TOP with a missing, negative or non-numeric argument", IDs("RFC1939-7-top-args"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
 		lines := []string{"TOP", "TOP 1", "TOP 1 -1", "TOP 1 x", "TOP x 0", "TOP -1 0"}
-		needErrBudget(t, len(lines)-1)
+		needErrBudgetTx(t, len(lines)-1) // all after login
 		c, _ := login(ctx, t)
 		// With a message 1 present, only the arguments can be at fault.
 		statAtLeast(c, 1)
