@@ -152,6 +152,13 @@ func errBudgetIn(t *harness.Target, transaction bool) int {
 	return 0
 }
 
+// fitsErrBudget reports whether a session in one state may get errs
+// negative replies and still serve the commands after them.
+func fitsErrBudget(t *harness.Target, transaction bool, errs int) bool {
+	n := errorLimit(t, transaction)
+	return n == 0 || errs < n
+}
+
 // needErrBudget ends the spec when the server may close a session after
 // fewer negative replies than the check needs to see before its last
 // command (C0005): not applicable when the profile says so, inconclusive

@@ -53,13 +53,22 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 		if capaAnswers(t, false) {
 			keepMulti(multi(c, "CAPA"))
 		}
-		// Commands whose replies might echo a long argument; left out when
-		// the profile closes the session after negative replies.
-		provoke := errorLimit(t, false) == 0 && errorLimit(t, true) == 0
-		if provoke {
+		// Commands whose replies might echo a long argument, in each
+		// state only when the server takes that many negative replies
+		// there and still serves the login or commands after them.
+		longUser := !t.Profile.OverlongCloses()
+		authErrs := 1
+		if longUser {
+			authErrs = 2
+		}
+		provokeAuth := fitsErrBudget(t, false, authErrs)
+		provokeTx := fitsErrBudget(t, true, 1)
+		if provokeAuth || provokeTx {
 			needKey(t, "max_command_octets", "max_command_octets_transaction")
+		}
+		if provokeAuth {
 			keep(cmd(c, commandOf("XYZW", t.Profile.CommandLimit(false))))
-			if !t.Profile.OverlongCloses() {
+			if longUser {
 				keep(cmd(c, commandOf("USER", t.Profile.CommandLimit(false)+40)))
 			}
 		}
@@ -74,7 +83,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
 		keep(cmd(c, "LIST 1"))
 		keep(cmd(c, "UIDL 1"))
 		keep(cmd(c, "NOOP"))
-		if provoke {
+		if provokeTx {
 			keep(cmd(c, commandOf("RETR", t.Profile.CommandLimit(true))))
 		}
 		// Only the status lines of RETR and TOP: message lines are the

@@ -442,6 +442,8 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		}
 		needErrBudget(t, 2)
 		a := apopAccount(ctx, t)
+		// The right digest ends the check: it must be known to log in.
+		needAPOPSecret(ctx, t, a)
 		c2 := authDial(ctx, t)
 		stamp, ok := apopTimestamp(c2.Greeting)
 		Expect(ok).To(BeTrue(), "greeting %q has no timestamp", c2.Greeting.String())

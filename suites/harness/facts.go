@@ -287,24 +287,13 @@ func (t *Target) measureCapaAuthorization(ctx context.Context) (Tri, error) {
 }
 
 // measureErrors sends an unknown command up to ErrorCap times and counts
-// the -ERR replies until the server closes.
+// the -ERR replies until the server closes. Some servers (Dovecot) answer
+// N unknown commands and then refuse the next command, whatever it is,
+// with a last -ERR and the close: their limit is N, not N+1, which a
+// second session tells (lastErrIsAnyCommand).
 func (t *Target) measureErrors(ctx context.Context, transaction bool) (ErrorLimit, error) {
-	var (
-		c   *Conn
-		err error
-	)
-	if transaction {
-		var a Account
-		if a, err = t.measureAccount(); err == nil {
-			c, err = t.Login(ctx, a)
-		}
-	} else {
-		c, err = t.Dial(ctx)
-	}
+	c, err := t.errorSession(ctx, transaction)
 	if err != nil {
-		if c != nil {
-			c.Close()
-		}
 		return ErrorLimit{}, err
 	}
 	defer c.Close()
@@ -313,7 +302,7 @@ func (t *Target) measureErrors(ctx context.Context, transaction bool) (ErrorLimi
 		r, err := c.Cmd("XYZW")
 		if IsServerClose(err) {
 			l.Closes = true
-			return l, nil
+			return t.lastErrIsAnyCommand(ctx, transaction, l)
 		}
 		if err != nil {
 			return ErrorLimit{}, err
@@ -330,6 +319,50 @@ func (t *Target) measureErrors(ctx context.Context, transaction bool) (ErrorLimi
 	}
 	_, _ = c.ExpectClose()
 	return l, nil
+}
+
+// lastErrIsAnyCommand sends one unknown command fewer than l counted,
+// then QUIT, on a fresh session: when QUIT is refused too (or the server
+// closes), the last -ERR answered whatever came after the others, and the
+// server takes one negative reply fewer than counted.
+func (t *Target) lastErrIsAnyCommand(ctx context.Context, transaction bool, l ErrorLimit) (ErrorLimit, error) {
+	if l.Replies < 2 {
+		return l, nil
+	}
+	c, err := t.errorSession(ctx, transaction)
+	if err != nil {
+		return ErrorLimit{}, err
+	}
+	defer c.Close()
+	for range l.Replies - 1 {
+		if r, err := c.Cmd("XYZW"); err != nil || !r.Err() {
+			return ErrorLimit{}, fmt.Errorf("the check of the count: the unknown command XYZW got %q (%v)", r.String(), err)
+		}
+	}
+	if r, err := c.Quit(); IsServerClose(err) || (err == nil && r.Err()) {
+		l.Replies--
+	}
+	return l, nil
+}
+
+// errorSession opens the session the error limit of a state is measured
+// on: logged in for TRANSACTION.
+func (t *Target) errorSession(ctx context.Context, transaction bool) (*Conn, error) {
+	if !transaction {
+		return t.Dial(ctx)
+	}
+	a, err := t.measureAccount()
+	if err != nil {
+		return nil, err
+	}
+	c, err := t.Login(ctx, a)
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 // measureAccount is the account whose session is measured: POP3_USER on a

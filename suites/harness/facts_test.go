@@ -22,6 +22,10 @@ type fakeServer struct {
 	// closeAfter closes after that many -ERR replies in a state (0:
 	// never); the count starts again at login.
 	closeAfter int
+	// refuseAfter, like Dovecot, answers that many -ERR replies in a
+	// state, then refuses whatever comes next with a last -ERR and
+	// closes (0: never).
+	refuseAfter int
 	// closeOnFailedPass closes right after refusing PASS.
 	closeOnFailedPass bool
 	// unknownUserErr refuses USER for a name it does not hold.
@@ -91,6 +95,10 @@ func (f *fakeServer) serve(nc net.Conn) {
 		}
 		kw, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
 		end := false
+		if f.refuseAfter > 0 && errs >= f.refuseAfter {
+			kw = "" // any command: the last -ERR, then the close
+			end = true
+		}
 		switch kw = strings.ToUpper(kw); {
 		case kw == "QUIT":
 			out("+OK bye")
@@ -145,7 +153,7 @@ func (f *fakeServer) serve(nc net.Conn) {
 			}
 			out(".")
 		default:
-			end = fail("unknown command")
+			end = fail("unknown command") || end
 		}
 		if end {
 			w.Flush()
@@ -208,6 +216,12 @@ func TestMeasureFacts(t *testing.T) {
 			name:   "closes after 3 errors, no CAPA",
 			server: &fakeServer{noCapa: true, bareErr: true, closeAfter: 3, messages: full},
 			want:   Facts{CapaAuthorization: No, CapaTransaction: No, NoopTransaction: Yes, Authorization: closes(3), Transaction: closes(3), FailedPassCloses: No},
+			sizes:  SizesExact,
+		},
+		{
+			name:   "refuses any command after 3 errors",
+			server: &fakeServer{refuseAfter: 3, messages: full},
+			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: closes(3), Transaction: closes(3), FailedPassCloses: No},
 			sizes:  SizesExact,
 		},
 		{
