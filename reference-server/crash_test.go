@@ -29,6 +29,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary that binary built, which the tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // binary builds the command once per test run.
 func binary(t *testing.T) string {
 	t.Helper()

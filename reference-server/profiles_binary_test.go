@@ -16,7 +16,9 @@ import (
 // listener address.
 func startBinary(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--tls-listen", ""}, args...)...)
+	// A data directory of the test's: the command removes its own
+	// temporary one only on a clean exit, and the cleanup kills it.
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--tls-listen", "", "--data", t.TempDir()}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
