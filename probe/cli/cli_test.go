@@ -400,11 +400,11 @@ func TestReportsNameFlags(t *testing.T) {
 
 func TestFlagHints(t *testing.T) {
 	for in, want := range map[string]string{
-		"allow with POP3_ALLOW=reversible (probe: --allow-reversible)": "allow with --allow-reversible",
+		"allow with POP3_ALLOW=reversible (probe: --allow-reversible)":       "allow with --allow-reversible",
 		"implicit TLS port: unavailable (set POP3_TLS=implicit to test one)": "implicit TLS port: unavailable (set --tls to test one)",
-		"a second account: unavailable (set POP3_USER2 and POP3_PASSWORD2)": "a second account: unavailable (set --user2 and --password2-env/--password2-file)",
-		"declare an APOP mailbox with POP3_MAILBOX_FIXTURE=erin": "declare an APOP mailbox with --mailbox-fixture erin",
-		"no variable here (probe: kept)": "no variable here (probe: kept)",
+		"a second account: unavailable (set POP3_USER2 and POP3_PASSWORD2)":  "a second account: unavailable (set --user2 and --password2-env/--password2-file)",
+		"declare an APOP mailbox with POP3_MAILBOX_FIXTURE=erin":             "declare an APOP mailbox with --mailbox-fixture erin",
+		"no variable here (probe: kept)":                                     "no variable here (probe: kept)",
 	} {
 		if got := flagHints(in); got != want {
 			t.Errorf("flagHints(%q)\n = %q\nwant %q", in, got, want)
