@@ -256,6 +256,8 @@ func TestParseRun(t *testing.T) {
 		{name: "bad port", args: []string{"--host", "h", "--port", "70000", "--user", "u", "--password-env", "PW"}, wantErr: "not a TCP port"},
 		{name: "stray argument", args: []string{"mail.example.com"}, wantErr: "unexpected argument"},
 		{name: "unknown flag", args: []string{"--hots", "h"}, wantErr: "-hots"},
+		{name: "parallel without targets", args: []string{"--parallel", "3"}, wantErr: "applies to --targets"},
+		{name: "negative parallel", args: []string{"--targets", "t.yaml", "--parallel", "-1"}, wantErr: "--parallel -1"},
 		{name: "targets with host", args: []string{"--targets", "t.yaml", "--host", "h"}, wantErr: "--host and --targets"},
 	}
 	for _, tt := range tests {
