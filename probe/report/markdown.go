@@ -22,12 +22,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 
 	p("# POP3 conformance report\n\n")
-	p("- **Target:** %s\n", mdInline(r.Target.Name))
-	p("- **Profile:** %s\n", mdInline(r.Profile))
-	if !r.StartTime.IsZero() {
-		p("- **Started:** %s, took %.1fs\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), r.DurationSeconds)
-	}
-	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
+	writeIdentityMarkdown(p, r)
 	p("- **Allowed:** %s\n", r.Target.AllowedText())
 	if c := r.Commands; c != nil {
 		p("- **Commands sent, by class:** %s\n", CountsText(c.Sent))
@@ -127,6 +122,21 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		p("\nSpecs named requirements the catalogue does not hold: %s\n", mdInline(strings.Join(r.UnknownIDs, ", ")))
 	}
 	return b.Flush()
+}
+
+// writeIdentityMarkdown names the target, the profile, when and by what
+// tool: the head of the full report and of the preflight one.
+func writeIdentityMarkdown(p func(string, ...any), r *Report) {
+	p("- **Target:** %s\n", mdInline(r.Target.Name))
+	p("- **Profile:** %s\n", mdInline(r.Profile))
+	if !r.StartTime.IsZero() {
+		took := ""
+		if r.DurationSeconds > 0 {
+			took = fmt.Sprintf(", took %.1fs", r.DurationSeconds)
+		}
+		p("- **Started:** %s%s\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), took)
+	}
+	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
 }
 
 // writeIndexMarkdown lists the deviating statements first, each linked

@@ -51,13 +51,8 @@ func writePreflightMarkdown(w io.Writer, r *Report) error {
 	b := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("# POP3 conformance report: the suite did not start\n\n")
-	p("- **Target:** %s\n", mdInline(r.Target.Name))
-	p("- **Profile:** %s\n", mdInline(r.Profile))
-	if !r.StartTime.IsZero() {
-		p("- **Started:** %s\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"))
-	}
-	p("- **Tool:** %s %s\n\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
-	p("> **Before any spec:** %s\n\n", mdInline(r.SuiteError))
+	writeIdentityMarkdown(p, r)
+	p("\n> **Before any spec:** %s\n\n", mdInline(r.SuiteError))
 	p("No spec ran and no statement was judged, so this run wrote no other report. Fix what the message names and run again.\n")
 	return b.Flush()
 }
