@@ -251,26 +251,13 @@ func (r probeRun) check(t *testing.T, wantCode int, maxRSSMiB int64, wantText ..
 	if r.code != wantCode {
 		t.Errorf("exit %d, want %d\n%s", r.code, wantCode, console)
 	}
-	for _, f := range report.Formats {
-		data, err := os.ReadFile(filepath.Join(r.out, f.FileName()))
-		if err != nil {
-			t.Errorf("report not written: %v", err)
-			continue
-		}
-		if bytes.Contains(data, []byte(testPassword)) {
-			t.Errorf("%s holds the password", f.FileName())
-		}
-	}
 	if strings.Contains(console, testPassword) {
 		t.Errorf("the console output holds the password")
 	}
 	if r.maxRSSMiB > maxRSSMiB {
 		t.Errorf("peak RSS %d MiB, want at most %d", r.maxRSSMiB, maxRSSMiB)
 	}
-	rep, err := report.Load(filepath.Join(r.out, report.JSON.FileName()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := r.reports(t, wantCode)
 	var text strings.Builder
 	text.WriteString(console + "\n" + rep.SuiteError + "\n")
 	for _, st := range rep.Statements {
@@ -294,6 +281,38 @@ func (r probeRun) check(t *testing.T, wantCode int, maxRSSMiB int64, wantText ..
 	}
 	if t.Failed() {
 		t.Logf("report:\n%s", text.String())
+	}
+	return rep
+}
+
+// reports reads what the run wrote: every report format, or, when the
+// suite never started (exit 2), the one short preflight report, whose
+// message then stands as the report's suite error.
+func (r probeRun) reports(t *testing.T, wantCode int) *report.Report {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(r.out, "*"))
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil && bytes.Contains(data, []byte(testPassword)) {
+			t.Errorf("%s holds the password", filepath.Base(f))
+		}
+	}
+	if wantCode == 2 && len(files) == 1 && filepath.Base(files[0]) == report.PreflightFile {
+		data, _ := os.ReadFile(files[0])
+		_, msg, ok := strings.Cut(string(data), "**Before any spec:** ")
+		if !ok {
+			t.Fatalf("the preflight report states no error:\n%s", data)
+		}
+		msg, _, _ = strings.Cut(msg, "\n")
+		return &report.Report{SuiteError: msg}
+	}
+	for _, f := range report.Formats {
+		if _, err := os.Stat(filepath.Join(r.out, f.FileName())); err != nil {
+			t.Errorf("report not written: %v", err)
+		}
+	}
+	rep, err := report.Load(filepath.Join(r.out, report.JSON.FileName()))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return rep
 }
@@ -367,7 +386,7 @@ func TestProbeTrickleAfterLogin(t *testing.T) {
 		}
 	}}.serve)
 	r := runProbe(t, port, timeout+harness.DefaultTimeout, "--timeout", timeout.String())
-	r.check(t, 2, smallRSSMiB, "did not finish")
+	r.check(t, 2, smallRSSMiB, "did not finish", "raise --timeout")
 	if r.elapsed > timeout+5*time.Second {
 		t.Errorf("ended %v after its --timeout %v", r.elapsed-timeout, timeout)
 	}

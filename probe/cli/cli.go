@@ -275,6 +275,13 @@ Expectations and safety:
   with the flag that would enable it; a line the permissions forbid is
   never written (the report counts the command classes sent).
 
+Many servers:
+  --targets FILE           audit every server of a YAML targets file, one child probe each, into
+                           --out/NAME/; writes summary.md, summary.json and summary.txt (one row per
+                           target: counts per verdict, closest profile, exit code, report directory)
+  --parallel N             targets audited at once (default: the file's concurrency, else 2); two
+                           targets on the same host:port never run at the same time
+
 Output:
   --out DIR                report directory (default reports/latest)
   --format LIST            comma-separated: json,yaml,md,html,junit (default all five)

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"pop3conformance/fixtures/catalog"
 	"pop3conformance/probe/report"
+	"pop3conformance/suites/harness"
 )
 
 const (
@@ -63,9 +66,18 @@ func TestMain(m *testing.M) {
 // prove the probe scrubs it. V0001 deviates when the server behaves as
 // another profile than the specs expect (see behaviourOf).
 func fakeRunner(got *Request) Runner {
-	return func(_ context.Context, req Request, p Progress) ([]types.Report, error) {
+	return func(ctx context.Context, req Request, p Progress) ([]types.Report, error) {
 		if got != nil {
 			*got = req
+		}
+		switch req.Host {
+		case "refused":
+			return nil, errors.New("preflight: cannot connect to refused:110: connection refused")
+		case "untrusted":
+			return nil, errors.New("preflight: connected to untrusted:995, but the server's certificate does not verify (trust it with POP3_CA_FILE or POP3_INSECURE_SKIP_VERIFY=true; probe: --ca-file or --insecure-skip-verify)")
+		case "stall":
+			<-ctx.Done()
+			return nil, fmt.Errorf("preflight: %w", ctx.Err())
 		}
 		start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 		run := types.Report{StartTime: start, EndTime: start.Add(time.Second)}
@@ -93,6 +105,11 @@ func fakeRunner(got *Request) Runner {
 		}
 		if req.Host == "down" {
 			ok.State, user.State = types.SpecStateSkipped, types.SpecStateSkipped
+		}
+		if req.Host == "slowtimer" {
+			// A skip reason as the suite writes it for a ginkgo run.
+			user.State = types.SpecStateSkipped
+			user.Failure.Message = "needs permission: waits for a real server timer; allow with POP3_ALLOW=slow (probe: --slow)"
 		}
 		p.Start(2)
 		for i, sr := range []types.SpecReport{ok, user} {
@@ -239,6 +256,8 @@ func TestParseRun(t *testing.T) {
 		{name: "bad port", args: []string{"--host", "h", "--port", "70000", "--user", "u", "--password-env", "PW"}, wantErr: "not a TCP port"},
 		{name: "stray argument", args: []string{"mail.example.com"}, wantErr: "unexpected argument"},
 		{name: "unknown flag", args: []string{"--hots", "h"}, wantErr: "-hots"},
+		{name: "parallel without targets", args: []string{"--parallel", "3"}, wantErr: "applies to --targets"},
+		{name: "negative parallel", args: []string{"--targets", "t.yaml", "--parallel", "-1"}, wantErr: "--parallel -1"},
 		{name: "targets with host", args: []string{"--targets", "t.yaml", "--host", "h"}, wantErr: "--host and --targets"},
 	}
 	for _, tt := range tests {
@@ -321,5 +340,84 @@ func TestReportAndDiffCommands(t *testing.T) {
 	}
 	if r := run(t, nil, nil, "diff", gj, oldJSON); r.code != ExitUsage {
 		t.Errorf("diff of a ginkgo report: exit %d, want usage error", r.code)
+	}
+}
+
+// TestPreflightFailureWritesOneReport: a suite that never started leaves
+// one short report naming the error in flag terms (and no stale report of
+// an earlier run), not a report per format of statements never run.
+func TestPreflightFailureWritesOneReport(t *testing.T) {
+	env := map[string]string{"PW": password}
+	for _, tt := range []struct {
+		host, want string
+		extra      []string
+	}{
+		{"refused", "cannot connect to refused:110", nil},
+		{"untrusted", "(trust it with --ca-file or --insecure-skip-verify)", nil},
+		{"stall", "raise --timeout", []string{"--timeout", "50ms"}},
+	} {
+		t.Run(tt.host, func(t *testing.T) {
+			out := t.TempDir()
+			for _, stale := range []string{"report.json", "report.html", "observed-profile.yaml"} {
+				writeFile(t, out, stale, "from an earlier run")
+			}
+			args := append([]string{"--host", tt.host, "--user", "alice", "--password-env", "PW", "--out", out}, tt.extra...)
+			r := run(t, env, nil, args...)
+			if r.code != ExitUsage {
+				t.Errorf("exit %d, want %d", r.code, ExitUsage)
+			}
+			if !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr+r.stdout, "POP3_") {
+				t.Errorf("stderr lacks %q or names an environment variable:\n%s%s", tt.want, r.stdout, r.stderr)
+			}
+			files, _ := filepath.Glob(filepath.Join(out, "*"))
+			if len(files) != 1 || filepath.Base(files[0]) != report.PreflightFile {
+				t.Fatalf("wrote %v, want only %s", files, report.PreflightFile)
+			}
+			data, _ := os.ReadFile(files[0])
+			if md := string(data); !strings.Contains(md, tt.want) || strings.Contains(md, "not-run") || strings.Contains(md, password) {
+				t.Errorf("%s:\n%s", files[0], md)
+			}
+		})
+	}
+}
+
+// TestReportsNameFlags: a skip reason written for a ginkgo run names
+// POP3_ALLOW; the probe's console and reports name its flag instead.
+func TestReportsNameFlags(t *testing.T) {
+	out := t.TempDir()
+	r := run(t, map[string]string{"PW": password}, nil, "--host", "slowtimer", "--user", "alice", "--password-env", "PW", "--out", out, "--format", "json,md,html")
+	if !strings.Contains(r.stderr, "allow with --slow)") || strings.Contains(r.stderr, "POP3_") {
+		t.Errorf("progress:\n%s", r.stderr)
+	}
+	for _, f := range []string{"report.json", "report.md", "report.html"} {
+		data, err := os.ReadFile(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("POP3_")) || !bytes.Contains(data, []byte("allow with --slow")) {
+			t.Errorf("%s names an environment variable or lacks the flag", f)
+		}
+	}
+}
+
+func TestFlagHints(t *testing.T) {
+	for in, want := range map[string]string{
+		"allow with POP3_ALLOW=reversible (probe: --allow-reversible)":       "allow with --allow-reversible",
+		"implicit TLS port: unavailable (set POP3_TLS=implicit to test one)": "implicit TLS port: unavailable (set --tls to test one)",
+		"a second account: unavailable (set POP3_USER2 and POP3_PASSWORD2)":  "a second account: unavailable (set --user2 and --password2-env/--password2-file)",
+		"declare an APOP mailbox with POP3_MAILBOX_FIXTURE=erin":             "declare an APOP mailbox with --mailbox-fixture erin",
+		"no variable here (probe: kept)":                                     "no variable here (probe: kept)",
+	} {
+		if got := flagHints(in); got != want {
+			t.Errorf("flagHints(%q)\n = %q\nwant %q", in, got, want)
+		}
+	}
+	// Every setting the suite reads has a flag.
+	for _, name := range []string{harness.EnvHost, harness.EnvPort, harness.EnvTLS, harness.EnvInsecureSkipVerify, harness.EnvServerName,
+		harness.EnvCAFile, harness.EnvUser, harness.EnvPassword, harness.EnvUser2, harness.EnvPassword2, harness.EnvProfile,
+		harness.EnvReferenceProfile, harness.EnvMailboxFixture, harness.EnvAllow} {
+		if got := flagHints("set " + name); strings.Contains(got, "POP3_") {
+			t.Errorf("%s has no flag: %q", name, got)
+		}
 	}
 }

@@ -49,20 +49,7 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	runs, err := env.Runner(ctx, o.Request, prog)
 	if err != nil {
 		done(prog)
-		// The suite never started (the target would not answer, the
-		// configuration is unusable): the report still says so, in every
-		// format asked for, with every statement not run.
-		msg := secrets.String(err.Error())
-		r := report.Build(nil, cat, in)
-		r.SuiteError = msg
-		r.StartTime, r.EndTime = start.UTC(), time.Now().UTC()
-		r.DurationSeconds = r.EndTime.Sub(r.StartTime).Seconds()
-		if paths, werr := report.Write(o.Out, o.Formats, r, secrets); werr == nil {
-			fmt.Fprintf(env.Stdout, "reports: %s\n", strings.Join(paths, " "))
-		} else {
-			fmt.Fprintf(env.Stderr, "probe: %v\n", werr)
-		}
-		return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, msg)
+		return preflightFailed(ctx, o, in, start, err, secrets, env)
 	}
 	r := report.Build(runs, cat, in)
 	if env.Observer != nil && !o.NoObserve && r.SuiteError == "" && ctx.Err() == nil {
@@ -83,8 +70,51 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	}
 	others.apply(r, prog)
 	done(prog)
-	return finish(r, o.Out, o.Formats, secrets, env)
+	useFlagHints(r)
+	return finish(r, o.Out, o.Formats, secrets, env, suiteErrorHint(ctx, o, r.SuiteError))
 }
+
+// preflightFailed handles a suite that never started (the target would
+// not answer, the certificate does not verify, the login is refused, the
+// configuration is unusable): one short report says why, instead of five
+// reports of statements that were never run.
+func preflightFailed(ctx context.Context, o runOptions, in report.Input, start time.Time, err error, secrets report.Secrets, env Env) (int, error) {
+	msg := flagHints(secrets.String(err.Error()))
+	if timedOut(ctx, "") {
+		msg += "; " + timeoutHint(o.Timeout)
+	}
+	r := &report.Report{SchemaVersion: report.SchemaVersion, Tool: in.Tool, Target: in.Target, Profile: in.Profile,
+		SuiteError: msg, StartTime: start.UTC()}
+	if path, werr := report.WritePreflight(o.Out, r, secrets); werr == nil {
+		fmt.Fprintf(env.Stdout, "report: %s\n", path)
+	} else {
+		fmt.Fprintf(env.Stderr, "probe: %v\n", werr)
+	}
+	return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, msg)
+}
+
+// timedOut reports whether the run reached --timeout: the context's
+// deadline passed, or Ginkgo's suite timeout (set to what was left of it)
+// cut the run short.
+func timedOut(ctx context.Context, suiteError string) bool {
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || strings.Contains(suiteError, "Suite Timeout Elapsed")
+}
+
+func timeoutHint(d time.Duration) string {
+	return fmt.Sprintf("the run reached --timeout %v before it finished: raise --timeout (e.g. --timeout %v); with --slow, waits on server timers take minutes", d, 2*d)
+}
+
+// suiteErrorHint says what to do about a suite that could not judge the
+// target: raise --timeout when the run ran out of time, else check the
+// target flags.
+func suiteErrorHint(ctx context.Context, o runOptions, suiteError string) string {
+	if timedOut(ctx, suiteError) {
+		return timeoutHint(o.Timeout)
+	}
+	return checkTargetHint
+}
+
+const checkTargetHint = "check --host, --port, --tls/--starttls, the certificate flags and the credentials"
 
 func done(p Progress) {
 	if s, ok := p.(Stepper); ok {
@@ -94,7 +124,7 @@ func done(p Progress) {
 
 // finish writes the report, prints where it went and its summary line,
 // and picks the exit code.
-func finish(r *report.Report, out string, formats []report.Format, secrets report.Secrets, env Env) (int, error) {
+func finish(r *report.Report, out string, formats []report.Format, secrets report.Secrets, env Env, hint string) (int, error) {
 	paths, err := report.Write(out, formats, r, secrets)
 	if err != nil {
 		return ExitUsage, err
@@ -105,8 +135,7 @@ func finish(r *report.Report, out string, formats []report.Format, secrets repor
 	}
 	fmt.Fprintf(env.Stdout, "reports: %s\n", strings.Join(paths, " "))
 	if r.SuiteError != "" {
-		return ExitUsage, fmt.Errorf("the suite could not judge the target: %s\n(check --host, --port, --tls/--starttls, the certificate flags and the credentials)",
-			secrets.String(r.SuiteError))
+		return ExitUsage, fmt.Errorf("the suite could not judge the target: %s\n(%s)", secrets.String(r.SuiteError), hint)
 	}
 	if r.Failed() {
 		return ExitDeviates, nil
@@ -176,7 +205,7 @@ func reportCommand(args []string, env Env) (int, error) {
 		return ExitUsage, err
 	}
 	r := report.Build(runs, cat, report.Input{Tool: tool(), Profile: *prof})
-	return finish(r, *out, fmts, nil, env)
+	return finish(r, *out, fmts, nil, env, checkTargetHint)
 }
 
 func listCommand(args []string, env Env) error {

@@ -27,6 +27,9 @@ const (
 	envChildBarrier = "PROBE_CLI_TEST_CHILD_BARRIER"
 	// envChildFail names a profile whose child dies without a report.
 	envChildFail = "PROBE_CLI_TEST_CHILD_FAIL"
+	// envChildSleep makes each child take that long, so children that
+	// run at once overlap measurably.
+	envChildSleep = "PROBE_CLI_TEST_CHILD_SLEEP"
 )
 
 // childRecord is what a child probe noted about itself.
@@ -50,6 +53,9 @@ func asChild(run func() int) int {
 	}
 	rec := childRecord{Args: os.Args[1:], Start: time.Now(), HadPassword: os.Getenv(childPasswordEnv) != ""}
 	rec.BarrierMet = barrier(dir)
+	if d, err := time.ParseDuration(os.Getenv(envChildSleep)); err == nil {
+		time.Sleep(d)
+	}
 	code := run()
 	rec.End = time.Now()
 	data, _ := json.Marshal(rec)

@@ -22,6 +22,9 @@ type runOptions struct {
 	Formats []report.Format
 	Quiet   bool
 	Targets string
+	// Parallel bounds the child probes of --targets running at once; 0
+	// takes the targets file's concurrency or DefaultParallel.
+	Parallel int
 	// NoObserve skips measuring server parameters.
 	NoObserve bool
 	// CompareProfiles runs the specs again under every other bundled
@@ -124,6 +127,7 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	fs.BoolVar(&o.NoObserve, "no-observe", false, "")
 	fs.BoolVar(&o.CompareProfiles, "compare-profiles", false, "")
 	fs.StringVar(&o.Targets, "targets", "", "")
+	fs.IntVar(&o.Parallel, "parallel", 0, "")
 	help := fs.Bool("help", false, "")
 	fs.BoolVar(help, "h", false, "")
 
@@ -140,6 +144,12 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	}
 	if o.Formats, err = report.ParseFormats(formats); err != nil {
 		return o, usagef("--format: %v", err)
+	}
+	if o.Parallel < 0 {
+		return o, usagef("--parallel %d: give a positive number of targets audited at once", o.Parallel)
+	}
+	if o.Parallel > 0 && o.Targets == "" {
+		return o, usagef("--parallel applies to --targets: it bounds how many targets are audited at once")
 	}
 	if o.Targets != "" {
 		// The targets file holds the target flags; the others apply to

@@ -93,7 +93,7 @@ func specLine(e SpecEvent, total int) string {
 	width := len(fmt.Sprint(max(total, e.N)))
 	line := fmt.Sprintf("[%*d/%d] %-14s %s  %s", width, e.N, total, e.Verdict, strings.Join(e.IDs, ","), e.Text)
 	if e.Reason != "" && e.Verdict != verdict.Conformant {
-		line += "  (" + firstLine(e.Reason) + ")"
+		line += "  (" + firstLine(flagHints(e.Reason)) + ")"
 	}
 	return line
 }

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +26,8 @@ import (
 // TargetsFile is the --targets file: many servers, audited by one child
 // probe each, since Ginkgo runs one suite per process.
 type TargetsFile struct {
-	// Concurrency bounds the child probes running at once (default 4).
+	// Concurrency bounds the child probes running at once; --parallel
+	// overrides it, and without either it is DefaultParallel.
 	Concurrency int           `yaml:"concurrency"`
 	Targets     []TargetEntry `yaml:"targets"`
 }
@@ -64,9 +67,6 @@ func LoadTargets(path string) (*TargetsFile, error) {
 	if err := dec.Decode(&tf); err != nil {
 		return nil, usagef("--targets %s: %v", path, err)
 	}
-	if tf.Concurrency == 0 {
-		tf.Concurrency = 4
-	}
 	var errs []error
 	if tf.Concurrency < 0 {
 		errs = append(errs, usagef("--targets %s: concurrency %d is negative", path, tf.Concurrency))
@@ -102,6 +102,27 @@ func LoadTargets(path string) (*TargetsFile, error) {
 		return nil, joinUsage(errs)
 	}
 	return &tf, nil
+}
+
+// DefaultParallel is how many child probes run at once without
+// --parallel: few, since every child holds connections to a live server.
+const DefaultParallel = 2
+
+// endpoint is the host:port a target's child connects to: two targets
+// with the same endpoint (two accounts on one server) never run at once.
+func (t TargetEntry) endpoint() string {
+	return net.JoinHostPort(strings.ToLower(t.Host), strconv.Itoa(t.port()))
+}
+
+// port is the target's port, or the one the child probe defaults to.
+func (t TargetEntry) port() int {
+	switch {
+	case t.Port != 0:
+		return t.Port
+	case t.TLS == "implicit":
+		return 995
+	}
+	return 110
 }
 
 // childArgs are the flags of the child probe for t; the common options
@@ -169,6 +190,7 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 
 // targetResult is one child's outcome.
 type targetResult struct {
+	Target    TargetEntry
 	Name, Dir string
 	Code      int
 	Report    *report.Report
@@ -186,8 +208,15 @@ func runTargets(ctx context.Context, o runOptions, env Env) (int, error) {
 	if env.Executable == "" {
 		return ExitUsage, errors.New("--targets: cannot find the probe executable to start one child per target")
 	}
+	parallel := cmp.Or(o.Parallel, tf.Concurrency, DefaultParallel)
 	results := make([]targetResult, len(tf.Targets))
-	sem := make(chan struct{}, tf.Concurrency)
+	sem := make(chan struct{}, parallel)
+	// One token per host:port; a child takes it before a slot, so a
+	// target waiting for its server does not hold a slot others could use.
+	busy := map[string]chan struct{}{}
+	for _, t := range tf.Targets {
+		busy[t.endpoint()] = make(chan struct{}, 1)
+	}
 	var (
 		wg    sync.WaitGroup
 		logMu sync.Mutex // children finish concurrently; stderr takes one line at a time
@@ -196,13 +225,16 @@ func runTargets(ctx context.Context, o runOptions, env Env) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] = targetResult{Name: t.Name, Code: ExitUsage, Err: ctx.Err()}
-				return
+			results[i] = targetResult{Target: t, Name: t.Name, Code: ExitUsage}
+			for _, c := range []chan struct{}{busy[t.endpoint()], sem} {
+				select {
+				case c <- struct{}{}:
+					defer func() { <-c }()
+				case <-ctx.Done():
+					results[i].Err = ctx.Err()
+					return
+				}
 			}
-			defer func() { <-sem }()
 			results[i] = runChild(ctx, env, t, o)
 			if !o.Quiet {
 				logMu.Lock()
@@ -218,9 +250,11 @@ func runTargets(ctx context.Context, o runOptions, env Env) (int, error) {
 	if _, err := env.Stdout.Write(table.Bytes()); err != nil {
 		return ExitUsage, err
 	}
-	if err := os.WriteFile(filepath.Join(o.Out, "summary.txt"), table.Bytes(), 0o644); err != nil {
-		return ExitUsage, fmt.Errorf("writing the summary: %w", err)
+	paths, err := writeFleetSummary(o.Out, table.Bytes(), fleetRows(results, o))
+	if err != nil {
+		return ExitUsage, err
 	}
+	fmt.Fprintf(env.Stdout, "summary: %s\n", strings.Join(paths, " "))
 	code := ExitConformant
 	for _, r := range results {
 		code = max(code, r.Code)
@@ -230,7 +264,7 @@ func runTargets(ctx context.Context, o runOptions, env Env) (int, error) {
 
 func runChild(ctx context.Context, env Env, t TargetEntry, o runOptions) targetResult {
 	dir := filepath.Join(o.Out, t.Name)
-	res := targetResult{Name: t.Name, Dir: dir}
+	res := targetResult{Target: t, Name: t.Name, Dir: dir}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		res.Code, res.Err = ExitUsage, err
 		return res

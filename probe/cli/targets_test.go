@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"pop3conformance/probe/report"
+	"pop3conformance/suites/verdict"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -41,7 +43,7 @@ func TestLoadTargets(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tf.Concurrency != 4 || tf.Targets[0].Name != "a.example_995" {
+				if tf.Concurrency != 0 || tf.Targets[0].Name != "a.example_995" || tf.Targets[1].endpoint() != "b.example:110" || tf.Targets[0].endpoint() != "a.example:995" {
 					t.Errorf("%+v", tf)
 				}
 				return
@@ -104,7 +106,29 @@ targets:
 			t.Errorf("summary row %q, want it to start with %q:\n%s", rows[name], want, table)
 		}
 	}
-	for _, f := range []string{"summary.txt", "good/report.json", "good/report.md", "deviant/report.md", "down/probe.log"} {
+	var sum FleetSummary
+	if data, err := os.ReadFile(filepath.Join(out, "summary.json")); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(data, &sum); err != nil {
+		t.Error(err)
+	}
+	if len(sum.Targets) != 4 {
+		t.Fatalf("summary.json rows %+v", sum.Targets)
+	}
+	if g := sum.Targets[0]; g.Name != "good" || g.Host != "good" || g.Port != 110 || g.TLS != "none" || g.Profile != "exchange2010" ||
+		g.Counts[verdict.Conformant] != 2 || g.Exit != ExitConformant || g.Report != filepath.Join(out, "good") {
+		t.Errorf("summary.json row of good: %+v", g)
+	}
+	if n := sum.Targets[3]; n.Counts != nil || n.Exit != ExitUsage || !strings.Contains(n.Error, "UNSET_PW") {
+		t.Errorf("summary.json row of nopw: %+v", n)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "summary.md"))
+	for _, want := range []string{"| good | good | 110 | none | exchange2010 | 0 | 0 | 0 | 2 |", "| nopw | good | 110 | none | exchange2010 | – |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+	for _, f := range []string{"summary.txt", "summary.md", "summary.json", "good/report.json", "good/report.md", "deviant/report.md", "down/probe.log"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
@@ -117,4 +141,53 @@ targets:
 		}
 		return nil
 	})
+}
+
+// TestTargetsParallelNeverShareAServer: with --parallel 3, targets on
+// different servers run at once, but three accounts on one host:port run
+// one after another.
+func TestTargetsParallelNeverShareAServer(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := t.TempDir()
+	t.Setenv(envChild, "1")
+	t.Setenv(envChildLog, logDir)
+	t.Setenv(envChildSleep, "300ms")
+	t.Setenv("PW", password)
+	dir := t.TempDir()
+	tf := writeFile(t, dir, "targets.yaml", `targets:
+  - {name: a1, host: shared, user: a, password_env: PW}
+  - {name: a2, host: SHARED, port: 110, user: b, password_env: PW}
+  - {name: a3, host: shared, user: c, password_env: PW}
+  - {name: other, host: other, user: a, password_env: PW}
+`)
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"--targets", tf, "--parallel", "3", "--out", filepath.Join(dir, "out"), "--format", "json", "--quiet"}, Env{
+		Stdout: &stdout, Stderr: &stderr, Getenv: os.Getenv, Executable: exe, Catalog: testCat(t),
+	})
+	if code != ExitConformant {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	recs := childRecords(t, logDir)
+	if len(recs) != 4 {
+		t.Fatalf("%d children ran, want 4", len(recs))
+	}
+	host := func(r childRecord) string { return strings.ToLower(r.Args[slices.Index(r.Args, "--host")+1]) }
+	overlap := func(a, b childRecord) bool { return a.Start.Before(b.End) && b.Start.Before(a.End) }
+	parallel := false
+	for i, a := range recs {
+		for _, b := range recs[i+1:] {
+			switch {
+			case host(a) == host(b) && overlap(a, b):
+				t.Errorf("two children on %s ran at once: %v-%v and %v-%v", host(a), a.Start, a.End, b.Start, b.End)
+			case host(a) != host(b) && overlap(a, b):
+				parallel = true
+			}
+		}
+	}
+	if !parallel {
+		t.Error("no two targets ran at once: --parallel 3 ran them one by one")
+	}
 }

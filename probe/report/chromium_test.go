@@ -8,9 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 // chromium returns Debian's headless browser, or skips: .ci/run installs
@@ -71,6 +75,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 			t.Errorf("rendered DOM lacks %q", want)
 		}
 	}
+	checkIndexLinks(t, dom, r)
 
 	shot := filepath.Join(dir, "shot.png")
 	runChromium(t, bin, "--window-size=1280,1600", "--screenshot="+shot, url)
@@ -86,6 +91,81 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	if colours := distinctColours(img, 64); colours < 8 {
 		t.Errorf("the screenshot has %d distinct colours: the page rendered blank", colours)
 	}
+}
+
+// checkIndexLinks parses the DOM the browser built and follows every
+// link of the deviations index: its target id must exist, be a table row,
+// and be the row of that deviating statement; and every deviating
+// statement must be in the index.
+func checkIndexLinks(t *testing.T, dom string, r *Report) {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(dom))
+	if err != nil {
+		t.Fatalf("parsing the rendered DOM: %v", err)
+	}
+	byID := map[string]*html.Node{}
+	var links []string
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		if id := attr(n, "id"); id != "" {
+			byID[id] = n
+		}
+		if n.DataAtom == atom.A && n.Parent != nil && n.Parent.DataAtom == atom.Li &&
+			n.Parent.Parent != nil && attr(n.Parent.Parent, "class") == "index" {
+			links = append(links, attr(n, "href"))
+		}
+	}
+	var want []string
+	for _, st := range r.Deviating() {
+		want = append(want, "#"+st.ID)
+	}
+	if len(want) == 0 {
+		t.Fatal("the test report has no deviation to index")
+	}
+	if !slices.Equal(links, want) {
+		t.Errorf("index links %q, want one per deviating statement %q", links, want)
+	}
+	for _, href := range links {
+		id := strings.TrimPrefix(href, "#")
+		row := byID[id]
+		switch {
+		case row == nil:
+			t.Errorf("index link %s: no element has id %q", href, id)
+		case row.DataAtom != atom.Tr:
+			t.Errorf("index link %s points at a <%s>, not a statement row", href, row.Data)
+		case !strings.Contains(attr(row, "class"), "v-deviates") && !strings.Contains(attr(row, "class"), "v-error"):
+			t.Errorf("index link %s points at a row of class %q, not a deviating one", href, attr(row, "class"))
+		case firstCellText(row) != id:
+			t.Errorf("index link %s points at the row of %q", href, firstCellText(row))
+		}
+	}
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// firstCellText is the text of a row's first cell: the statement ID.
+func firstCellText(row *html.Node) string {
+	for c := range row.ChildNodes() {
+		if c.DataAtom == atom.Td {
+			var b strings.Builder
+			for d := range c.Descendants() {
+				if d.Type == html.TextNode {
+					b.WriteString(d.Data)
+				}
+			}
+			return strings.TrimSpace(b.String())
+		}
+	}
+	return ""
 }
 
 // distinctColours counts colours on a coarse grid, enough to tell a page

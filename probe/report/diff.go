@@ -5,7 +5,9 @@ import (
 	"io"
 	"reflect"
 	"slices"
+	"strings"
 
+	"pop3conformance/suites/harness"
 	"pop3conformance/suites/verdict"
 )
 
@@ -106,27 +108,27 @@ func (d Diff) Regressions() int {
 	return n
 }
 
-// WriteText prints the diff for a terminal or a CI log.
+// WriteText prints the diff for a terminal or a CI log. The ID column is
+// as wide as the longest ID, so RFC rule names line up too; a value one
+// report lacks shows as "(absent)", never as Go's "<nil>".
 func (d Diff) WriteText(w io.Writer) error {
-	show := func(v verdict.Verdict) string {
-		if v == "" {
-			return "(absent)"
-		}
-		return string(v)
+	width := 0
+	for _, c := range d.Changes {
+		width = max(width, len(c.ID))
 	}
+	for _, p := range d.Params {
+		width = max(width, len(p.Key))
+	}
+	var b strings.Builder
 	for _, kind := range []ChangeKind{Regressed, Fixed, Changed} {
 		for _, c := range d.Changes {
 			if c.Kind == kind {
-				if _, err := fmt.Fprintf(w, "%-9s %-28s %s -> %s\n", c.Kind, c.ID, show(c.Old), show(c.New)); err != nil {
-					return err
-				}
+				fmt.Fprintf(&b, "%-9s %-*s %s -> %s\n", c.Kind, width, c.ID, absent(string(c.Old), c.Old == ""), absent(string(c.New), c.New == ""))
 			}
 		}
 	}
 	for _, p := range d.Params {
-		if _, err := fmt.Fprintf(w, "parameter %-28s %v -> %v\n", p.Key, p.Old, p.New); err != nil {
-			return err
-		}
+		fmt.Fprintf(&b, "%-9s %-*s %s -> %s\n", "parameter", width, p.Key, absent(ShowValue(p.Old), p.Old == nil), absent(ShowValue(p.New), p.New == nil))
 	}
 	fixed := 0
 	for _, c := range d.Changes {
@@ -134,7 +136,17 @@ func (d Diff) WriteText(w io.Writer) error {
 			fixed++
 		}
 	}
-	_, err := fmt.Fprintf(w, "%d regressed, %d fixed, %d other changes, %d parameters moved\n",
-		d.Regressions(), fixed, len(d.Changes)-d.Regressions()-fixed, len(d.Params))
+	other := len(d.Changes) - d.Regressions() - fixed
+	fmt.Fprintf(&b, "%d regressed, %d fixed, %s, %s moved\n",
+		d.Regressions(), fixed, harness.Count(other, "other change"), harness.Count(len(d.Params), "parameter"))
+	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// absent shows a verdict or value one of the two reports lacks.
+func absent(s string, missing bool) string {
+	if missing {
+		return "(absent)"
+	}
+	return s
 }

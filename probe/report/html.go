@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"pop3conformance/suites/harness"
 	"pop3conformance/suites/verdict"
 )
 
@@ -22,6 +23,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"counts":   CountsText,
 	"show":     ShowValue,
 	"difftext": func(d ProfileDifference, name string) string { return d.Text(name) },
+	"plural":   harness.Count,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -45,6 +47,8 @@ tr.v-deviates td,tr.v-error td{background:#ffebe9}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:.85em}
 .error{border-left:4px solid #a40e26;background:#ffebe9;padding:.5em 1em}
 details summary{cursor:pointer}
+small.note{color:#57606a;font-weight:400}
+tr:target td{outline:2px solid #0969da}
 </style>
 </head>
 <body>
@@ -63,6 +67,11 @@ details summary{cursor:pointer}
 </dl>
 {{with .SuiteError}}<p class="error"><strong>The suite could not judge the target:</strong> {{.}}</p>{{end}}
 {{range .Warnings}}<p class="error"><strong>Warning:</strong> {{.}}</p>{{end}}
+{{with .Deviating}}<h2 id="deviations">Deviations index</h2>
+<p>{{plural (len .) "statement"}} deviate or could not finish; each links to its row below.</p>
+<ul class="index">
+{{range .}}<li><a href="#{{.ID}}">{{.ID}}</a> <span class="{{class .Verdict}}">{{.Verdict}}</span>: {{.Summary}}</li>
+{{end}}</ul>{{else}}{{if not .SuiteError}}<p class="v-conformant"><strong>No statement deviates.</strong></p>{{end}}{{end}}
 
 <h2>Summary</h2>
 <table>
@@ -87,7 +96,7 @@ details summary{cursor:pointer}
 <tr><th>parameter</th><th>value</th><th>how</th></tr>
 {{$o := .Observation}}{{$r := .}}{{range $k := .ObservedKeys}}<tr><td>{{$k}}</td><td><code>{{show (index $r.Observed $k)}}</code></td><td><small>{{with $o}}{{index .Methods $k}}{{end}}</small></td></tr>
 {{end}}</table>
-{{with .Observation}}<p><small>Measured after the specs in {{printf "%.1f" .Seconds}} s over {{.Connections}} connections.</small></p>
+{{with .Observation}}<p><small>Measured after the specs in {{printf "%.1f" .Seconds}} s over {{plural .Connections "connection"}}.</small></p>
 {{range $k, $v := .NotMeasured}}<p><small>Not measured: {{$k}} ({{$v}})</small></p>{{end}}
 {{range .Errors}}<p class="error">Broke off: {{.}}</p>{{end}}
 {{with .Evidence}}<details><summary>evidence (redacted transcripts)</summary>{{range $k, $v := .}}<h3>{{$k}}</h3><pre>{{$v}}</pre>{{end}}</details>{{end}}{{end}}{{end}}
@@ -97,7 +106,7 @@ details summary{cursor:pointer}
 <tr><th>id</th><th>source</th><th>§</th><th>level</th><th>verdict</th><th>summary and evidence</th></tr>
 {{range .Statements}}<tr class="{{class .Verdict}}" id="{{.ID}}">
 <td><a href="#{{.ID}}">{{.ID}}</a></td><td>{{.Source}}</td><td>{{.Section}}</td><td>{{.Level}}</td>
-<td class="{{class .Verdict}}">{{.Verdict}}</td>
+<td class="{{class .Verdict}}">{{.Verdict}}{{with .Note}}<br><small class="note">{{.}}</small>{{end}}</td>
 <td>{{.Summary}}{{with .Reason}}<br><small>{{.}}</small>{{end}}
 {{with .ExpectedText}}<br><small>profile expects: {{.}}</small>{{end}}{{with .ObservedText}}<br><small>measured: {{.}}</small>{{end}}
 {{range .Specs}}{{if judged .Verdict}}<details open><summary><span class="{{class .Verdict}}">{{.Verdict}}</span>: {{.Text}}</summary>

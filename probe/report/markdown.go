@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"pop3conformance/suites/harness"
 	"pop3conformance/suites/verdict"
 )
 
@@ -21,12 +22,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 
 	p("# POP3 conformance report\n\n")
-	p("- **Target:** %s\n", mdInline(r.Target.Name))
-	p("- **Profile:** %s\n", mdInline(r.Profile))
-	if !r.StartTime.IsZero() {
-		p("- **Started:** %s, took %.1fs\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), r.DurationSeconds)
-	}
-	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
+	writeIdentityMarkdown(p, r)
 	p("- **Allowed:** %s\n", r.Target.AllowedText())
 	if c := r.Commands; c != nil {
 		p("- **Commands sent, by class:** %s\n", CountsText(c.Sent))
@@ -50,6 +46,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	for _, w := range r.Warnings {
 		p("> **Warning:** %s\n\n", mdInline(w))
 	}
+	writeIndexMarkdown(p, r)
 
 	p("## Summary\n\n| group | total |")
 	for _, v := range Verdicts {
@@ -75,13 +72,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 
 	writeObservedMarkdown(p, r)
 
-	var bad []Statement
-	for _, st := range r.Statements {
-		if st.Verdict == verdict.Deviates || st.Verdict == verdict.Error {
-			bad = append(bad, st)
-		}
-	}
-	if len(bad) > 0 {
+	if bad := r.Deviating(); len(bad) > 0 {
 		p("## Deviations\n\n")
 		for _, st := range bad {
 			p("### %s (%s §%s): %s\n\n", mdInline(st.ID), mdInline(st.Source), mdInline(st.Section), st.Verdict)
@@ -113,15 +104,81 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		}
 	}
 
-	p("## Statements\n\n| id | source | section | verdict | summary | reason |\n|---|---|---|---|---|---|\n")
+	p("## Statements\n\n| id | source | section | verdict | summary | reason | expected / measured |\n|---|---|---|---|---|---|---|\n")
 	for _, st := range r.Statements {
-		p("| %s | %s | %s | %s | %s | %s |\n", mdCell(st.ID), mdCell(st.Source), mdCell(st.Section),
-			verdictMark(st.Verdict), mdCell(st.Summary), mdCell(firstLine(st.Reason)))
+		id := mdCell(st.ID)
+		if bad(st.Verdict) {
+			// The anchor the deviations index links to.
+			id = `<a id="` + mdAnchor(st.ID) + `"></a>` + id
+		}
+		mark := verdictMark(st.Verdict)
+		if st.Note != "" {
+			mark += " (" + mdCell(st.Note) + ")"
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", id, mdCell(st.Source), mdCell(st.Section),
+			mark, mdCell(st.Summary), mdCell(firstLine(st.Reason)), mdCell(expectedMeasured(st)))
 	}
 	if len(r.UnknownIDs) > 0 {
 		p("\nSpecs named requirements the catalogue does not hold: %s\n", mdInline(strings.Join(r.UnknownIDs, ", ")))
 	}
 	return b.Flush()
+}
+
+// writeIdentityMarkdown names the target, the profile, when and by what
+// tool: the head of the full report and of the preflight one.
+func writeIdentityMarkdown(p func(string, ...any), r *Report) {
+	p("- **Target:** %s\n", mdInline(r.Target.Name))
+	p("- **Profile:** %s\n", mdInline(r.Profile))
+	if !r.StartTime.IsZero() {
+		took := ""
+		if r.DurationSeconds > 0 {
+			took = fmt.Sprintf(", took %.1fs", r.DurationSeconds)
+		}
+		p("- **Started:** %s%s\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), took)
+	}
+	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
+}
+
+// writeIndexMarkdown lists the deviating statements first, each linked
+// to its row in the statements table, so a long report leads with what
+// needs fixing.
+func writeIndexMarkdown(p func(string, ...any), r *Report) {
+	bad := r.Deviating()
+	if len(bad) == 0 {
+		if r.SuiteError == "" {
+			p("**No statement deviates.**\n\n")
+		}
+		return
+	}
+	p("## Deviations index\n\n%s:\n\n", harness.Count(len(bad), "statement")+" deviate or could not finish")
+	for _, st := range bad {
+		p("- [%s](#%s) %s: %s\n", mdInline(st.ID), mdAnchor(st.ID), verdictMark(st.Verdict), mdInline(st.Summary))
+	}
+	p("\n")
+}
+
+// mdAnchor is a statement ID as an HTML id: IDs are catalogue names
+// (letters, digits, '.', '-'), so only stray characters need replacing.
+func mdAnchor(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+// expectedMeasured shows what the profile expected and what was measured
+// for the statement's keys, for the statements table.
+func expectedMeasured(st Statement) string {
+	var parts []string
+	if e := st.ExpectedText(); e != "" {
+		parts = append(parts, "expected "+e)
+	}
+	if o := st.ObservedText(); o != "" {
+		parts = append(parts, "measured "+o)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func verdictMark(v verdict.Verdict) string {
@@ -205,7 +262,7 @@ func writeObservedMarkdown(p func(string, ...any), r *Report) {
 		p("| %s | %s |\n", mdCell(k), mdCell(ShowValue(r.Observed[k])))
 	}
 	if o := r.Observation; o != nil {
-		p("\nMeasured after the specs in %.1fs over %d connections.", o.Seconds, o.Connections)
+		p("\nMeasured after the specs in %.1fs over %s.", o.Seconds, harness.Count(o.Connections, "connection"))
 		var keys []string
 		for k := range o.NotMeasured {
 			keys = append(keys, k)

@@ -220,7 +220,12 @@ type Statement struct {
 	// Observed holds the measured server parameters for the same keys,
 	// where the probe measured them.
 	Observed map[string]any `json:"observed,omitempty" yaml:"observed,omitempty"`
-	Specs    []Spec         `json:"specs,omitempty" yaml:"specs,omitempty"`
+	// Note qualifies a conformant verdict that not every spec backs:
+	// "1 spec not applicable: <reason>" when a spec was moot (a negative
+	// spec under the measured separators, say), so a reader does not take
+	// the statement as checked from every side.
+	Note  string `json:"note,omitempty" yaml:"note,omitempty"`
+	Specs []Spec `json:"specs,omitempty" yaml:"specs,omitempty"`
 
 	// keys are the catalogue's profile_keys, for SetObserved.
 	keys []string
@@ -511,7 +516,54 @@ func statementOf(req catalog.Requirement, specs []Spec) Statement {
 			break
 		}
 	}
+	if st.Verdict == verdict.Conformant {
+		st.Note = notApplicableNote(specs)
+	}
 	return st
+}
+
+// notApplicableNote counts the specs of a conformant statement that were
+// not applicable and gives the first one's reason; "" when none was.
+func notApplicableNote(specs []Spec) string {
+	n, reason := 0, ""
+	for _, s := range specs {
+		if s.Verdict != verdict.NotApplicable {
+			continue
+		}
+		if n++; reason == "" {
+			reason = s.Reason
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	note := harness.Count(n, "spec") + " not applicable"
+	if reason != "" {
+		note += ": " + firstLine(reason)
+	}
+	return note
+}
+
+// VerdictText is the verdict with the note that qualifies it, as the
+// Markdown and HTML tables show it.
+func (st Statement) VerdictText() string {
+	if st.Note == "" {
+		return string(st.Verdict)
+	}
+	return string(st.Verdict) + " (" + st.Note + ")"
+}
+
+// Deviating lists the statements that deviate or whose specs could not
+// finish, in catalogue order: the index at the top of the Markdown and
+// HTML reports.
+func (r *Report) Deviating() []Statement {
+	var out []Statement
+	for _, st := range r.Statements {
+		if bad(st.Verdict) {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // supplementary reports whether a spec only adds to a statement's
@@ -588,6 +640,6 @@ func (r *Report) Line() string {
 	if len(parts) == 0 {
 		parts = append(parts, "nothing checked")
 	}
-	return fmt.Sprintf("%d statements: %s (%s, profile %s, %.1fs)",
-		r.Summary.Total, strings.Join(parts, ", "), r.Target.Name, r.Profile, r.DurationSeconds)
+	return fmt.Sprintf("%s: %s (%s, profile %s, %.1fs)",
+		harness.Count(r.Summary.Total, "statement"), strings.Join(parts, ", "), r.Target.Name, r.Profile, r.DurationSeconds)
 }

@@ -72,6 +72,9 @@ func testRuns(t *testing.T) []types.Report {
 			spec("accepts two spaces", types.SpecStateFailed, "expected +OK, got -ERR (PASS "+secret+")",
 				"C: USER alice\nC: PASS <redacted>\nS: -ERR bad "+secret, "readonly", "req:2.1.1", "req:RFC1939-3-keywords"),
 			spec("err text", types.SpecStatePassed, "", "", "readonly", "req:V0001"),
+			// Moot under the measured behaviour: V0001 stays conformant,
+			// with a note that says one of its specs did not apply.
+			spec("negative err text", types.SpecStateSkipped, "not applicable: the server sends no text after -ERR by profile", "", "readonly", "req:V0001"),
 			// A robustness spec that could not run must not make V0001
 			// inconclusive: its own spec judged it.
 			spec("stalled reader", types.SpecStateSkipped, "inconclusive: no second account", "", "disruptive", "robustness", "req:V0001"),
@@ -109,7 +112,7 @@ func TestBuildVerdicts(t *testing.T) {
 		transcript bool
 	}{
 		{"2.1.1", verdict.Deviates, "expected +OK", 2, true},
-		{"V0001", verdict.Conformant, "", 2, false},
+		{"V0001", verdict.Conformant, "", 3, false},
 		{"V0002", verdict.NotRun, "--slow", 1, false},
 		{"C0002", verdict.NotObservable, "server internals", 0, false},
 		{"RFC1939-3-keywords", verdict.Deviates, "expected +OK", 1, true},
@@ -382,8 +385,40 @@ func TestCompare(t *testing.T) {
 	if err := d.WriteText(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "2 regressed, 1 fixed, 3 other changes, 1 parameters moved") {
+	if !strings.Contains(buf.String(), "2 regressed, 1 fixed, 3 other changes, 1 parameter moved") {
 		t.Errorf("text:\n%s", buf.String())
+	}
+}
+
+// TestDiffTextAlignsAndNeverNil: a long RFC rule ID and a parameter one
+// report lacks must neither push the columns apart nor print Go's <nil>.
+func TestDiffTextAlignsAndNeverNil(t *testing.T) {
+	old := &Report{Observed: map[string]any{"gone": 3.0},
+		Statements: []Statement{{ID: "V0001", Verdict: verdict.Conformant}, {ID: "RFC1939-3-cmd-arg-sep-long-name", Verdict: verdict.Conformant}}}
+	cur := &Report{Observed: map[string]any{"new_key": "x"},
+		Statements: []Statement{{ID: "V0001", Verdict: verdict.Deviates}, {ID: "RFC1939-3-cmd-arg-sep-long-name", Verdict: verdict.Deviates}}}
+	var buf bytes.Buffer
+	if err := Compare(old, cur).WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	text := buf.String()
+	if strings.Contains(text, "<nil>") || strings.Count(text, "(absent)") != 2 {
+		t.Errorf("absent values not shown as (absent):\n%s", text)
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	col := -1
+	for _, l := range lines[:len(lines)-1] {
+		// The third column starts at the same offset on every line.
+		f := strings.Fields(l)
+		at := strings.Index(l[len(f[0]):], f[2]) + len(f[0])
+		if col >= 0 && at != col {
+			t.Errorf("columns misaligned:\n%s", text)
+			break
+		}
+		col = at
+	}
+	if !strings.HasSuffix(text, "2 regressed, 0 fixed, 0 other changes, 2 parameters moved\n") {
+		t.Errorf("summary line:\n%s", text)
 	}
 }
 
@@ -437,4 +472,71 @@ func TestStatementExpectedAndObserved(t *testing.T) {
 	if want := `"expected":{"separators":"space-or-tab"}`; !strings.Contains(strings.Join(strings.Fields(buf.String()), ""), want) {
 		t.Errorf("JSON lacks %s", want)
 	}
+}
+
+// TestIndexNoteAndExpected: both readable reports lead with an index of
+// the deviating statements linked to their rows, a conformant statement
+// with a moot spec says so, and Markdown rows show expected/measured
+// whatever the verdict.
+func TestIndexNoteAndExpected(t *testing.T) {
+	r := build(t)
+	for i := range r.Statements {
+		if r.Statements[i].ID == "V0001" {
+			r.Statements[i].Expected = map[string]any{"err_text": true}
+			r.Statements[i].Observed = map[string]any{"err_text": true}
+		}
+	}
+	if st := statementByID(t, r, "V0001"); !strings.HasPrefix(st.Note, "1 spec not applicable: the server sends no text") {
+		t.Errorf("V0001 note %q", st.Note)
+	}
+	encode := func(f Format) string {
+		var buf bytes.Buffer
+		if err := Encode(&buf, f, r); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	md := encode(Markdown)
+	for _, want := range []string{
+		"## Deviations index",
+		"- [2.1.1](#2.1.1) ❌ **deviates**: separators",
+		"- [RFC1939-3-keywords](#RFC1939-3-keywords) ❌ **deviates**",
+		`| <a id="2.1.1"></a>2.1.1 |`,
+		`| <a id="RFC1939-3-keywords"></a>RFC1939-3-keywords |`,
+		"✅ conformant (1 spec not applicable: the server sends no text",
+		"expected err_text=true; measured err_text=true |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	if strings.Index(md, "## Deviations index") > strings.Index(md, "## Summary") {
+		t.Error("the Markdown index does not come before the summary")
+	}
+	page := encode(HTML)
+	for _, want := range []string{
+		`<h2 id="deviations">Deviations index</h2>`,
+		`<li><a href="#2.1.1">2.1.1</a>`,
+		`<li><a href="#RFC1939-3-keywords">RFC1939-3-keywords</a>`,
+		`<tr class="v-deviates" id="RFC1939-3-keywords">`,
+		`conformant<br><small class="note">1 spec not applicable: the server sends no text`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if strings.Index(page, "Deviations index") > strings.Index(page, "<h2>Summary</h2>") {
+		t.Error("the HTML index does not come before the summary")
+	}
+}
+
+func statementByID(t *testing.T, r *Report, id string) Statement {
+	t.Helper()
+	for _, st := range r.Statements {
+		if st.ID == id {
+			return st
+		}
+	}
+	t.Fatalf("no statement %s", id)
+	return Statement{}
 }

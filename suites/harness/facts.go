@@ -92,9 +92,9 @@ func (l ErrorLimit) String() string {
 	case !l.Measured:
 		return "not measured"
 	case l.Closes:
-		return fmt.Sprintf("closes after %d -ERR replies", l.Replies)
+		return fmt.Sprintf("closes after %s", Count(l.Replies, "-ERR reply"))
 	}
-	return fmt.Sprintf("still open after %d -ERR replies", l.Replies)
+	return fmt.Sprintf("still open after %s", Count(l.Replies, "-ERR reply"))
 }
 
 // Size kinds of a maildrop that holds the declared fixture.
@@ -185,7 +185,7 @@ func (f Facts) Summary() string {
 	case !fx.Checked:
 		fmt.Fprintf(&b, "declared fixture %s: not checked\n", fx.Name)
 	case fx.Match:
-		fmt.Fprintf(&b, "declared fixture %s: held (%d messages, sizes %s)\n", fx.Name, fx.Messages, fx.Sizes)
+		fmt.Fprintf(&b, "declared fixture %s: held (%s, sizes %s)\n", fx.Name, Count(fx.Messages, "message"), fx.Sizes)
 	default:
 		fmt.Fprintf(&b, "declared fixture %s: %s\n", fx.Name, fx.Reason)
 	}
@@ -451,8 +451,8 @@ func checkFixture(c *Conn, p *profile.Profile, name string) (FixtureCheck, error
 	fc.Octets, _ = strconv.ParseInt(f[1], 10, 64)
 	fc.Checked = true
 	mismatch := func(detail string) (FixtureCheck, error) {
-		fc.Reason = fmt.Sprintf("the maildrop no longer holds the declared fixture %s: STAT says %d messages / %d octets, the fixture has %d messages / %d octets with CRLF line ends%s (a mutating run consumes the mailbox; prepare it again)",
-			name, fc.Messages, fc.Octets, fc.WantMessages, fc.WantOctets, detail)
+		fc.Reason = fmt.Sprintf("the maildrop no longer holds the declared fixture %s: STAT says %s / %s, the fixture has %s / %s with CRLF line ends%s (a mutating run consumes the mailbox; prepare it again)",
+			name, Count(fc.Messages, "message"), Count(int(fc.Octets), "octet"), Count(fc.WantMessages, "message"), Count(int(fc.WantOctets), "octet"), detail)
 		return fc, nil
 	}
 	if fc.Messages != len(msgs) {

@@ -246,7 +246,7 @@ func TestMeasureFacts(t *testing.T) {
 			name:   "maildrop consumed by a mutating run",
 			server: &fakeServer{messages: full[:1]},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: No},
-			reason: "STAT says 1 messages",
+			reason: "STAT says 1 message /",
 		},
 		{
 			name:   "same count, other mail",
