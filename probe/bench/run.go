@@ -462,42 +462,30 @@ func judge(metric string, s *series, bigCount, idle int) (string, *bool) {
 		}
 		return t, b(ok)
 	case strings.HasPrefix(metric, "LIST on") || strings.HasPrefix(metric, "UIDL on"):
-		if ref == nil {
-			return "< 100 ms", nil
-		}
-		return "< 100 ms", b(*ref < 100)
+		return below(ref, 100, "< 100 ms")
 	case strings.HasPrefix(metric, "memory per idle"):
-		if ref == nil {
-			return "< 32 KiB", nil
-		}
-		return "< 32 KiB", b(*ref < 32768)
+		return below(ref, 32768, "< 32 KiB")
 	case strings.HasSuffix(metric, "wall time, serial"):
-		if ref == nil {
-			return "< 20 s", nil
-		}
-		return "< 20 s", b(*ref < 20)
-	case metric == "probe readonly, loopback":
-		if ref == nil {
-			return "< 5 s", nil
-		}
-		return "< 5 s", b(*ref < 5)
-	case metric == "probe readonly, 50ms round trip":
-		if ref == nil {
-			return "< 20 s", nil
-		}
-		return "< 20 s", b(*ref < 20)
-	case metric == "probe mutating+disruptive, 50ms round trip":
-		if ref == nil {
-			return "< 30 s", nil
-		}
-		return "< 30 s", b(*ref < 30)
+		return below(ref, 20, "< 20 s")
 	case strings.HasSuffix(metric, "wall time, ginkgo -p"):
-		if ref == nil {
-			return "< 12 s", nil
-		}
-		return "< 12 s", b(*ref < 12)
+		return below(ref, 12, "< 12 s")
+	case metric == "probe readonly, loopback":
+		return below(ref, 5, "< 5 s") // issue 16
+	case metric == "probe readonly, 50ms round trip":
+		return below(ref, 20, "< 20 s")
+	case metric == "probe mutating+disruptive, 50ms round trip":
+		return below(ref, 30, "< 30 s")
 	}
 	return "", nil
+}
+
+// below judges an upper bound: text names it, met is nil without a value.
+func below(v *float64, limit float64, text string) (string, *bool) {
+	if v == nil {
+		return text, nil
+	}
+	ok := *v < limit
+	return text, &ok
 }
 
 func write(cfg Config, env map[string]string, r *results) error {
