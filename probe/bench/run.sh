@@ -7,7 +7,10 @@
 #   probe/bench/run.sh            full run (3 rounds, 5000 idle sessions; under 10 minutes)
 #   QUICK=1 probe/bench/run.sh    one round, smaller counts (under 2 minutes)
 #
-# Extra arguments go to pop3bench (e.g. --no-dovecot, --rounds 5, -v).
+# The probe rows audit the reference server with the probe on loopback and
+# behind a 50 ms round trip (internal/netsim); QUICK estimates the latter.
+# Extra arguments go to pop3bench (e.g. --no-dovecot, --rounds 5, -v,
+# --probe-only for the probe rows alone).
 # Without dovecot-pop3d installed the reference server is measured alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +26,7 @@ bin=$(mktemp -d "${TMPDIR:-/tmp}/pop3bench-bin.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
 $GO build -o "$bin/reference-server" ./reference-server
 $GO build -o "$bin/pop3bench" ./probe/bench/cmd/pop3bench
+$GO build -o "$bin/probe" ./probe
 
 args=()
 if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
@@ -32,4 +36,4 @@ if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/pop3 ]; then
 	echo "run.sh: dovecot-core/dovecot-pop3d not installed: measuring the reference server only" >&2
 	args+=(--no-dovecot)
 fi
-"$bin/pop3bench" --repo "$repo" --ref-bin "$bin/reference-server" --out "$repo/reports/bench" "${args[@]}" "$@"
+"$bin/pop3bench" --repo "$repo" --ref-bin "$bin/reference-server" --probe-bin "$bin/probe" --out "$repo/reports/bench" "${args[@]}" "$@"

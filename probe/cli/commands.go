@@ -130,6 +130,9 @@ func finish(r *report.Report, out string, formats []report.Format, secrets repor
 		return ExitUsage, err
 	}
 	fmt.Fprintf(env.Stdout, "%s\n", secrets.String(r.Line()))
+	if t := r.Commands.TrafficText(); t != "" {
+		fmt.Fprintf(env.Stdout, "network: %s\n", t)
+	}
 	if line := closestLine(r); line != "" {
 		fmt.Fprintf(env.Stdout, "%s\n", secrets.String(line))
 	}

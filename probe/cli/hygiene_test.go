@@ -155,3 +155,23 @@ func TestProgressDisplays(t *testing.T) {
 		})
 	}
 }
+
+func TestETA(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var c etaClock
+	c.start(t0)
+	for _, tc := range []struct {
+		elapsed     time.Duration
+		done, total int
+		want        string
+	}{
+		{10 * time.Second, 2, 100, ""}, // too early to tell
+		{10 * time.Second, 10, 100, "about 1m30s left"},
+		{50 * time.Second, 50, 200, "about 2m30s left"},
+		{60 * time.Second, 100, 100, ""}, // done
+	} {
+		if got := c.left(t0.Add(tc.elapsed), tc.done, tc.total); got != tc.want {
+			t.Errorf("after %v, %d of %d: %q, want %q", tc.elapsed, tc.done, tc.total, got, tc.want)
+		}
+	}
+}

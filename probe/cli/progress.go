@@ -50,6 +50,7 @@ type lineProgress struct {
 	w       io.Writer
 	secrets report.Secrets
 	total   int
+	eta     etaClock
 }
 
 func newLineProgress(w io.Writer, secrets report.Secrets) *lineProgress {
@@ -60,6 +61,7 @@ func (p *lineProgress) Start(total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total = total
+	p.eta.start(time.Now())
 	fmt.Fprintf(p.w, "running %d specs\n", total)
 }
 
@@ -79,6 +81,12 @@ func (p *lineProgress) Spec(e SpecEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintln(p.w, p.secrets.String(specLine(e, p.total)))
+	// Every tenth of the run, how long the rest may take.
+	if step := max(p.total/10, 1); e.N%step == 0 && e.N < p.total {
+		if left := p.eta.left(time.Now(), e.N, p.total); left != "" {
+			fmt.Fprintf(p.w, "%d of %d specs done, %s\n", e.N, p.total, left)
+		}
+	}
 }
 
 func (p *lineProgress) Step(name string) {
@@ -96,6 +104,23 @@ func specLine(e SpecEvent, total int) string {
 		line += "  (" + firstLine(flagHints(e.Reason)) + ")"
 	}
 	return line
+}
+
+// etaClock estimates the time left from the pace so far: specs against
+// a distant server take round trips, so the first specs tell how far it
+// is.
+type etaClock struct{ began time.Time }
+
+func (c *etaClock) start(now time.Time) { c.began = now }
+
+// left says "about 1m20s left" after done of total specs, or "" before
+// enough specs ran to tell.
+func (c *etaClock) left(now time.Time, done, total int) string {
+	if c.began.IsZero() || done < 5 || done >= total {
+		return ""
+	}
+	per := now.Sub(c.began) / time.Duration(done)
+	return "about " + (per * time.Duration(total-done)).Round(time.Second).String() + " left"
 }
 
 // countdown says how long the current spec may still take: the server
@@ -122,6 +147,8 @@ type barProgress struct {
 	secrets report.Secrets
 	bar     *progressbar.ProgressBar
 	total   int
+	done    int
+	eta     etaClock
 	cur     *SpecStart
 	since   time.Time
 	stop    chan struct{}
@@ -137,6 +164,7 @@ func (p *barProgress) Start(total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total = total
+	p.eta.start(time.Now())
 	p.bar = progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionSetWidth(20),
@@ -181,6 +209,9 @@ func (p *barProgress) describe() {
 	if c := countdown(*p.cur, time.Since(p.since)); c != "" {
 		d += "  [" + c + "]"
 	}
+	if left := p.eta.left(time.Now(), p.done, p.total); left != "" {
+		d += "  (" + left + ")"
+	}
 	p.bar.Describe(p.secrets.String(d))
 }
 
@@ -202,6 +233,7 @@ func (p *barProgress) Spec(e SpecEvent) {
 		fmt.Fprintln(p.w, p.secrets.String(specLine(e, p.total)))
 	}
 	p.cur = nil
+	p.done++
 	_ = p.bar.Add(1)
 }
 

@@ -26,6 +26,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	p("- **Allowed:** %s\n", r.Target.AllowedText())
 	if c := r.Commands; c != nil {
 		p("- **Commands sent, by class:** %s\n", CountsText(c.Sent))
+		if t := c.TrafficText(); t != "" {
+			p("- **Network:** %s\n", t)
+		}
 		if len(c.Refused) > 0 {
 			p("- **Kept from the server (not allowed):** %s\n", CountsText(c.Refused))
 		}

@@ -101,6 +101,9 @@ func (s *stockTap) Write(b []byte) (int, error) {
 func (s *stockTap) Read(b []byte) (int, error) {
 	n, err := s.Conn.Read(b)
 	s.mu.Lock()
+	if n > 0 {
+		s.guard.Received()
+	}
 	if room := stockTapServerOctets - s.shown; room > 0 {
 		k := min(n, room)
 		fmt.Fprintf(&s.log, "S: %q\n", b[:k])

@@ -129,7 +129,12 @@ var _ = AfterEach(func() {
 })
 
 // commandCounts is the report entry "commands": lines sent and refused
-// per command class over the run.
-func commandCounts(r *harness.Recorder) map[string]map[harness.CommandClass]int {
-	return map[string]map[harness.CommandClass]int{"sent": r.ClassesSent(), "refused": r.ClassesRefused()}
+// per command class over the run, and the connections and round trips
+// they took.
+func commandCounts(r *harness.Recorder) any {
+	return struct {
+		Sent    map[harness.CommandClass]int `json:"sent"`
+		Refused map[harness.CommandClass]int `json:"refused"`
+		harness.Traffic
+	}{r.ClassesSent(), r.ClassesRefused(), r.Traffic()}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrNotAllowed is returned by a write the run's permissions forbid on a
@@ -92,6 +93,9 @@ type LineGuard struct {
 	greeting string
 	// note records a refusal in the connection's transcript (may be nil).
 	note func(string)
+	// awaiting is true from a write until the next octets from the
+	// server: the client waits on the network, one round trip.
+	awaiting atomic.Bool
 }
 
 // LineGuard returns a guard for one new connection to the target:
@@ -120,8 +124,20 @@ func (l *LineGuard) SetGreeting(text string) {
 // Reply tells the guard the status of a server reply: any but a SASL
 // continuation ends an AUTH exchange.
 func (l *LineGuard) Reply(status string) {
-	if l != nil && status != "+" {
+	if l == nil {
+		return
+	}
+	l.Received()
+	if status != "+" {
 		l.ws.mech, l.ws.step = "", 0
+	}
+}
+
+// Received tells the guard that octets arrived from the server: the
+// first after a write ends one round trip, which the recorder counts.
+func (l *LineGuard) Received() {
+	if l != nil && l.awaiting.Swap(false) && l.rec != nil {
+		l.rec.roundTrip()
 	}
 }
 
@@ -178,6 +194,9 @@ func (l *LineGuard) Admit(b []byte) error {
 		}
 	}
 	l.ws = st
+	if len(b) > 0 {
+		l.awaiting.Store(true)
+	}
 	if l.rec != nil {
 		l.rec.tally(done...)
 	}

@@ -154,6 +154,9 @@ type Recorder struct {
 	// the first refused write since the last Flush.
 	sent, refused map[CommandClass]int
 	refusal       error
+	// opened counts the connections opened (one line guard each) and
+	// trips the round trips: writes the client waited on for a reply.
+	opened, trips int
 	// flushed is when Flush last closed connections without QUIT: a
 	// server that locks the maildrop may still hold it for a moment.
 	flushed time.Time
@@ -175,7 +178,30 @@ func (r *Recorder) track(c *Conn) {
 func (r *Recorder) guard(g *LineGuard) {
 	r.mu.Lock()
 	r.guards = append(r.guards, g)
+	r.opened++
 	r.mu.Unlock()
+}
+
+func (r *Recorder) roundTrip() {
+	r.mu.Lock()
+	r.trips++
+	r.mu.Unlock()
+}
+
+// Traffic is what a run cost on the network: connections opened and
+// round trips (a write the client waited on for the server's answer),
+// one after another. Across a network of round-trip time R a run
+// spends about R×(RoundTrips + 2×Connections) waiting, timers aside.
+type Traffic struct {
+	Connections int `json:"connections"`
+	RoundTrips  int `json:"round_trips"`
+}
+
+// Traffic returns the connections and round trips of the run so far.
+func (r *Recorder) Traffic() Traffic {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return Traffic{Connections: r.opened, RoundTrips: r.trips}
 }
 
 func (r *Recorder) tally(classes ...CommandClass) {
@@ -204,13 +230,15 @@ func (r *Recorder) refuse(c CommandClass, err error) {
 	}
 }
 
-// Absorb adds the line counts of another recorder (a measurement kept
+// Absorb adds the line counts and traffic of another recorder (a measurement kept
 // out of the specs' evidence) to r's, so the run's tally holds every line
 // that reached the server.
 func (r *Recorder) Absorb(o *Recorder) {
-	sent, refused := o.ClassesSent(), o.ClassesRefused()
+	sent, refused, tr := o.ClassesSent(), o.ClassesRefused(), o.Traffic()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.opened += tr.Connections
+	r.trips += tr.RoundTrips
 	for dst, src := range map[*map[CommandClass]int]map[CommandClass]int{&r.sent: sent, &r.refused: refused} {
 		for k, v := range src {
 			if *dst == nil {

@@ -304,6 +304,9 @@ func (c *Conn) readLine(timeout time.Duration) ([]byte, error) {
 	var line []byte
 	for {
 		frag, err := c.r.ReadSlice('\n')
+		if len(frag) > 0 {
+			c.guard.Received()
+		}
 		line = append(line, frag...)
 		// MaxLineOctets octets without LF cannot end within the limit:
 		// say so now rather than wait for octets that only prove it.

@@ -129,3 +129,60 @@ func TestContextInterruptsRead(t *testing.T) {
 		t.Errorf("write after the interrupt: %v", err)
 	}
 }
+
+// TestTrafficCounts counts a round trip per write the client waits on,
+// however many lines the write holds and however many lines the answer
+// has, and a connection per dial; reading on without writing is no new
+// round trip.
+func TestTrafficCounts(t *testing.T) {
+	ctx := context.Background()
+	tg, err := Open(ctx, Config{Profile: DefaultProfile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	rec := tg.Recorder()
+	before := rec.Traffic()
+	c, err := tg.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want Traffic // added since before
+	}{
+		{"greeting", func() error { return nil }, Traffic{1, 0}},
+		{"CAPA, a multi-line answer", func() error { _, err := c.CmdMulti("CAPA"); return err }, Traffic{1, 1}},
+		{"two commands", func() error {
+			if _, err := c.Cmd("NOOP"); err != nil {
+				return err
+			}
+			_, err := c.Cmd("NOOP")
+			return err
+		}, Traffic{1, 3}},
+		{"two lines in one write, two replies", func() error {
+			if err := c.SendRaw([]byte("NOOP\r\nNOOP\r\n")); err != nil {
+				return err
+			}
+			for range 2 {
+				if _, err := c.ReadReply(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, Traffic{1, 4}},
+		{"a second connection", func() error { _, err := tg.Dial(ctx); return err }, Traffic{2, 4}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		got := rec.Traffic()
+		got.Connections -= before.Connections
+		got.RoundTrips -= before.RoundTrips
+		if got != s.want {
+			t.Errorf("after %s: %+v, want %+v", s.name, got, s.want)
+		}
+	}
+}

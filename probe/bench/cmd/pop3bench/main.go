@@ -50,6 +50,8 @@ func main() {
 	work := fl.String("work", "", "scratch directory (default: a new one under /dev/shm, else the temp dir)")
 	noDovecot := fl.Bool("no-dovecot", false, "measure the reference server only")
 	noSuite := fl.Bool("no-suite", false, "skip the suite wall-time measurement")
+	probeBin := fl.String("probe-bin", "", "probe binary: adds the probe rows (loopback and a 50 ms round trip)")
+	probeOnly := fl.Bool("probe-only", false, "measure the probe rows alone")
 	idle := fl.Int("idle", 0, "idle sessions (default 5000; 1000 with --quick)")
 	big := fl.Int("big", 100000, "messages in the big mailbox")
 	sessTime := fl.Duration("session-time", 0, "duration of each sessions/s measurement (default 4s; 1.5s with --quick)")
@@ -57,7 +59,7 @@ func main() {
 	fl.Parse(os.Args[1:])
 
 	cfg := bench.Config{Quick: *quick, Rounds: *rounds, RefBin: *refBin, Out: *out, SkipDovecot: *noDovecot,
-		SkipSuite: *noSuite, Log: os.Stderr, ServerLog: devnull(), IdleSessions: 5000, SessionTime: 4 * time.Second, BigCount: *big}
+		SkipSuite: *noSuite, ProbeOnly: *probeOnly, Log: os.Stderr, ServerLog: devnull(), IdleSessions: 5000, SessionTime: 4 * time.Second, BigCount: *big}
 	if *verbose {
 		cfg.ServerLog = os.Stderr
 	}
@@ -76,6 +78,11 @@ func main() {
 	}
 	if cfg.RefBin, err = filepath.Abs(cfg.RefBin); err != nil {
 		fatal(err)
+	}
+	if *probeBin != "" {
+		if cfg.ProbeBin, err = filepath.Abs(*probeBin); err != nil {
+			fatal(err)
+		}
 	}
 	parent := os.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
