@@ -181,4 +181,3 @@ func replayLine(t *testing.T, r *bufio.Reader) string {
 	}
 	return strings.TrimSuffix(s, "\r\n")
 }
-
