@@ -18,7 +18,7 @@ const authFailed = "Logon failure: unknown user name or bad password"
 
 func (s *session) cmdUser(cmd command) {
 	if len(cmd.Args) != 1 {
-		s.err("", "USER takes exactly one argument: the mailbox name")
+		s.argCount("USER takes exactly one argument: the mailbox name")
 		return
 	}
 	s.user = ""
@@ -27,20 +27,20 @@ func (s *session) cmdUser(cmd command) {
 	switch {
 	case exists && !s.plaintextAllowed():
 		// V0010: the mailbox exists but may not log in in clear text.
-		s.err("", "Plaintext login is not permitted on an unencrypted connection; use STLS first")
+		s.err("", s.plaintextRefused())
 	case !exists && s.prof.UnknownUserReply == profile.ReplyErr:
 		s.err("", "No such mailbox")
 	default:
 		// V0008, V0009: with unknown_user_reply ok the name is only
 		// checked at PASS.
 		s.user = name
-		s.ok("Send your password")
+		s.ok(profile.Text(s.prof.Replies.User, "Send your password"))
 	}
 }
 
 func (s *session) cmdPass(cmd command) {
 	if s.user == "" {
-		s.err("", "Send USER first")
+		s.err("", profile.Text(s.prof.Replies.WrongState, "Send USER first"))
 		return
 	}
 	name := s.user
@@ -48,20 +48,20 @@ func (s *session) cmdPass(cmd command) {
 	password := cmd.Rest
 	if !s.prof.PassSpaces {
 		if len(cmd.Args) != 1 {
-			s.err("", "PASS takes exactly one argument")
+			s.argCount("PASS takes exactly one argument")
 			return
 		}
 		password = cmd.Args[0]
 	}
 	if password == "" {
-		s.err("", "PASS needs a password")
+		s.argCount("PASS needs a password")
 		return
 	}
 	if !s.plaintextAllowed() {
 		// V0010 / RFC 5034 section 4: no clear-text password before TLS,
 		// whatever it is; the password is not even checked.
 		s.log.Info("login refused: plaintext password before TLS", "mechanism", "USER", "user", name)
-		s.err(codeAuth, "Plaintext login is not permitted on an unencrypted connection; use STLS first")
+		s.err(codeAuth, s.plaintextRefused())
 		return
 	}
 	if s.apopOnly(name) {
@@ -75,7 +75,7 @@ func (s *session) cmdPass(cmd command) {
 	}
 	if !s.srv.store.CheckPassword(name, password) {
 		s.log.Info("login failed", "mechanism", "USER", "user", name)
-		s.loginFailed(authFailed)
+		s.loginFailed(s.loginFailedText("USER"))
 		return
 	}
 	s.login(name, "USER")
@@ -87,7 +87,7 @@ func (s *session) cmdAPOP(cmd command) {
 		return
 	}
 	if len(cmd.Args) != 2 {
-		s.err("", "APOP takes two arguments: name and digest")
+		s.argCount("APOP takes two arguments: name and digest")
 		return
 	}
 	if s.user != "" {
@@ -105,7 +105,7 @@ func (s *session) cmdAPOP(cmd command) {
 	want := hex.EncodeToString(sum[:])
 	if subtle.ConstantTimeCompare([]byte(digest), []byte(want)) != 1 || !ok {
 		s.log.Info("login failed", "mechanism", "APOP", "user", name)
-		s.loginFailed(authFailed)
+		s.loginFailed(s.loginFailedText("APOP"))
 		return
 	}
 	s.login(name, "APOP")
@@ -127,7 +127,7 @@ func (s *session) apopOnly(name string) bool {
 func (s *session) login(name, mechanism string) bool {
 	acc, ok := s.srv.store.Lookup(name)
 	if !ok {
-		s.err(codeAuth, authFailed)
+		s.err(codeAuth, s.loginFailedText(mechanism))
 		return false
 	}
 	site := acc.Site
@@ -167,8 +167,28 @@ func (s *session) login(name, mechanism string) bool {
 	s.user = ""
 	s.log.Info("login", "user", acc.Name, "mechanism", mechanism, "messages", len(s.msgs))
 	n, size := s.totals()
-	s.ok(fmt.Sprintf("%s has %d messages (%d octets)", acc.Name, n, size))
+	builtin := fmt.Sprintf("%s has %d messages (%d octets)", acc.Name, n, size)
+	if mechanism == "USER" || mechanism == "APOP" {
+		s.ok(profile.Text(s.prof.Replies.PassOK, builtin))
+	} else {
+		s.ok(profile.Text(s.prof.Replies.AuthOK, builtin))
+	}
 	return true
+}
+
+// loginFailedText is the text of a refused login by mechanism: PASS and
+// APOP, or AUTH.
+func (s *session) loginFailedText(mechanism string) string {
+	if mechanism == "USER" || mechanism == "APOP" {
+		return profile.Text(s.prof.Replies.PassFailed, authFailed)
+	}
+	return profile.Text(s.prof.Replies.AuthFailed, authFailed)
+}
+
+// plaintextRefused is the text that refuses a clear-text login before
+// TLS (V0010).
+func (s *session) plaintextRefused() string {
+	return profile.Text(s.prof.Replies.PlaintextRefused, "Plaintext login is not permitted on an unencrypted connection; use STLS first")
 }
 
 // cmdSTLS starts TLS (RFC 2595 §4).
@@ -181,10 +201,10 @@ func (s *session) cmdSTLS(cmd command) {
 		s.err("", "Already under TLS")
 		return
 	case len(cmd.Args) != 0:
-		s.err("", "STLS takes no argument")
+		s.argCount("STLS takes no argument")
 		return
 	}
-	s.ok("Begin TLS negotiation")
+	s.ok(profile.Text(s.prof.Replies.STLS, "Begin TLS negotiation"))
 	if err := s.bw.Flush(); err != nil {
 		s.done = true
 		return

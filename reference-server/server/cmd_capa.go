@@ -2,8 +2,11 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"pop3conformance/fixtures/profile"
 )
 
 // capabilities is the CAPA list for the session's current state.
@@ -32,6 +35,9 @@ func (s *session) capabilities() []string {
 	if s.prof.STLS && !s.implicitTLS && !s.underTLS && s.state == stateAuthorization {
 		out = append(out, "STLS")
 	}
+	if s.prof.CAPAOrder == profile.CAPAOrderExchange {
+		out = exchangeOrder(out)
+	}
 	if s.prof.Implementation != "" {
 		out = append(out, "IMPLEMENTATION "+s.prof.Implementation)
 	}
@@ -44,6 +50,21 @@ func (s *session) capabilities() []string {
 		out = append(out, fmt.Sprintf("EXPIRE %d", st.RetentionDays))
 	}
 	return out
+}
+
+// exchangeOrder puts TOP, UIDL, SASL, USER and STLS first, in that order,
+// as Exchange 2013 and Exchange Online list them; other tags follow in
+// their own order.
+func exchangeOrder(tags []string) []string {
+	rank := func(tag string) int {
+		i := slices.Index([]string{"TOP", "UIDL", "SASL", "USER", "STLS"}, strings.ToUpper(strings.Fields(tag + " ")[0]))
+		if i < 0 {
+			return 5
+		}
+		return i
+	}
+	slices.SortStableFunc(tags, func(a, b string) int { return rank(a) - rank(b) })
+	return tags
 }
 
 // mechanisms are the SASL mechanisms usable now, in profile order.
@@ -71,7 +92,7 @@ func (s *session) cmdCAPA(cmd command) {
 	if !s.noArgs(cmd) {
 		return
 	}
-	s.ok("Capability list follows")
+	s.ok(profile.Text(s.prof.Replies.CAPA, "Capability list follows"))
 	for _, c := range s.capabilities() {
 		s.writeLine(truncate(c, s.prof.MaxResponseOctets-2))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"pop3conformance/fixtures/profile"
 	"pop3conformance/reference-server/maildrop"
 )
 
@@ -37,15 +38,15 @@ func (s *session) extra(note string) string {
 func (s *session) msgNumber(arg string) (int, bool) {
 	n, ok := parseDecimal(arg)
 	if !ok {
-		s.err("", "Invalid message number")
+		s.err("", profile.Text(s.prof.Replies.BadArgument, "Invalid message number"))
 		return 0, false
 	}
 	if n < 1 || n > len(s.msgs) {
-		s.err("", fmt.Sprintf("No such message: %d", n))
+		s.err("", profile.Text(s.prof.Replies.NoSuchMessage, fmt.Sprintf("No such message: %d", n)))
 		return 0, false
 	}
 	if s.deleted[n-1] {
-		s.err("", fmt.Sprintf("Message %d is deleted", n))
+		s.err("", profile.Text(s.prof.Replies.MessageDeleted, fmt.Sprintf("Message %d is deleted", n)))
 		return 0, false
 	}
 	return n - 1, true
@@ -65,9 +66,14 @@ func parseDecimal(arg string) (int, bool) {
 	return n, err == nil
 }
 
+// argCount answers a command with the wrong number of arguments.
+func (s *session) argCount(builtin string) {
+	s.err("", profile.Text(s.prof.Replies.ArgumentCount, builtin))
+}
+
 func (s *session) noArgs(cmd command) bool {
 	if len(cmd.Args) != 0 {
-		s.err("", cmd.Keyword+" takes no argument")
+		s.argCount(cmd.Keyword + " takes no argument")
 		return false
 	}
 	return true
@@ -97,14 +103,14 @@ func (s *session) cmdList(cmd command) {
 			s.ok(fmt.Sprintf("%d %d%s", i+1, s.size(i), s.extra("uid="+s.msgs[i].UID)))
 		}
 	default:
-		s.err("", "LIST takes at most one argument")
+		s.argCount("LIST takes at most one argument")
 	}
 }
 
 func (s *session) cmdUIDL(cmd command) {
 	switch len(cmd.Args) {
 	case 0:
-		s.ok("Unique-id listing follows")
+		s.ok(profile.Text(s.prof.Replies.UIDL, "Unique-id listing follows"))
 		for i := range s.msgs {
 			if !s.deleted[i] {
 				s.writeLine(fmt.Sprintf("%d %s", i+1, s.msgs[i].UID))
@@ -116,13 +122,13 @@ func (s *session) cmdUIDL(cmd command) {
 			s.ok(fmt.Sprintf("%d %s", i+1, s.msgs[i].UID))
 		}
 	default:
-		s.err("", "UIDL takes at most one argument")
+		s.argCount("UIDL takes at most one argument")
 	}
 }
 
 func (s *session) cmdRetr(cmd command) {
 	if len(cmd.Args) != 1 {
-		s.err("", "RETR takes one argument: a message number")
+		s.argCount("RETR takes one argument: a message number")
 		return
 	}
 	if i, ok := s.msgNumber(cmd.Args[0]); ok {
@@ -132,7 +138,7 @@ func (s *session) cmdRetr(cmd command) {
 
 func (s *session) cmdTop(cmd command) {
 	if len(cmd.Args) != 2 {
-		s.err("", "TOP takes two arguments: a message number and a line count")
+		s.argCount("TOP takes two arguments: a message number and a line count")
 		return
 	}
 	i, ok := s.msgNumber(cmd.Args[0])
@@ -141,7 +147,7 @@ func (s *session) cmdTop(cmd command) {
 	}
 	lines, ok := parseDecimal(cmd.Args[1])
 	if !ok {
-		s.err("", "Invalid line count")
+		s.err("", profile.Text(s.prof.Replies.BadArgument, "Invalid line count"))
 		return
 	}
 	s.send(i, lines)
@@ -153,7 +159,7 @@ func (s *session) cmdTop(cmd command) {
 func (s *session) send(i, top int) {
 	rc, err := s.md.Open(s.msgs[i].UID)
 	if errors.Is(err, maildrop.ErrRemoved) {
-		s.err("", fmt.Sprintf("Message %d was removed from the mailbox", i+1))
+		s.err("", profile.Text(s.prof.Replies.MessageDeleted, fmt.Sprintf("Message %d was removed from the mailbox", i+1)))
 		return
 	}
 	if err != nil {
@@ -163,9 +169,9 @@ func (s *session) send(i, top int) {
 	}
 	defer rc.Close()
 	if top < 0 {
-		s.ok(fmt.Sprintf("%d octets", s.size(i)))
+		s.ok(profile.Text(s.prof.Replies.Retr, fmt.Sprintf("%d octets", s.size(i))))
 	} else {
-		s.ok("Top of message follows")
+		s.ok(profile.Text(s.prof.Replies.Top, "Top of message follows"))
 	}
 	if err := s.copyBody(rc, top, s.msgs[i].Size); err != nil {
 		// Half a multi-line response cannot be taken back: hang up.
@@ -176,7 +182,7 @@ func (s *session) send(i, top int) {
 
 func (s *session) cmdDele(cmd command) {
 	if len(cmd.Args) != 1 {
-		s.err("", "DELE takes one argument: a message number")
+		s.argCount("DELE takes one argument: a message number")
 		return
 	}
 	i, ok := s.msgNumber(cmd.Args[0])
@@ -194,12 +200,12 @@ func (s *session) cmdDele(cmd command) {
 		s.log.Info("message removed at DELE", "uid", s.msgs[i].UID)
 	}
 	s.deleted[i] = true
-	s.ok(fmt.Sprintf("Message %d deleted", i+1))
+	s.ok(profile.Text(s.prof.Replies.Dele, fmt.Sprintf("Message %d deleted", i+1)))
 }
 
 func (s *session) cmdNoop(cmd command) {
 	if s.noArgs(cmd) {
-		s.ok("")
+		s.ok(profile.Text(s.prof.Replies.Noop, ""))
 	}
 }
 
@@ -213,7 +219,7 @@ func (s *session) cmdRset(cmd command) {
 		clear(s.deleted)
 	}
 	n, octets := s.totals()
-	s.ok(fmt.Sprintf("Mailbox has %d messages (%d octets)", n, octets))
+	s.ok(profile.Text(s.prof.Replies.Rset, fmt.Sprintf("Mailbox has %d messages (%d octets)", n, octets)))
 }
 
 // update is the UPDATE state: remove exactly the messages this session
@@ -234,5 +240,5 @@ func (s *session) update() {
 		return
 	}
 	s.log.Info("update", "removed", len(uids))
-	s.ok(fmt.Sprintf("Bye, %d messages removed", len(uids)))
+	s.ok(profile.Text(s.prof.Replies.Quit, fmt.Sprintf("Bye, %d messages removed", len(uids))))
 }

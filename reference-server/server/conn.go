@@ -88,7 +88,10 @@ type command struct {
 // (MS-STANXPOP3 2.1.1). Single space: exactly one SP between keyword and
 // arguments, nothing before or after; TAB is not a separator. Space or
 // tab: runs of SP and TAB separate, and leading or trailing runs are
-// ignored after the keyword. Keywords are ASCII letters, case-insensitive.
+// ignored after the keyword. Tab ends keyword: SP or TAB ends the keyword,
+// the rest is trimmed and split at each single SP, so a TAB or a second SP
+// between arguments changes their number (the Exchange 2013 code). Keywords
+// are ASCII letters, case-insensitive.
 func parseCommand(line []byte, sep profile.Separators) (command, error) {
 	if bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, '\r') >= 0 {
 		return command{}, errBadOctet
@@ -98,7 +101,7 @@ func parseCommand(line []byte, sep profile.Separators) (command, error) {
 	}
 	var cmd command
 	isSep := func(c byte) bool { return c == ' ' }
-	if sep == profile.SeparatorsSpaceOrTab {
+	if sep != profile.SeparatorsSingleSpace {
 		isSep = func(c byte) bool { return c == ' ' || c == '\t' }
 	}
 	i := 0
@@ -123,6 +126,12 @@ func parseCommand(line []byte, sep profile.Separators) (command, error) {
 		return cmd, nil
 	}
 	cmd.Rest = string(line[i+1:])
+	if sep == profile.SeparatorsTabEndsKeyword {
+		if t := strings.TrimSpace(cmd.Rest); t != "" {
+			cmd.Args = strings.Split(t, " ")
+		}
+		return cmd, nil
+	}
 	cmd.Args = strings.Split(cmd.Rest, " ")
 	for _, a := range cmd.Args {
 		if a == "" {

@@ -180,7 +180,7 @@ func TestErrLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = p.Clone()
+	p = withCodes(p.Clone())
 	if got := errLine(p, codeAuth, "no"); got != "-ERR [AUTH] no" {
 		t.Errorf("%q", got)
 	}

@@ -200,6 +200,27 @@ func (c *client) closed() string {
 	}
 }
 
+// withCodes adds RESP-CODES and AUTH-RESP-CODE to p, for tests about
+// response codes: the Exchange profiles advertise neither, as real
+// Exchange does not.
+func withCodes(p *profile.Profile) *profile.Profile {
+	p.Capabilities = append(p.Capabilities, "RESP-CODES", "AUTH-RESP-CODE")
+	return p
+}
+
+// errPrefix is how a -ERR carrying code starts under p: the code only
+// when p advertises it (RFC 2449 section 8, RFC 3206 section 6).
+func errPrefix(p *profile.Profile, code string) string {
+	tag := "RESP-CODES"
+	if code == "AUTH" {
+		tag = "AUTH-RESP-CODE"
+	}
+	if p.Announces(tag) {
+		return "-ERR [" + code + "] "
+	}
+	return "-ERR "
+}
+
 func wantPrefix(t testing.TB, got, prefix string) {
 	t.Helper()
 	if !strings.HasPrefix(got, prefix) {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"pop3conformance/fixtures/profile"
 )
 
 // heapSampler records the largest live heap seen while it runs.
@@ -67,7 +69,12 @@ func TestMemoryUnderAttack(t *testing.T) {
 	}
 	const bound = 64 * mib
 	baseGoroutines := runtime.NumGoroutine()
-	ts := startServer(t, loadProfile(t, "exchange2010"))
+	// The sessions must outlive their line: -ERR and go on, and the
+	// built-in QUIT text the check looks for.
+	p := loadProfile(t, "exchange2010")
+	p.OverlongCommand = profile.OverlongErr
+	p.Replies.Quit = ""
+	ts := startServer(t, p)
 
 	// Attack 1: 200 long lines at once.
 	base := liveHeap()

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"pop3conformance/fixtures/profile"
+
 	"encoding/base64"
 	"errors"
 	"slices"
@@ -67,7 +69,7 @@ func (s *session) cmdAuth(cmd command) {
 		return
 	}
 	if len(cmd.Args) > 2 {
-		s.err("", "AUTH takes a mechanism and an optional initial response")
+		s.argCount("AUTH takes a mechanism and an optional initial response")
 		return
 	}
 	mech := strings.ToUpper(cmd.Args[0])
@@ -75,10 +77,10 @@ func (s *session) cmdAuth(cmd command) {
 		if mech == sasl.Plain && slices.Contains(s.prof.SASL, mech) {
 			// RFC 3206 section 5: [AUTH] covers an attempt that breaks
 			// policy, here a clear-text password before TLS.
-			s.err(codeAuth, "PLAIN is not permitted on an unencrypted connection; use STLS first")
+			s.err(codeAuth, profile.Text(s.prof.Replies.PlaintextRefused, "PLAIN is not permitted on an unencrypted connection; use STLS first"))
 			return
 		}
-		s.err("", "Unsupported SASL mechanism")
+		s.err("", profile.Text(s.prof.Replies.BadArgument, "Unsupported SASL mechanism"))
 		return
 	}
 	var resp []byte // nil: no initial response
@@ -100,7 +102,7 @@ func (s *session) cmdAuth(cmd command) {
 		if err != nil {
 			// The error says why without quoting the payload.
 			s.log.Info("login failed", "mechanism", mech, "reason", err.Error())
-			s.loginFailed("Authentication failed")
+			s.loginFailed(profile.Text(s.prof.Replies.AuthFailed, "Authentication failed"))
 			return
 		}
 		if done {

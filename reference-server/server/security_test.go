@@ -56,7 +56,7 @@ func TestTLSMinimum(t *testing.T) {
 // plaintext_before_tls: false refuses USER (V0010: -ERR, no [AUTH]), PASS
 // and AUTH PLAIN before TLS with [AUTH].
 func TestRequireTLSRefusals(t *testing.T) {
-	p := loadProfile(t, "exchange2010")
+	p := withCodes(loadProfile(t, "exchange2010"))
 	p.PlaintextBeforeTLS = false
 	ts := startServer(t, p)
 	c := ts.dial(t)
@@ -112,7 +112,7 @@ func TestFailedLoginDelay(t *testing.T) {
 // LOGIN-DELAY: advertised in both states, a second login within the delay
 // gets -ERR [LOGIN-DELAY] whatever the mechanism, a later one works.
 func TestLoginDelay(t *testing.T) {
-	p := loadProfile(t, "exchange2010")
+	p := withCodes(loadProfile(t, "exchange2010"))
 	p.LoginDelay = profile.Duration(time.Second)
 	ts := startServer(t, p)
 	c := ts.dial(t)
@@ -139,7 +139,7 @@ func TestLoginDelay(t *testing.T) {
 // Hashed storage (what the reference-server command uses): PASS, PLAIN and
 // NTLM still work, with no clear password in the store.
 func TestHashedStoreLogins(t *testing.T) {
-	p := loadProfile(t, "exchange2010")
+	p := withCodes(loadProfile(t, "exchange2010"))
 	ts := startServer(t, p, func(_ *Config, o *maildrop.Options) {
 		o.Credentials = &maildrop.Credentials{Hash: true, NTHash: true, Cost: 4}
 	})

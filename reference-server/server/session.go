@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"pop3conformance/fixtures/profile"
@@ -91,8 +93,10 @@ type session struct {
 	msgs    []maildrop.Message
 	deleted []bool
 
-	errs int  // -ERR replies in the current state (C0005)
-	done bool // close after the current response
+	errs    int  // -ERR replies in the current state (C0005)
+	failed  int  // failed logins in the session (close_after_failed_logins)
+	invalid int  // unknown or wrong-state commands (close_after_invalid_commands)
+	done    bool // close after the current response
 }
 
 func newSession(srv *Server, raw, conn net.Conn, implicitTLS bool, id uint64, log *slog.Logger) *session {
@@ -137,6 +141,9 @@ func (s *session) serve() {
 		s.log.Debug("session end")
 	}()
 	greeting := s.prof.Greeting
+	if s.prof.GreetingBackend {
+		greeting += " [" + backendName(s.srv.hostname) + "]"
+	}
 	if s.stamp != "" {
 		greeting += " " + s.stamp
 	}
@@ -151,7 +158,7 @@ func (s *session) serve() {
 		case err == nil:
 			s.dispatch(line)
 		case errors.Is(err, errLineTooLong):
-			s.err("", fmt.Sprintf("Command too long: the limit is %d octets including CRLF", limit))
+			s.err("", profile.Text(s.prof.Replies.Overlong, fmt.Sprintf("Command too long: the limit is %d octets including CRLF", limit)))
 			if s.prof.OverlongCloses() {
 				// overlong_command close: the session ends here.
 				s.log.Info("closing after an over-long command", "limit", limit)
@@ -215,7 +222,7 @@ func (s *session) dispatch(line []byte) {
 		s.err("", "Empty command")
 		return
 	case errors.Is(err, errSeparator):
-		s.err("", "Protocol error: "+strings.TrimPrefix(err.Error(), errSeparator.Error()+": "))
+		s.err("", profile.Text(s.prof.Replies.UnknownCommand, "Protocol error: "+strings.TrimPrefix(err.Error(), errSeparator.Error()+": ")))
 		return
 	}
 	h, known := commands[cmd.Keyword]
@@ -230,11 +237,11 @@ func (s *session) dispatch(line []byte) {
 		s.log.Debug("command", "keyword", cmd.Keyword, "args", cmd.Args)
 	}
 	if !known {
-		s.err("", "Unknown command")
+		s.invalidCommand(profile.Text(s.prof.Replies.UnknownCommand, "Unknown command"))
 		return
 	}
 	if h.states&s.state == 0 {
-		s.err("", fmt.Sprintf("%s is not valid in the %s state", cmd.Keyword, s.state))
+		s.invalidCommand(profile.Text(s.prof.Replies.WrongState, fmt.Sprintf("%s is not valid in the %s state", cmd.Keyword, s.state)))
 		return
 	}
 	if n := s.prof.MaxArgumentChars; n > 0 {
@@ -246,6 +253,27 @@ func (s *session) dispatch(line []byte) {
 		}
 	}
 	h.run(s, cmd)
+}
+
+// invalidCommand answers an unknown or wrong-state command and closes
+// after close_after_invalid_commands of them (C0005).
+func (s *session) invalidCommand(text string) {
+	s.err("", text)
+	s.invalid++
+	if n := s.prof.CloseAfterInvalidCommands; n > 0 && s.invalid >= n {
+		s.log.Info("closing after invalid commands", "count", s.invalid)
+		s.done = true
+	}
+}
+
+// backendName is how Exchange Online names its backend after the
+// greeting: base64 of the host name in UTF-16LE.
+func backendName(host string) string {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(host)) {
+		b = append(b, byte(u), byte(u>>8))
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // ok writes a positive status line.
@@ -321,6 +349,11 @@ func (s *session) loginFailed(text string) {
 		}
 	}
 	s.err(codeAuth, text)
+	s.failed++
+	if n := s.prof.CloseAfterFailedLogins; n > 0 && s.failed >= n {
+		s.log.Info("closing after failed logins", "count", s.failed)
+		s.done = true
+	}
 }
 
 // plaintextAllowed says whether USER/PASS and AUTH PLAIN may be used now
@@ -334,7 +367,7 @@ func (s *session) cmdQuit(cmd command) {
 		s.update()
 		return
 	}
-	s.ok("Bye")
+	s.ok(profile.Text(s.prof.Replies.Quit, "Bye"))
 	s.done = true
 }
 

@@ -87,10 +87,16 @@ func TestCommandLength(t *testing.T) {
 		fill := func(n int) string { return "USER " + strings.Repeat("a", n-len("USER ")-2) }
 		wantPrefix(t, c.cmd(fill(max)), okOrUnknown(p))
 		wantPrefix(t, c.cmd(fill(max+1)), "-ERR ")
+		if p.OverlongCloses() {
+			// overlong_command close (Exchange): the -ERR, then the end.
+			c = ts.dial(t)
+		}
 		// Megabytes without CRLF are dropped, not kept, and the session
 		// goes on.
-		c.send("NOOP " + strings.Repeat("x", 4<<20))
-		wantPrefix(t, c.cmd(""), "-ERR ")
+		if !p.OverlongCloses() {
+			c.send("NOOP " + strings.Repeat("x", 4<<20))
+			wantPrefix(t, c.cmd(""), "-ERR ")
+		}
 		wantPrefix(t, c.cmd("CAPA"), "+OK")
 		c.multi()
 		c.login("alice", "wonderland")
@@ -113,7 +119,7 @@ func TestUserPass(t *testing.T) {
 		wantPrefix(t, c.cmd("PASS x"), "-ERR ")
 		wantPrefix(t, c.cmd("PASS wonderland"), "-ERR ") // no USER
 		wantPrefix(t, c.cmd("USER alice"), "+OK")
-		wantPrefix(t, c.cmd("PASS wrong"), "-ERR [AUTH] ")
+		wantPrefix(t, c.cmd("PASS wrong"), errPrefix(p, "AUTH"))
 		wantPrefix(t, c.cmd("STAT"), "-ERR ")
 		// V0011: spaces in the password.
 		if p.PassSpaces {
@@ -408,7 +414,7 @@ func TestCloseAfterErrorsPerState(t *testing.T) {
 }
 
 func TestCloseAfterErrors(t *testing.T) {
-	p := loadProfile(t, "exchange2010")
+	p := withCodes(loadProfile(t, "exchange2010"))
 	p.CloseAfterErrors = 3
 	ts := startServer(t, p)
 	c := ts.dial(t)
@@ -447,7 +453,7 @@ func TestCrossSite(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	ts := startServer(t, loadProfile(t, "exchange2010"), func(c *Config, _ *maildrop.Options) { c.MaxConnections = 2 })
+	ts := startServer(t, withCodes(loadProfile(t, "exchange2010")), func(c *Config, _ *maildrop.Options) { c.MaxConnections = 2 })
 	a, b := ts.dial(t), ts.dial(t)
 	for _, dial := range []func() string{
 		func() string { return ts.dialRaw(t, false) },
@@ -544,7 +550,7 @@ func contains(list []string, s string) bool {
 }
 
 func TestUpdateFailure(t *testing.T) {
-	p := loadProfile(t, "exchange2010")
+	p := withCodes(loadProfile(t, "exchange2010"))
 	var failUID string
 	ts := startServer(t, p, func(_ *Config, o *maildrop.Options) {
 		o.FailRemove = func(user, uid string) error {

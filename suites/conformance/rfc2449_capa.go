@@ -593,6 +593,15 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 			r := cmd(c, commandOf("PASS", n))
 			expectErr(r, "PASS with a wrong 248-character password")
 			Expect(r.Code()).To(Equal("AUTH"), "the 255-octet PASS must be judged as a password, not refused as too long: %q", r.String())
+		} else if t.Profile.Separators == profile.SeparatorsSpaceOrTab {
+			// Without codes, but with runs of SPACEs as one separator
+			// (2.1.1, as Exchange): a 255-octet USER line whose name is
+			// short must be answered as the short line is; no argument
+			// limit can explain a refusal.
+			const name = "no-such-user-ext"
+			short := cmd(c, "USER "+name)
+			r := cmd(c, "USER"+strings.Repeat(" ", n-2-len("USER")-len(name))+name)
+			Expect(r.Status).To(Equal(short.Status), "a 255-octet USER line padded with SPACEs got %q, the short one %q", r.String(), short.String())
 		} else {
 			// Without codes, a 255-octet USER must be answered as a
 			// short unknown name is.

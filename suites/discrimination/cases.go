@@ -45,6 +45,10 @@ var Cases = []Case{
 			"RFC1939-7-apop-unsupported":     "the greeting carries an APOP timestamp, which an Exchange profile does not expect",
 			"RFC2449-6.3-sasl-cap":           "SASL lists PLAIN only where Exchange lists NTLM and PLAIN",
 			"RFC2449-6.9-implementation-cap": "the RFC profile advertises IMPLEMENTATION; Exchange does not",
+			// Real Exchange lists none of these (public captures).
+			"RFC2449-6.4-resp-codes-cap":   "the RFC server advertises RESP-CODES; Exchange does not",
+			"RFC2449-6.6-pipelining-cap":   "the RFC server advertises PIPELINING; Exchange does not",
+			"RFC3206-6-auth-resp-code-cap": "the RFC server advertises AUTH-RESP-CODE; Exchange does not",
 		},
 	},
 	{
@@ -80,6 +84,10 @@ var Cases = []Case{
 			"RFC1939-7-apop-digest":             "APOP is not supported",
 			"RFC2449-6.3-sasl-cap":              "SASL lists NTLM as well as PLAIN",
 			"RFC2449-6.9-implementation-cap":    "no IMPLEMENTATION capability",
+			"RFC2449-6.4-resp-codes-cap":        "Exchange does not advertise RESP-CODES",
+			"RFC2449-6.6-pipelining-cap":        "Exchange does not advertise PIPELINING",
+			"RFC3206-6-auth-resp-code-cap":      "Exchange does not advertise AUTH-RESP-CODE",
+			"RFC3206-4-sys-temp-semantics":      "a connection past the limit gets no [SYS/TEMP], since Exchange sends no response codes",
 		},
 	},
 }
