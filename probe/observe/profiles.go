@@ -31,16 +31,16 @@ type profileKey struct {
 	// (default: yes); why says why not.
 	usable func(params map[string]any) (ok bool, why string)
 	// text marks a reply text: no conformance matter, and weighed
-	// lightly when profiles are ranked (textWeight).
+	// lightly when profiles are ranked (score).
 	text bool
 }
 
-// textWeight is what a matching reply text counts for against a
-// matching parameter when profiles are ranked: four texts weigh as much
-// as one parameter, so a server's wording can tell apart profiles its
-// parameters leave close (exchange2010 and exchange2007 differ in the
-// QUIT text besides the line limit) without outweighing what it does.
-const textWeight = 0.25
+// Reply texts weigh lightly when profiles are ranked (score): all the
+// texts compared with a profile together count as much as one
+// parameter, by the share of them that match. So a server's wording
+// tells apart profiles its parameters leave tied (exchange2010 and
+// exchange2007 differ in the QUIT text besides the line limit), and
+// never outweighs a parameter that differs.
 
 // boundUsable keeps a line limit out of a profile unless it is exact or
 // at-most: an at-least value would have the suite expect a refusal one
@@ -325,10 +325,15 @@ func Compare(params map[string]any, p *profile.Profile) report.ProfileMatch {
 }
 
 // score is a comparison's weight of matching keys and of differences:
-// a parameter counts 1, a reply text textWeight.
+// a parameter counts 1, the reply texts together 1, shared by their
+// matching and differing ones.
 func score(m report.ProfileMatch) (matching, differing float64) {
-	matching = float64(m.Matching) + textWeight*float64(m.TextsMatching)
-	differing = float64(m.Compared-m.Matching) + textWeight*float64(m.TextsCompared-m.TextsMatching)
+	matching, differing = float64(m.Matching), float64(m.Compared-m.Matching)
+	if m.TextsCompared > 0 {
+		share := float64(m.TextsMatching) / float64(m.TextsCompared)
+		matching += share
+		differing += 1 - share
+	}
 	return matching, differing
 }
 

@@ -5,13 +5,14 @@ package observe
 // PASS of an unknown name are the only lines sent for them alone), so
 // that the observed profile describes the server's wording too. Texts
 // judge nothing (RFC 1939 section 3 leaves them free); the comparison
-// with the profiles weighs them lightly (textWeight).
+// with the profiles weighs them lightly (score).
 
 import (
 	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"pop3conformance/fixtures/profile"
 	"pop3conformance/suites/harness"
@@ -58,13 +59,27 @@ func (p *prober) reply(name string, r harness.Reply, method string, once bool) {
 // mentions skips replies.<name> when the reply repeats what (a command,
 // a user name): no one text could say it for every command or user.
 func (p *prober) mentions(name string, r harness.Reply, what string) bool {
-	if what == "" || !strings.Contains(strings.ToUpper(r.Text), strings.ToUpper(what)) {
+	if what == "" || !hasWord(r.Text, what) {
 		return false
 	}
 	if _, seen := p.params["replies."+name]; !seen {
 		p.skip("replies."+name, fmt.Sprintf("the reply %q repeats %q", r.String(), what))
 	}
 	return true
+}
+
+// hasWord says whether text holds word, in any case, between spaces,
+// quotes, brackets or punctuation ("STAT" is no word of "STATE.").
+func hasWord(text, word string) bool {
+	fields := strings.FieldsFunc(text, func(r rune) bool {
+		return unicode.IsSpace(r) || strings.ContainsRune("\"'()[]<>,:;", r)
+	})
+	for _, f := range fields {
+		if strings.EqualFold(strings.TrimRight(f, ".!?"), word) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitBackend takes off the name of a backend server Exchange Online
