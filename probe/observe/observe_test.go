@@ -321,6 +321,36 @@ func TestRemoteIsReadonlyAndRedacted(t *testing.T) {
 	}
 }
 
+// TestRealExchangeDefaults observes the bundled server set as a real
+// Exchange 2010 runs by default where the exchange2010 profile keeps
+// the document's or the suite's choice (USER refused before TLS, TAB
+// ending the keyword only, a close after the 3rd invalid command and
+// the 4th failed login), judged by rfc1939: exchange2010 is still
+// closest.
+func TestRealExchangeDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a reference server")
+	}
+	server := writeProfile(t, "exchange2010", func(p *profile.Profile) {
+		p.PlaintextBeforeTLS = false
+		p.Separators = profile.SeparatorsTabEndsKeyword
+		p.CloseAfterInvalidCommands = 3
+		p.CloseAfterFailedLogins = 4
+	})
+	got, err := Run(context.Background(), Options{Config: harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: server}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Profiles[0].Name != "exchange2010" {
+		t.Errorf("closest %+v, want exchange2010", got.Profiles)
+	}
+	for k, want := range map[string]any{"capa_order": "exchange", "overlong_command": "close", "replies.plaintext_refused": "-ERR Command is not valid in this state."} {
+		if v := got.Params[k]; v != want {
+			t.Errorf("%s = %v, want %v (%s)", k, v, want, got.Observation.NotMeasured[k])
+		}
+	}
+}
+
 // TestTextsWeighLightly ranks made-up observations: reply texts tell
 // apart profiles whose parameters tie, and never outweigh a parameter
 // more that matches; a profile that keeps the server's own wording
