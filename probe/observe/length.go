@@ -191,10 +191,19 @@ func (p *prober) probeLine(ctx context.Context, f *lineForm, n int) (lineResult,
 			res.detail = fmt.Sprintf("a %d-octet line: answered like the short line, but QUIT then got %q: the rest of the line was read as another command", n, q.String())
 			return res, c, nil
 		}
+		if err == nil {
+			p.reply("quit", q, "the reply to QUIT before login", true)
+		}
 		res.accepted = true
 		return res, c, nil
 	}
 	res.detail = fmt.Sprintf("a %d-octet line: %q where the short line got %q", n, mask(long.String(), line), mask(short.String(), f.ref.line))
+	if long.Err() && f.name == "XPRB" {
+		// Whether the session outlives the refusal (overlong_command):
+		// QUIT gets its +OK, or the connection is gone.
+		q, err := c.Cmd("QUIT")
+		p.overlongAuth = &overlongSeen{reply: long, line: line, closed: harness.IsServerClose(err), goes: err == nil && q.OK()}
+	}
 	return res, c, nil
 }
 
@@ -281,6 +290,7 @@ func (p *prober) authorizationLimit(ctx context.Context, tx limitResult) (limitR
 		p.skip(key, err.Error())
 		return r, nil
 	}
+	p.unknownCommand(f.ref.line, f.ref.reply, "before login", false)
 	var last *harness.Conn
 	bad := func(n int) (bool, error) {
 		res, c, err := p.probeLine(ctx, f, n)

@@ -99,6 +99,8 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 	}
 	p.useFacts(*facts)
 	p.measure(ctx)
+	p.decideOverlong()
+	p.decideCapaOrder()
 	p.obs.Connections = p.conns
 	p.obs.Seconds = time.Since(start).Seconds()
 
@@ -147,6 +149,9 @@ type prober struct {
 	stls           bool
 	plainBeforeTLS *bool
 	unknownOK      *bool
+	// overlongAuth and overlongTx are the last -ERR of a line refused
+	// for its length before and after login (see decideOverlong).
+	overlongAuth, overlongTx *overlongSeen
 }
 
 func (p *prober) set(key string, v any, method string) {
@@ -299,8 +304,10 @@ func (p *prober) greetingAndCapa(ctx context.Context) error {
 	}
 	g := c.Greeting
 	text, stamp := splitGreeting(g.Text)
+	text, backend := splitBackend(text)
 	p.set("greeting_line", g.String(), "the first line after connecting")
-	p.set("greeting", text, "the greeting's text after +OK, without an APOP timestamp")
+	p.set("greeting", text, "the greeting's text after +OK, without an APOP timestamp or a bracketed backend name")
+	p.set("greeting_backend", backend, "the greeting ends in \" [<base64 of UTF-16LE>]\", a backend server's name as Exchange Online appends it")
 	// The timestamp says the server offers APOP (RFC 1939 section 7);
 	// whether APOP logs the account in is apop_login, and the profile
 	// key apop is set from both (apopLogin).
@@ -340,6 +347,9 @@ func (p *prober) greetingAndCapa(ctx context.Context) error {
 			}
 		}
 	}
+	// Last on this connection: a command of the TRANSACTION state, for
+	// the wrong-state reply; a server may close after it (C0005).
+	defer p.wrongState(c)
 	m, err := c.CmdMulti("CAPA")
 	if err != nil {
 		return fmt.Errorf("CAPA: %w", err)
@@ -350,6 +360,7 @@ func (p *prober) greetingAndCapa(ctx context.Context) error {
 		return nil
 	}
 	p.set("capa", true, "CAPA before login")
+	p.reply("capa", m.Reply, "the first line of CAPA on a new connection", false)
 	before := m.Texts()
 	key := "capa_before_login"
 	if c.TLS() {
@@ -374,6 +385,7 @@ func (p *prober) greetingAndCapa(ctx context.Context) error {
 		case !r.OK():
 			p.set("stls_reply", r.String(), "reply to STLS")
 		default:
+			p.reply("stls", r, "the reply to STLS", false)
 			if m, err := c.CmdMulti("CAPA"); err == nil && m.OK() {
 				after := m.Texts()
 				p.set("capa_after_stls", after, "CAPA after STLS")
@@ -448,6 +460,14 @@ func (p *prober) plaintextBeforeTLS(ctx context.Context) error {
 	ok := r.OK()
 	p.plainBeforeTLS = &ok
 	p.set("plaintext_before_tls", ok, "USER of the account's own name on the plain port, before any STLS (no password sent)")
+	if ok {
+		p.skip("replies.plaintext_refused", "USER before STLS was accepted")
+		if !p.mentions("user", r, a.User) {
+			p.reply("user", r, "the reply to USER of the account's name", false)
+		}
+	} else if !p.mentions("plaintext_refused", r, a.User) {
+		p.reply("plaintext_refused", r, "the reply to USER of the account's name on the plain port before STLS", false)
+	}
 	p.evidence("plaintext_before_tls", c)
 	return nil
 }
@@ -473,6 +493,15 @@ func (p *prober) unknownUser(ctx context.Context) error {
 	p.set("unknown_user_reply", v, "USER of a random name no server holds")
 	p.set("unknown_user_reply_text", strings.ReplaceAll(r.String(), name, "<name>"), "the whole reply, the name replaced by <name>")
 	p.evidence("unknown_user_reply", c)
+	if ok {
+		// A failed login of a name no server holds: the failure's text,
+		// without risk to the account.
+		pr, err := c.Cmd("PASS " + randomName("pw"))
+		if err == nil {
+			p.reply("pass_failed", pr, "the reply to PASS after USER of a random name no server holds", false)
+			p.evidence("replies.pass_failed", c)
+		}
+	}
 	return nil
 }
 

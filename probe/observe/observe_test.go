@@ -57,7 +57,12 @@ func TestMeasuresHowTheServerWasStarted(t *testing.T) {
 			"apop": false, "sasl": []string{"NTLM", "PLAIN"}, "lock": "none", "exact_sizes": false,
 			"storage_block_octets": 1024, "uid.format": "decimal-increasing", "stls": true,
 			"greeting": "The Microsoft Exchange POP3 service is ready.", "implementation": "",
-			"plaintext_before_tls": true,
+			"plaintext_before_tls": true, "greeting_backend": false, "overlong_command": "close", "capa_order": "exchange",
+			"replies.quit":            "+OK Microsoft Exchange Server 2007 POP3 server signing off.",
+			"replies.overlong":        "-ERR Protocol error. Connection is closed. 10",
+			"replies.pass_failed":     "-ERR Logon failure: unknown user name or bad password.",
+			"replies.unknown_command": "-ERR Protocol error. 19", "replies.wrong_state": "-ERR Command is not valid in this state.",
+			"replies.capa": "+OK", "replies.retr": "+OK", "replies.user": "+OK", "replies.pass_ok": "+OK User successfully logged on.",
 		}},
 		{"exchange2010 (512)", func(*testing.T) string { return "exchange2010" }, map[string]any{
 			"max_command_octets": 512, "max_argument_chars": 0, "separators": "space-or-tab", "lock": "none",
@@ -70,13 +75,25 @@ func TestMeasuresHowTheServerWasStarted(t *testing.T) {
 			"multiple_spaces_separate": false, "unknown_user_reply": "err", "apop": true, "apop_timestamp": true,
 			"apop_login": true, "lock": "exclusive", "exact_sizes": true, "sasl": []string{"PLAIN"},
 			"implementation": "pop3conformance-reference", "greeting": "POP3 server ready",
+			"overlong_command": "err", "capa_order": "tags", "replies.unknown_command": "-ERR Unknown command",
+			"replies.capa": "+OK Capability list follows",
+			// "+OK 259 octets" names the size, and USER of an unknown
+			// name is refused, so no PASS follows it.
+			"replies.retr": nil, "replies.pass_failed": nil,
 		}},
+		{"Exchange Online backend name", func(t *testing.T) string {
+			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.GreetingBackend = true })
+		}, map[string]any{"greeting_backend": true, "greeting": "The Microsoft Exchange POP3 service is ready."}},
 		{"40-character arguments", func(t *testing.T) string {
 			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.MaxArgumentChars = 40 })
 		}, map[string]any{"max_command_octets": 512, "max_argument_chars": 40}},
 		{"no plaintext before TLS", func(t *testing.T) string {
 			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.PlaintextBeforeTLS = false })
-		}, map[string]any{"plaintext_before_tls": false, "sasl": []string{"NTLM", "PLAIN"}, "lock": "none"}},
+		}, map[string]any{"plaintext_before_tls": false, "sasl": []string{"NTLM", "PLAIN"}, "lock": "none",
+			"replies.plaintext_refused": "-ERR Command is not valid in this state.", "capa_order": "exchange"}},
+		{"over-long line answered, session goes on", func(t *testing.T) string {
+			return writeProfile(t, "exchange2010", func(p *profile.Profile) { p.OverlongCommand = profile.OverlongErr })
+		}, map[string]any{"overlong_command": "err", "max_command_octets": 512}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +107,14 @@ func TestMeasuresHowTheServerWasStarted(t *testing.T) {
 			}
 			for _, e := range got.Observation.Errors {
 				t.Errorf("measurement error: %s", e)
+			}
+			for k := range tt.want {
+				if tt.want[k] == nil {
+					if v, ok := got.Params[k]; ok {
+						t.Errorf("%s = %v, want it not measured", k, v)
+					}
+					delete(tt.want, k)
+				}
 			}
 			for k, want := range tt.want {
 				if v, ok := got.Params[k]; !ok || report.ShowValue(v) != report.ShowValue(want) {
@@ -117,19 +142,46 @@ func TestMeasuresHowTheServerWasStarted(t *testing.T) {
 	}
 }
 
+// TestClosestProfile observes the bundled server under each bundled
+// profile and wants that profile closest: with no differences, except
+// where the bundled server cannot do what the profile says (dovecot:
+// SASL LOGIN, and a close after 22 errors past the facts' count).
+// Under the Exchange profiles every reply text recorded must match.
 func TestClosestProfile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts reference servers")
 	}
-	for _, server := range []string{"exchange2007", "exchange2010", "rfc1939"} {
+	tests := []struct {
+		server string
+		// differences are the keys allowed to differ from the server's own
+		// profile.
+		differences []string
+	}{
+		{"exchange2007", nil},
+		{"exchange2010", nil},
+		{"rfc1939", nil},
+		{"dovecot", []string{"close_after_errors_transaction", "sasl"}},
+	}
+	for _, tt := range tests {
+		server := tt.server
 		t.Run(server, func(t *testing.T) {
 			t.Parallel() // each observation waits ~1.5 s for the scaled idle timers
 			got, err := Run(context.Background(), Options{Config: harness.Config{TLS: harness.TLSNone, Profile: "exchange2010", ReferenceProfile: server}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(got.Profiles) == 0 || got.Profiles[0].Name != server || len(got.Profiles[0].Differences) != 0 {
-				t.Errorf("closest %+v, want %s with no differences", got.Profiles[0], server)
+			if len(got.Profiles) == 0 || got.Profiles[0].Name != server {
+				t.Fatalf("closest %+v, want %s", got.Profiles, server)
+			}
+			var keys []string
+			for _, d := range got.Profiles[0].Differences {
+				keys = append(keys, d.Key)
+			}
+			if strings.Join(keys, " ") != strings.Join(tt.differences, " ") {
+				t.Errorf("closest %s differs in %v, want %v: %+v", server, keys, tt.differences, got.Profiles[0])
+			}
+			if m := got.Profiles[0]; strings.HasPrefix(server, "exchange") && (m.TextsCompared < 10 || m.TextsMatching != m.TextsCompared) {
+				t.Errorf("%s: reply texts %d of %d match, want at least 10 compared", server, m.TextsMatching, m.TextsCompared)
 			}
 			for _, m := range got.Profiles {
 				if m.Chosen != (m.Name == "exchange2010") {
@@ -195,8 +247,9 @@ func TestCompareAndSuggest(t *testing.T) {
 	for _, d := range m.Differences {
 		texts = append(texts, d.Text(m.Name))
 	}
-	want := []string{"separators: observed single-space, profile exchange2010 says space-or-tab", "max_command_octets: observed 70000, profile exchange2010 says 512"}
-	if m.Compared != 4 || m.Matching != 2 || strings.Join(texts, "|") != strings.Join(want, "|") {
+	want := []string{"separators: observed single-space, profile exchange2010 says space-or-tab", "max_command_octets: observed 70000, profile exchange2010 says 512",
+		"capabilities: observed [UIDL TOP USER RESP-CODES PIPELINING AUTH-RESP-CODE], profile exchange2010 says [TOP UIDL USER]"}
+	if m.Compared != 4 || m.Matching != 1 || strings.Join(texts, "|") != strings.Join(want, "|") {
 		t.Errorf("%+v\n%q", m, texts)
 	}
 	y, err := Suggest(params, map[string]string{"lock": "needs --allow-disruptive"}, p, "test", report.Secrets{"wonderland"})
@@ -264,6 +317,152 @@ func TestRemoteIsReadonlyAndRedacted(t *testing.T) {
 		data, _ := json.Marshal(got)
 		if bytes.Contains(data, []byte(a.Password)) || bytes.Contains(got.SuggestedProfile, []byte(a.Password)) {
 			t.Errorf("the password %q shows in the observation", a.Password)
+		}
+	}
+}
+
+// TestRealExchangeDefaults observes the bundled server set as a real
+// Exchange 2010 runs by default where the exchange2010 profile keeps
+// the document's or the suite's choice (USER refused before TLS, TAB
+// ending the keyword only, a close after the 3rd invalid command and
+// the 4th failed login), judged by rfc1939: exchange2010 is still
+// closest.
+func TestRealExchangeDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a reference server")
+	}
+	server := writeProfile(t, "exchange2010", func(p *profile.Profile) {
+		p.PlaintextBeforeTLS = false
+		p.Separators = profile.SeparatorsTabEndsKeyword
+		p.CloseAfterInvalidCommands = 3
+		p.CloseAfterFailedLogins = 4
+	})
+	got, err := Run(context.Background(), Options{Config: harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: server}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Profiles[0].Name != "exchange2010" {
+		t.Errorf("closest %+v, want exchange2010", got.Profiles)
+	}
+	for k, want := range map[string]any{"capa_order": "exchange", "overlong_command": "close", "replies.plaintext_refused": "-ERR Command is not valid in this state."} {
+		if v := got.Params[k]; v != want {
+			t.Errorf("%s = %v, want %v (%s)", k, v, want, got.Observation.NotMeasured[k])
+		}
+	}
+}
+
+// TestTextsWeighLightly ranks made-up observations: reply texts tell
+// apart profiles whose parameters tie, and never outweigh a parameter
+// more that matches; a profile that keeps the server's own wording
+// compares no text.
+func TestTextsWeighLightly(t *testing.T) {
+	exchangeTexts := map[string]any{
+		"replies.unknown_command": "-ERR Protocol error. 19",
+		"replies.wrong_state":     "-ERR Command is not valid in this state.",
+		"replies.pass_ok":         "+OK User successfully logged on.",
+		"replies.capa":            "+OK",
+		"replies.overlong":        "-ERR Protocol error. Connection is closed. 10",
+	}
+	with := func(base map[string]any, more map[string]any) map[string]any {
+		out := map[string]any{}
+		for _, m := range []map[string]any{base, more} {
+			for k, v := range m {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		params  map[string]any
+		closest string
+	}{
+		// No line limit measured: only the QUIT text tells the versions apart.
+		{"2007 by its QUIT text", with(exchangeTexts, map[string]any{"overlong_command": "close", "capa_order": "exchange",
+			"replies.quit": "+OK Microsoft Exchange Server 2007 POP3 server signing off."}), "exchange2007"},
+		{"2010 by its QUIT text", with(exchangeTexts, map[string]any{"overlong_command": "close", "capa_order": "exchange",
+			"replies.quit": "+OK Microsoft Exchange Server 2010 POP3 server signing off."}), "exchange2010"},
+		// The 47-octet limit outweighs the 2010 QUIT text.
+		{"2007 by its line limit", with(exchangeTexts, map[string]any{"max_command_octets": 47,
+			"replies.quit": "+OK Microsoft Exchange Server 2010 POP3 server signing off."}), "exchange2007"},
+		// Exchange's texts and CAPA order do not outweigh two RFC 1939
+		// parameters.
+		{"rfc1939 with Exchange texts", with(exchangeTexts, map[string]any{"overlong_command": "err", "separators": "single-space",
+			"capa_order": "exchange"}), "rfc1939"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CompareProfiles(tt.params, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].Name != tt.closest {
+				t.Errorf("closest %s, want %s: %+v", got[0].Name, tt.closest, got)
+			}
+			for _, m := range got {
+				if (m.Name == "rfc1939" || m.Name == "dovecot") && m.TextsCompared != 0 {
+					t.Errorf("%s compares %d texts, but keeps the server's own wording", m.Name, m.TextsCompared)
+				}
+			}
+		})
+	}
+}
+
+func TestSplitBackend(t *testing.T) {
+	tests := []struct {
+		in, rest string
+		backend  bool
+	}{
+		{"The Microsoft Exchange POP3 service is ready. [TQBOADIAUABSADAAMQBDAEEAMAAwADEANQAuAG4AYQBtAHAAcgBkADAAMQAuAHAAcgBvAGQALgBvAHUAdABsAG8AbwBrAC4AYwBvAG0A]",
+			"The Microsoft Exchange POP3 service is ready.", true},
+		{"The Microsoft Exchange POP3 service is ready.", "The Microsoft Exchange POP3 service is ready.", false},
+		{"ready [not base64!]", "ready [not base64!]", false},
+		{"ready [abc]", "ready [abc]", false},
+	}
+	for _, tt := range tests {
+		if rest, b := splitBackend(tt.in); rest != tt.rest || b != tt.backend {
+			t.Errorf("%q: %q %v", tt.in, rest, b)
+		}
+	}
+}
+
+func TestCapaOrder(t *testing.T) {
+	tests := []struct {
+		name  string
+		lists map[string][]string
+		want  string // "" when not measured
+	}{
+		{"Exchange after STLS", map[string][]string{"capa_before_login": {"TOP", "UIDL", "STLS"}, "capa_after_stls": {"TOP", "UIDL", "SASL PLAIN XOAUTH2", "USER"}}, "exchange"},
+		{"tags", map[string][]string{"capa_before_login": {"TOP", "USER", "RESP-CODES", "SASL PLAIN", "STLS", "IMPLEMENTATION x"}}, "tags"},
+		{"both fit", map[string][]string{"capa_before_login": {"TOP", "UIDL", "STLS"}}, ""},
+		{"Dovecot: neither", map[string][]string{"capa_before_login": {"CAPA", "TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "STLS", "USER", "SASL PLAIN LOGIN"}}, ""},
+	}
+	for _, tt := range tests {
+		p := &prober{params: map[string]any{}, obs: report.Observation{Methods: map[string]string{}, NotMeasured: map[string]string{}}}
+		for k, v := range tt.lists {
+			p.params[k] = v
+		}
+		p.decideCapaOrder()
+		if got, _ := p.params["capa_order"].(string); got != tt.want {
+			t.Errorf("%s: capa_order %q, want %q (%s)", tt.name, got, tt.want, p.obs.NotMeasured["capa_order"])
+		}
+	}
+}
+
+func TestHasWord(t *testing.T) {
+	tests := []struct {
+		text, word string
+		want       bool
+	}{
+		{"Command is not valid in this state.", "STAT", false},
+		{"STAT is not valid in the AUTHORIZATION state", "STAT", true},
+		{"Unknown command: XPRB", "xprb", true},
+		{"alice.2 has 6 messages", "alice.2", true},
+		{"Logged in.", "alice", false},
+	}
+	for _, tt := range tests {
+		if got := hasWord(tt.text, tt.word); got != tt.want {
+			t.Errorf("hasWord(%q, %q) = %v", tt.text, tt.word, got)
 		}
 	}
 }

@@ -30,7 +30,17 @@ type profileKey struct {
 	// usable says whether the measured value may go into a profile
 	// (default: yes); why says why not.
 	usable func(params map[string]any) (ok bool, why string)
+	// text marks a reply text: no conformance matter, and weighed
+	// lightly when profiles are ranked (score).
+	text bool
 }
+
+// Reply texts weigh lightly when profiles are ranked (score): all the
+// texts compared with a profile together count as much as one
+// parameter, by the share of them that match. So a server's wording
+// tells apart profiles its parameters leave tied (exchange2010 and
+// exchange2007 differ in the QUIT text besides the line limit), and
+// never outweighs a parameter that differs.
 
 // boundUsable keeps a line limit out of a profile unless it is exact or
 // at-most: an at-least value would have the suite expect a refusal one
@@ -48,8 +58,11 @@ func boundUsable(key string) func(map[string]any) (bool, string) {
 
 func always(v any) (any, bool) { return v, true }
 
-// profileKeys lists, in profile order, the keys the probe measures.
-var profileKeys = []profileKey{
+// profileKeys lists the keys the probe measures: the parameters in
+// profile order, then the reply texts.
+var profileKeys = append(parameterKeys, replyKeys()...)
+
+var parameterKeys = []profileKey{
 	{key: "greeting",
 		get: func(p *profile.Profile) (any, bool) { return always(p.Greeting) },
 		set: func(p *profile.Profile, v any) string { p.Greeting = v.(string); return "" }},
@@ -192,6 +205,61 @@ var profileKeys = []profileKey{
 		set: func(p *profile.Profile, v any) string { p.UID.Format = profile.UIDFormat(v.(string)); return "" },
 		// "any" constrains nothing: every observed format fits it.
 		same: func(o, p any) bool { return p == string(profile.UIDAny) || o == p }},
+	{key: "overlong_command",
+		get: func(p *profile.Profile) (any, bool) {
+			if p.OverlongCloses() {
+				return string(profile.OverlongClose), true
+			}
+			return string(profile.OverlongErr), true
+		},
+		set: func(p *profile.Profile, v any) string { p.OverlongCommand = profile.Overlong(v.(string)); return "" }},
+	{key: "capa_order",
+		get: func(p *profile.Profile) (any, bool) {
+			if p.CAPAOrder == profile.CAPAOrderExchange {
+				return string(profile.CAPAOrderExchange), true
+			}
+			return string(profile.CAPAOrderTags), true
+		},
+		set: func(p *profile.Profile, v any) string { p.CAPAOrder = profile.CAPAOrder(v.(string)); return "" }},
+	{key: "greeting_backend",
+		get: func(p *profile.Profile) (any, bool) { return always(p.GreetingBackend) },
+		set: func(p *profile.Profile, v any) string { p.GreetingBackend = v.(bool); return "" }},
+}
+
+// replyFields are the reply keys the probe records (replies.<name>),
+// each with its field in profile.Replies.
+var replyFields = []struct {
+	name  string
+	field func(r *profile.Replies) *string
+}{
+	{"user", func(r *profile.Replies) *string { return &r.User }},
+	{"pass_ok", func(r *profile.Replies) *string { return &r.PassOK }},
+	{"pass_failed", func(r *profile.Replies) *string { return &r.PassFailed }},
+	{"plaintext_refused", func(r *profile.Replies) *string { return &r.PlaintextRefused }},
+	{"wrong_state", func(r *profile.Replies) *string { return &r.WrongState }},
+	{"unknown_command", func(r *profile.Replies) *string { return &r.UnknownCommand }},
+	{"overlong", func(r *profile.Replies) *string { return &r.Overlong }},
+	{"capa", func(r *profile.Replies) *string { return &r.CAPA }},
+	{"stls", func(r *profile.Replies) *string { return &r.STLS }},
+	{"retr", func(r *profile.Replies) *string { return &r.Retr }},
+	{"uidl", func(r *profile.Replies) *string { return &r.UIDL }},
+	{"noop", func(r *profile.Replies) *string { return &r.Noop }},
+	{"quit", func(r *profile.Replies) *string { return &r.Quit }},
+}
+
+// replyKeys are the profileKeys of replyFields. A profile reply left
+// empty keeps the server's own wording, which says nothing to compare.
+func replyKeys() []profileKey {
+	var out []profileKey
+	for _, f := range replyFields {
+		out = append(out, profileKey{key: "replies." + f.name, text: true,
+			get: func(p *profile.Profile) (any, bool) {
+				v := *f.field(&p.Replies)
+				return v, v != ""
+			},
+			set: func(p *profile.Profile, v any) string { *f.field(&p.Replies) = v.(string); return "" }})
+	}
+	return out
 }
 
 // durationUsable keeps a measured duration no profile takes out of it.
@@ -238,13 +306,17 @@ func Compare(params map[string]any, p *profile.Profile) report.ProfileMatch {
 		if !applies {
 			continue
 		}
-		m.Compared++
+		compared, matching := &m.Compared, &m.Matching
+		if k.text {
+			compared, matching = &m.TextsCompared, &m.TextsMatching
+		}
+		*compared++
 		same := reflect.DeepEqual
 		if k.same != nil {
 			same = func(a, b any) bool { return k.same(a, b) }
 		}
 		if same(obs, pv) {
-			m.Matching++
+			*matching++
 			continue
 		}
 		m.Differences = append(m.Differences, report.ProfileDifference{Key: k.key, Observed: obs, Profile: pv})
@@ -252,9 +324,23 @@ func Compare(params map[string]any, p *profile.Profile) report.ProfileMatch {
 	return m
 }
 
+// score is a comparison's weight of matching keys and of differences:
+// a parameter counts 1, the reply texts together 1, shared by their
+// matching and differing ones.
+func score(m report.ProfileMatch) (matching, differing float64) {
+	matching, differing = float64(m.Matching), float64(m.Compared-m.Matching)
+	if m.TextsCompared > 0 {
+		share := float64(m.TextsMatching) / float64(m.TextsCompared)
+		matching += share
+		differing += 1 - share
+	}
+	return matching, differing
+}
+
 // CompareProfiles compares the parameters with every bundled profile and
-// with chosen (a bundled name or a YAML file), closest first: most keys
-// matching, then fewest differences, then the chosen one, then by name.
+// with chosen (a bundled name or a YAML file), closest first: the most
+// weight of matching keys (score), then the least weight of differences,
+// then the chosen one, then by name.
 func CompareProfiles(params map[string]any, chosen string) ([]report.ProfileMatch, error) {
 	var out []report.ProfileMatch
 	found := false
@@ -281,11 +367,13 @@ func CompareProfiles(params map[string]any, chosen string) ([]report.ProfileMatc
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if a.Matching != b.Matching {
-			return a.Matching > b.Matching
+		am, ad := score(a)
+		bm, bd := score(b)
+		if am != bm {
+			return am > bm
 		}
-		if len(a.Differences) != len(b.Differences) {
-			return len(a.Differences) < len(b.Differences)
+		if ad != bd {
+			return ad < bd
 		}
 		if a.Chosen != b.Chosen {
 			return a.Chosen

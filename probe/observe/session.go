@@ -55,7 +55,7 @@ func (p *prober) separators(ctx context.Context) error {
 			ok = pr.OK()
 			method += "+OK, then PASS decided (a login works only when the name was split off correctly)"
 			if ok {
-				_, _ = c.Quit()
+				p.quit(c)
 			}
 		}
 		results[tc.key] = ok
@@ -73,6 +73,39 @@ func (p *prober) separators(ctx context.Context) error {
 	return nil
 }
 
+// login is harness.LoginUserPass, recording the replies to USER and to
+// the successful PASS.
+func (p *prober) login(c *harness.Conn, a harness.Account) error {
+	r, err := c.Cmd("USER " + a.User)
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return fmt.Errorf("USER %s: %s", a.User, r)
+	}
+	if !p.mentions("user", r, a.User) {
+		p.reply("user", r, "the reply to USER of the account's name", true)
+	}
+	r, err = c.Cmd("PASS " + a.Password)
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return &harness.PassError{User: a.User, Reply: r}
+	}
+	if !p.mentions("pass_ok", r, a.User) {
+		p.reply("pass_ok", r, "the reply to the account's successful PASS", false)
+	}
+	return nil
+}
+
+// quit sends QUIT and records its reply (the first one seen).
+func (p *prober) quit(c *harness.Conn) {
+	if r, err := c.Quit(); err == nil {
+		p.reply("quit", r, "the reply to QUIT", true)
+	}
+}
+
 // session logs in once: CAPA after login, sizes and UIDs.
 func (p *prober) session(ctx context.Context) error {
 	a, err := p.account(ctx)
@@ -86,7 +119,7 @@ func (p *prober) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := harness.LoginUserPass(c, a); err != nil {
+	if err := p.login(c, a); err != nil {
 		p.evidence("login", c)
 		return fmt.Errorf("login: %w", err)
 	}
@@ -100,6 +133,7 @@ func (p *prober) session(ctx context.Context) error {
 	}()
 	if m, err := c.CmdMulti("CAPA"); err == nil && m.OK() {
 		p.set("capa_after_login", m.Texts(), "CAPA in the TRANSACTION state")
+		p.reply("capa", m.Reply, "the first line of CAPA after login (none before it)", true)
 	}
 	list, err := c.CmdMulti("LIST")
 	if err != nil {
@@ -131,6 +165,7 @@ func (p *prober) session(ctx context.Context) error {
 	case !u.OK():
 		p.skip("uid.format", "UIDL refused: "+u.String())
 	default:
+		p.reply("uidl", u.Reply, "the first line of UIDL", false)
 		var uids []string
 		for _, l := range u.Texts() {
 			if f := strings.Fields(l); len(f) >= 2 {
@@ -214,6 +249,11 @@ func (p *prober) sizes(c *harness.Conn, a harness.Account, nums []int, sizes []i
 		return nil
 	}
 	listed, sent := sizes[i], int64(len(m.Body()))
+	if strings.Contains(m.Text, fmt.Sprint(listed)) || strings.Contains(m.Text, fmt.Sprint(sent)) {
+		p.skip("replies.retr", fmt.Sprintf("the first line of RETR %q names the message's size: no one text for every message", m.String()))
+	} else {
+		p.reply("retr", m.Reply, "the first line of RETR", false)
+	}
 	isExact := listed == sent
 	method := fmt.Sprintf("the LIST size of message %d, the smallest, against the octets RETR sent for it in the same session, byte-stuffing undone (listed %d, sent %d; the session ends without QUIT)", nums[i], listed, sent)
 	if fixture != "" {
@@ -288,9 +328,9 @@ func (p *prober) lock(ctx context.Context) error {
 	v := "exclusive"
 	if r.OK() {
 		v = "none"
-		_, _ = second.Quit()
+		p.quit(second)
 	}
-	_, _ = first.Quit()
+	p.quit(first)
 	p.set("lock", v, "a second login to the mailbox while the first session is open: none when it works")
 	p.set("lock_reply", r.String(), "the reply that decided the second login")
 	p.evidence("lock", first, second)

@@ -90,6 +90,7 @@ type txSearch struct {
 	pipelining bool
 	listRef    harness.Reply
 	xRef       harness.Reply
+	xLine      string
 	xUsable    bool
 	forms      []*txForm
 	probes     int
@@ -97,6 +98,9 @@ type txSearch struct {
 	// evidence keeps the connections of the deciding lines.
 	lastWhole, lastRefused *harness.Conn
 	refusal                string
+	// sentinelClosed says the last sentinel read found the connection
+	// closed (not silent).
+	sentinelClosed bool
 }
 
 // maxProbeLines bounds the lines one search sends.
@@ -149,9 +153,11 @@ func (s *txSearch) calibrate(ctx context.Context, spaces bool) error {
 		return err
 	}
 	defer s.drop()
-	if r, err := c.Cmd("NOOP"); err != nil || !r.OK() {
-		return fmt.Errorf("NOOP after login: %s %v (the sentinel of every line)", r, err)
+	noop, err := c.Cmd("NOOP")
+	if err != nil || !noop.OK() {
+		return fmt.Errorf("NOOP after login: %s %v (the sentinel of every line)", noop, err)
 	}
+	s.p.reply("noop", noop, "the reply to NOOP", false)
 	if r, err := c.Cmd("LIST 1"); err != nil {
 		return fmt.Errorf("LIST 1: %w", err)
 	} else if r.OK() {
@@ -161,11 +167,13 @@ func (s *txSearch) calibrate(ctx context.Context, spaces bool) error {
 			s.forms = append(s.forms, spacesForm())
 		}
 	}
-	r, err := c.Cmd(shortArgsForm().short())
+	s.xLine = shortArgsForm().short()
+	r, err := c.Cmd(s.xLine)
 	if err != nil {
 		return nil
 	}
 	s.xRef = r
+	s.p.unknownCommand(s.xLine, r, "after login", true)
 	if n, err := c.Cmd("NOOP"); err == nil && n.OK() && !r.OK() {
 		s.xUsable = true
 	}
@@ -200,7 +208,16 @@ func (s *txSearch) send(ctx context.Context, line string) (first, sentinel harne
 		}
 	}
 	sentinel, err = c.ReadReply()
+	s.sentinelClosed = harness.IsServerClose(err)
 	return first, sentinel, c, err != nil, nil
+}
+
+// noteOverlong keeps a length refusal's -ERR for decideOverlong: the
+// session went on when the sentinel NOOP got +OK.
+func (s *txSearch) noteOverlong(line string, first, sentinel harness.Reply, closed bool) {
+	if first.Err() {
+		s.p.overlongTx = &overlongSeen{reply: first, line: line, closed: closed && s.sentinelClosed, goes: !closed && sentinel.OK()}
+	}
 }
 
 // judge reads one line's replies: want is the short form's reply.
@@ -270,6 +287,7 @@ func (s *txSearch) isWhole(ctx context.Context, n int) (bool, error) {
 		case refused:
 			// A visible refusal of this line is one of the line's
 			// length: the form's argument is a number or SPACEs.
+			s.noteOverlong(line, first, sent, closed)
 			s.drop()
 			s.lastRefused, s.refusal = c, detail
 			f.failedAt = n
@@ -297,6 +315,7 @@ func (s *txSearch) isRefused(ctx context.Context, n int) (bool, error) {
 	s.drop()
 	out, detail := judge(line, n, s.xRef, first, sent, closed, true)
 	if out == refused {
+		s.noteOverlong(line, first, sent, closed)
 		s.lastRefused, s.refusal = c, detail
 		return true, nil
 	}

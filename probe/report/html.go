@@ -88,7 +88,7 @@ tr:target td{outline:2px solid #0969da}
 {{end}}</table>{{end}}
 {{with .Profiles}}<h2>Closest profile{{if $.ProfileScores}} by parameters{{end}}</h2>
 <ul>
-{{range .}}{{$m := .}}<li><strong>{{.Name}}</strong>{{if .Chosen}} (chosen){{end}}: {{.Matching}} of {{.Compared}} measured keys match
+{{range .}}{{$m := .}}<li><strong>{{.Name}}</strong>{{if .Chosen}} (chosen){{end}}: {{.Summary}}
 {{with .Differences}}<ul>{{range .}}<li>{{difftext . $m.Name}}</li>{{end}}</ul>{{end}}</li>
 {{end}}</ul>{{end}}
 {{if .Observed}}<h2>Observed server parameters</h2>

@@ -250,7 +250,7 @@ func writeObservedMarkdown(p func(string, ...any), r *Report) {
 			if m.Chosen {
 				chosen = " (chosen)"
 			}
-			p("- **%s**%s: %d of %d measured keys match\n", mdInline(m.Name), chosen, m.Matching, m.Compared)
+			p("- **%s**%s: %s\n", mdInline(m.Name), chosen, m.Summary())
 			for _, d := range m.Differences {
 				p("  - %s\n", mdInline(d.Text(m.Name)))
 			}

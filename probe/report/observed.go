@@ -48,9 +48,24 @@ type ProfileMatch struct {
 	Chosen bool `json:"chosen" yaml:"chosen"`
 	// Compared counts the observed parameters the profile has a key for;
 	// Matching those with the same value.
-	Compared    int                 `json:"compared" yaml:"compared"`
-	Matching    int                 `json:"matching" yaml:"matching"`
-	Differences []ProfileDifference `json:"differences" yaml:"differences"`
+	Compared int `json:"compared" yaml:"compared"`
+	Matching int `json:"matching" yaml:"matching"`
+	// TextsCompared and TextsMatching count the same for reply texts
+	// (replies.*), which are no conformance matter and weigh less in
+	// the ranking; a profile reply that keeps the server's own wording
+	// is not compared.
+	TextsCompared int                 `json:"texts_compared,omitempty" yaml:"texts_compared,omitempty"`
+	TextsMatching int                 `json:"texts_matching,omitempty" yaml:"texts_matching,omitempty"`
+	Differences   []ProfileDifference `json:"differences" yaml:"differences"`
+}
+
+// Summary says how many keys match, in words.
+func (m ProfileMatch) Summary() string {
+	s := fmt.Sprintf("%d of %d measured keys match", m.Matching, m.Compared)
+	if m.TextsCompared > 0 {
+		s += fmt.Sprintf("; reply texts: %d of %d", m.TextsMatching, m.TextsCompared)
+	}
+	return s
 }
 
 // ProfileDifference is one key where server and profile disagree.
