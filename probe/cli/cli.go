@@ -21,7 +21,7 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// Exit codes; `probe --help` documents them.
+// Exit codes; `pop3probe --help` documents them.
 const (
 	ExitConformant = 0 // every applicable statement conformant
 	ExitDeviates   = 1 // at least one statement deviates (or a spec could not finish)
@@ -173,7 +173,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	case "diff":
 		code, err = diffCommand(rest, env)
 	case "version":
-		_, err = fmt.Fprintf(env.Stdout, "probe %s\n", Version())
+		_, err = fmt.Fprintf(env.Stdout, "pop3probe %s\n", Version())
 	case "help":
 		_, err = io.WriteString(env.Stdout, usage)
 	default:
@@ -185,10 +185,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if errors.Is(err, errHelp) {
 		return ExitConformant
 	}
-	fmt.Fprintf(env.Stderr, "probe: %v\n", err)
+	fmt.Fprintf(env.Stderr, "pop3probe: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(env.Stderr, "Run 'probe --help' for usage.")
+		fmt.Fprintln(env.Stderr, "Run 'pop3probe --help' for usage.")
 	}
 	return ExitUsage
 }
@@ -224,15 +224,15 @@ func Version() string {
 	return v
 }
 
-const usage = `probe: audit a POP3 server with the pop3conformance specs and write a
+const usage = `pop3probe: audit a POP3 server with the pop3conformance specs and write a
 conformance report.
 
 Usage:
-  probe [run] [flags]                 run the specs (default command)
-  probe report FILE.json [flags]      rebuild the report from a 'ginkgo --json-report' file
-  probe list                          print the requirement catalogue
-  probe diff OLD.json NEW.json        compare two probe JSON reports
-  probe version                       print the version
+  pop3probe [run] [flags]             run the specs (default command)
+  pop3probe report FILE.json [flags]  rebuild the report from a 'ginkgo --json-report' file
+  pop3probe list                      print the requirement catalogue
+  pop3probe diff OLD.json NEW.json    compare two probe JSON reports
+  pop3probe version                   print the version
 
 Without --host the target is the bundled reference server, started in
 this process (what 'make conformance' uses).
@@ -292,7 +292,7 @@ Output:
 Exit codes:
   0  every applicable statement is conformant
   1  at least one statement deviates, or a spec could not finish
-     (probe diff: at least one statement regressed)
+     (pop3probe diff: at least one statement regressed)
   2  usage, configuration or connection error; the message says what to fix
 `
 

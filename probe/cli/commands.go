@@ -13,7 +13,7 @@ import (
 	"pop3conformance/probe/report"
 )
 
-func tool() report.Tool { return report.Tool{Name: "pop3conformance probe", Version: Version()} }
+func tool() report.Tool { return report.Tool{Name: "pop3probe", Version: Version()} }
 
 func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	o, err := parseRun(args, env.Getenv, env.Stdout)
@@ -88,7 +88,7 @@ func preflightFailed(ctx context.Context, o runOptions, in report.Input, start t
 	if path, werr := report.WritePreflight(o.Out, r, secrets); werr == nil {
 		fmt.Fprintf(env.Stdout, "report: %s\n", path)
 	} else {
-		fmt.Fprintf(env.Stderr, "probe: %v\n", werr)
+		fmt.Fprintf(env.Stderr, "pop3probe: %v\n", werr)
 	}
 	return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, msg)
 }
@@ -193,7 +193,7 @@ func reportCommand(args []string, env Env) (int, error) {
 		return ExitUsage, err
 	}
 	if len(pos) != 1 {
-		return ExitUsage, usagef("report takes one ginkgo JSON report file, e.g. probe report reports/test-exchange2010/report.json")
+		return ExitUsage, usagef("report takes one ginkgo JSON report file, e.g. pop3probe report reports/test-exchange2010/report.json")
 	}
 	fmts, err := report.ParseFormats(*formats)
 	if err != nil {
@@ -239,7 +239,7 @@ func diffCommand(args []string, env Env) (int, error) {
 		return ExitUsage, err
 	}
 	if len(pos) != 2 {
-		return ExitUsage, usagef("diff takes two probe JSON reports: probe diff OLD/report.json NEW/report.json")
+		return ExitUsage, usagef("diff takes two probe JSON reports: pop3probe diff OLD/report.json NEW/report.json")
 	}
 	old, err := report.Load(pos[0])
 	if err != nil {

@@ -297,7 +297,7 @@ func runChild(ctx context.Context, env Env, t TargetEntry, o runOptions) targetR
 // childError picks the child's error message out of its output.
 func childError(s string) string {
 	for _, l := range strings.Split(s, "\n") {
-		if msg, ok := strings.CutPrefix(strings.TrimSpace(l), "probe: "); ok {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(l), "pop3probe: "); ok {
 			return msg
 		}
 	}
