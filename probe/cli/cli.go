@@ -231,6 +231,11 @@ Expectations and safety:
   --allow-mutating         run specs that delete or change mail (implies --allow-reversible)
   --allow-disruptive       run specs that wait out timeouts, contend for locks, open many connections
   --slow                   run specs that wait for real server timers (minutes)
+  --expect FILE            baseline of accepted deviations: statement IDs, one a line (the rest
+                           of the line, or a '# comment', is the reason), or a YAML list of IDs
+                           or {id, reason}; a listed statement that deviates is marked accepted
+                           and does not fail the run; one that no longer deviates gets a warning
+                           (exit code unchanged) so the baseline can be trimmed
   --label-filter EXPR      Ginkgo label filter, e.g. 'req: containsAny {V0008}'
   --timeout D              bound for the whole run (default 1h; with --compare-profiles, per profile)
   --compare-profiles       also run the specs under each other bundled profile (a child probe each)
@@ -259,7 +264,8 @@ Output:
 
 Exit codes:
   0  every applicable statement is conformant
-  1  at least one statement deviates, or a spec could not finish
+  1  at least one statement deviates, or a spec could not finish (and --expect
+     does not accept it)
      (pop3probe diff: at least one statement regressed)
   2  usage, configuration or connection error; the message says what to fix
 `

@@ -155,6 +155,7 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 	add("--password2-env", t.Password2Env)
 	add("--password2-file", t.Password2File)
 	add("--mailbox-fixture", t.MailboxFixture)
+	add("--expect", o.Expect)
 	prof := o.Profile
 	if t.Profile != "" {
 		prof = t.Profile
