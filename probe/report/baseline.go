@@ -167,8 +167,12 @@ func (r *Report) ApplyBaseline(b *Baseline) {
 
 // FixedText is the warning about baseline entries that no longer deviate.
 func (x *Expectation) FixedText() string {
-	return fmt.Sprintf("the baseline %s accepts %s that no longer deviate: %s; remove them from it",
-		x.File, harness.Count(len(x.Fixed), "statement"), strings.Join(x.Fixed, ", "))
+	verb := "deviate"
+	if len(x.Fixed) == 1 {
+		verb = "deviates"
+	}
+	return fmt.Sprintf("%s in the baseline %s no longer %s: %s; trim the baseline",
+		harness.Count(len(x.Fixed), "statement"), x.File, verb, strings.Join(x.Fixed, ", "))
 }
 
 // Text sums the baseline's effect in one line.
