@@ -15,7 +15,7 @@ all: build
 build:
 	mkdir -p bin
 	$(GO) build -o bin/reference-server ./reference-server
-	$(GO) build -o bin/probe ./probe
+	$(GO) build -o bin/pop3probe ./probe/cmd/pop3probe
 
 ## test: unit tests, server tests, real clients, the suite under each
 ## bundled profile, the discrimination test that proves the specs fail on a
@@ -43,7 +43,7 @@ dovecot:
 ## with the conformance report in $(REPORTS); --compare-profiles also runs
 ## the specs under every other bundled profile, in parallel, and scores them.
 conformance: build
-	./bin/probe --profile $(PROFILE) --compare-profiles --out $(REPORTS) --format json,yaml,md,html,junit
+	./bin/pop3probe --profile $(PROFILE) --compare-profiles --out $(REPORTS) --format json,yaml,md,html,junit
 
 ## soak: the crash loop longer than in make test (SIGKILL during DELE/QUIT
 ## and deliveries, then the maildrop is checked), SOAK_ROUNDS times.

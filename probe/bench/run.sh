@@ -26,7 +26,7 @@ bin=$(mktemp -d "${TMPDIR:-/tmp}/pop3bench-bin.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
 $GO build -o "$bin/reference-server" ./reference-server
 $GO build -o "$bin/pop3bench" ./probe/bench/cmd/pop3bench
-$GO build -o "$bin/probe" ./probe
+$GO build -o "$bin/pop3probe" ./probe/cmd/pop3probe
 
 args=()
 if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
@@ -36,4 +36,4 @@ if ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/pop3 ]; then
 	echo "run.sh: dovecot-core/dovecot-pop3d not installed: measuring the reference server only" >&2
 	args+=(--no-dovecot)
 fi
-"$bin/pop3bench" --repo "$repo" --ref-bin "$bin/reference-server" --probe-bin "$bin/probe" --out "$repo/reports/bench" "${args[@]}" "$@"
+"$bin/pop3bench" --repo "$repo" --ref-bin "$bin/reference-server" --probe-bin "$bin/pop3probe" --out "$repo/reports/bench" "${args[@]}" "$@"

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 	"pop3conformance/suites/verdict"
 )
 
-// Exit codes; `probe --help` documents them.
+// Exit codes; `pop3probe --help` documents them.
 const (
 	ExitConformant = 0 // every applicable statement conformant
 	ExitDeviates   = 1 // at least one statement deviates (or a spec could not finish)
@@ -173,7 +172,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	case "diff":
 		code, err = diffCommand(rest, env)
 	case "version":
-		_, err = fmt.Fprintf(env.Stdout, "probe %s\n", Version())
+		_, err = fmt.Fprintf(env.Stdout, "pop3probe %s\n", Version())
 	case "help":
 		_, err = io.WriteString(env.Stdout, usage)
 	default:
@@ -185,54 +184,23 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if errors.Is(err, errHelp) {
 		return ExitConformant
 	}
-	fmt.Fprintf(env.Stderr, "probe: %v\n", err)
+	fmt.Fprintf(env.Stderr, "pop3probe: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintln(env.Stderr, "Run 'probe --help' for usage.")
+		fmt.Fprintln(env.Stderr, "Run 'pop3probe --help' for usage.")
 	}
 	return ExitUsage
 }
 
-// Version is the module version and VCS revision the binary was built
-// from.
-func Version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" {
-		v += " " + rev + dirty
-	}
-	return v
-}
-
-const usage = `probe: audit a POP3 server with the pop3conformance specs and write a
+const usage = `pop3probe: audit a POP3 server with the pop3conformance specs and write a
 conformance report.
 
 Usage:
-  probe [run] [flags]                 run the specs (default command)
-  probe report FILE.json [flags]      rebuild the report from a 'ginkgo --json-report' file
-  probe list                          print the requirement catalogue
-  probe diff OLD.json NEW.json        compare two probe JSON reports
-  probe version                       print the version
+  pop3probe [run] [flags]             run the specs (default command)
+  pop3probe report FILE.json [flags]  rebuild the report from a 'ginkgo --json-report' file
+  pop3probe list                      print the requirement catalogue
+  pop3probe diff OLD.json NEW.json    compare two probe JSON reports
+  pop3probe version                   print the version
 
 Without --host the target is the bundled reference server, started in
 this process (what 'make conformance' uses).
@@ -263,6 +231,11 @@ Expectations and safety:
   --allow-mutating         run specs that delete or change mail (implies --allow-reversible)
   --allow-disruptive       run specs that wait out timeouts, contend for locks, open many connections
   --slow                   run specs that wait for real server timers (minutes)
+  --expect FILE            baseline of accepted deviations: statement IDs, one a line (the rest
+                           of the line, or a '# comment', is the reason), or a YAML list of IDs
+                           or {id, reason}; a listed statement that deviates is marked accepted
+                           and does not fail the run; one that no longer deviates gets a warning
+                           (exit code unchanged) so the baseline can be trimmed
   --label-filter EXPR      Ginkgo label filter, e.g. 'req: containsAny {V0008}'
   --timeout D              bound for the whole run (default 1h; with --compare-profiles, per profile)
   --compare-profiles       also run the specs under each other bundled profile (a child probe each)
@@ -291,8 +264,9 @@ Output:
 
 Exit codes:
   0  every applicable statement is conformant
-  1  at least one statement deviates, or a spec could not finish
-     (probe diff: at least one statement regressed)
+  1  at least one statement deviates, or a spec could not finish (and --expect
+     does not accept it)
+     (pop3probe diff: at least one statement regressed)
   2  usage, configuration or connection error; the message says what to fix
 `
 

@@ -290,7 +290,7 @@ func TestMainUsageExitCodes(t *testing.T) {
 	}{
 		{[]string{"--help"}, ExitConformant, "Exit codes:"},
 		{[]string{"help"}, ExitConformant, "--password-env VAR"},
-		{[]string{"version"}, ExitConformant, "probe "},
+		{[]string{"version"}, ExitConformant, "pop3probe "},
 		{[]string{"frobnicate"}, ExitUsage, "unknown command"},
 		{[]string{"--host", "h"}, ExitUsage, "--user NAME"},
 		{[]string{"list"}, ExitConformant, "V0008"},

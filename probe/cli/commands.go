@@ -10,10 +10,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"pop3conformance/fixtures/catalog"
 	"pop3conformance/probe/report"
 )
 
-func tool() report.Tool { return report.Tool{Name: "pop3conformance probe", Version: Version()} }
+func tool() report.Tool { return report.Tool{Name: "pop3probe", Version: Version()} }
 
 func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	o, err := parseRun(args, env.Getenv, env.Stdout)
@@ -30,6 +31,12 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 		return ExitUsage, errors.New("--compare-profiles: cannot find the probe executable to start one child per profile")
 	}
 	cat, err := env.catalog()
+	if err != nil {
+		return ExitUsage, err
+	}
+	// A baseline with a typo must stop the run before it starts, not
+	// after an hour of specs.
+	base, err := loadBaseline(o.Expect, cat)
 	if err != nil {
 		return ExitUsage, err
 	}
@@ -71,6 +78,9 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	others.apply(r, prog)
 	done(prog)
 	useFlagHints(r)
+	if base != nil {
+		r.ApplyBaseline(base)
+	}
 	return finish(r, o.Out, o.Formats, secrets, env, suiteErrorHint(ctx, o, r.SuiteError))
 }
 
@@ -88,7 +98,7 @@ func preflightFailed(ctx context.Context, o runOptions, in report.Input, start t
 	if path, werr := report.WritePreflight(o.Out, r, secrets); werr == nil {
 		fmt.Fprintf(env.Stdout, "report: %s\n", path)
 	} else {
-		fmt.Fprintf(env.Stderr, "probe: %v\n", werr)
+		fmt.Fprintf(env.Stderr, "pop3probe: %v\n", werr)
 	}
 	return ExitUsage, fmt.Errorf("running the suite against %s: %v", o.Request, msg)
 }
@@ -137,6 +147,12 @@ func finish(r *report.Report, out string, formats []report.Format, secrets repor
 		fmt.Fprintf(env.Stdout, "%s\n", secrets.String(line))
 	}
 	fmt.Fprintf(env.Stdout, "reports: %s\n", strings.Join(paths, " "))
+	if x := r.Expect; x != nil {
+		fmt.Fprintf(env.Stdout, "%s\n", x.Text())
+		if len(x.Fixed) > 0 {
+			fmt.Fprintf(env.Stderr, "pop3probe: warning: %s\n", x.FixedText())
+		}
+	}
 	if r.SuiteError != "" {
 		return ExitUsage, fmt.Errorf("the suite could not judge the target: %s\n(%s)", secrets.String(r.SuiteError), hint)
 	}
@@ -185,6 +201,7 @@ func reportCommand(args []string, env Env) (int, error) {
 	out := fs.String("out", "reports/latest", "")
 	formats := fs.String("format", "json,yaml,md,html,junit", "")
 	prof := fs.String("profile", "", "")
+	expect := fs.String("expect", "", "")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		if errors.Is(err, errHelp) {
@@ -193,7 +210,7 @@ func reportCommand(args []string, env Env) (int, error) {
 		return ExitUsage, err
 	}
 	if len(pos) != 1 {
-		return ExitUsage, usagef("report takes one ginkgo JSON report file, e.g. probe report reports/test-exchange2010/report.json")
+		return ExitUsage, usagef("report takes one ginkgo JSON report file, e.g. pop3probe report reports/test-exchange2010/report.json")
 	}
 	fmts, err := report.ParseFormats(*formats)
 	if err != nil {
@@ -207,8 +224,35 @@ func reportCommand(args []string, env Env) (int, error) {
 	if err != nil {
 		return ExitUsage, err
 	}
+	base, err := loadBaseline(*expect, cat)
+	if err != nil {
+		return ExitUsage, err
+	}
 	r := report.Build(runs, cat, report.Input{Tool: tool(), Profile: *prof})
+	if base != nil {
+		r.ApplyBaseline(base)
+	}
 	return finish(r, *out, fmts, nil, env, checkTargetHint)
+}
+
+// loadBaseline reads the --expect file, nil without one; every ID in it
+// must be a catalogue statement.
+func loadBaseline(path string, cat *catalog.Catalog) (*report.Baseline, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := report.LoadBaseline(path)
+	if err != nil {
+		return nil, usagef("--expect: %v", err)
+	}
+	unknown := b.Unknown(func(id string) bool {
+		_, ok := cat.Lookup(id)
+		return ok
+	})
+	if len(unknown) > 0 {
+		return nil, usagef("--expect %s: not statement IDs of the catalogue (see pop3probe list): %s", path, strings.Join(unknown, ", "))
+	}
+	return b, nil
 }
 
 func listCommand(args []string, env Env) error {
@@ -239,7 +283,7 @@ func diffCommand(args []string, env Env) (int, error) {
 		return ExitUsage, err
 	}
 	if len(pos) != 2 {
-		return ExitUsage, usagef("diff takes two probe JSON reports: probe diff OLD/report.json NEW/report.json")
+		return ExitUsage, usagef("diff takes two probe JSON reports: pop3probe diff OLD/report.json NEW/report.json")
 	}
 	old, err := report.Load(pos[0])
 	if err != nil {

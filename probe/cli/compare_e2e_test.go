@@ -21,8 +21,9 @@ func buildProbe(t *testing.T) string {
 	if err != nil {
 		t.Skip("no go command to build the probe with")
 	}
-	bin := filepath.Join(t.TempDir(), "probe")
-	cmd := exec.Command(gobin, "build", "-o", bin, "pop3conformance/probe")
+	bin := filepath.Join(t.TempDir(), "pop3probe")
+	// A path relative to this package, so the test does not name the module.
+	cmd := exec.Command(gobin, "build", "-o", bin, "../cmd/pop3probe")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -44,7 +44,7 @@ type childRecord struct {
 // the comparison tests need.
 func asChild(run func() int) int {
 	if p := os.Getenv(envChildFail); p != "" && slices.Contains(os.Args, p) {
-		fmt.Fprintf(os.Stderr, "probe: simulated failure under profile %s\n", p)
+		fmt.Fprintf(os.Stderr, "pop3probe: simulated failure under profile %s\n", p)
 		return ExitUsage
 	}
 	dir := os.Getenv(envChildLog)

@@ -27,6 +27,8 @@ type runOptions struct {
 	Parallel int
 	// NoObserve skips measuring server parameters.
 	NoObserve bool
+	// Expect is the baseline file of accepted deviations (--expect).
+	Expect string
 	// CompareProfiles runs the specs again under every other bundled
 	// profile, in child probes, and scores the profiles by statements.
 	CompareProfiles bool
@@ -126,6 +128,7 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	fs.BoolVar(&o.Quiet, "quiet", false, "")
 	fs.BoolVar(&o.NoObserve, "no-observe", false, "")
 	fs.BoolVar(&o.CompareProfiles, "compare-profiles", false, "")
+	fs.StringVar(&o.Expect, "expect", "", "")
 	fs.StringVar(&o.Targets, "targets", "", "")
 	fs.IntVar(&o.Parallel, "parallel", 0, "")
 	help := fs.Bool("help", false, "")

@@ -155,6 +155,7 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 	add("--password2-env", t.Password2Env)
 	add("--password2-file", t.Password2File)
 	add("--mailbox-fixture", t.MailboxFixture)
+	add("--expect", o.Expect)
 	prof := o.Profile
 	if t.Profile != "" {
 		prof = t.Profile
@@ -297,7 +298,7 @@ func runChild(ctx context.Context, env Env, t TargetEntry, o runOptions) targetR
 // childError picks the child's error message out of its output.
 func childError(s string) string {
 	for _, l := range strings.Split(s, "\n") {
-		if msg, ok := strings.CutPrefix(strings.TrimSpace(l), "probe: "); ok {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(l), "pop3probe: "); ok {
 			return msg
 		}
 	}

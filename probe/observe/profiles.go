@@ -443,7 +443,7 @@ func Suggest(params map[string]any, reasons map[string]string, base *profile.Pro
 	if base != nil {
 		fmt.Fprintf(&buf, "# The closest bundled profile is %s.\n", base.Name)
 	}
-	fmt.Fprintf(&buf, "# Feed it back with: probe --profile observed-profile.yaml ...\n")
+	fmt.Fprintf(&buf, "# Feed it back with: pop3probe --profile observed-profile.yaml ...\n")
 	var missing []string
 	for _, k := range profile.Keys() {
 		if !written[k] {

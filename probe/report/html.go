@@ -58,6 +58,7 @@ tr:target td{outline:2px solid #0969da}
 <dt>Profile</dt><dd>{{.Profile}}</dd>
 {{if not .StartTime.IsZero}}<dt>Started</dt><dd>{{time .}}, took {{printf "%.1f" .DurationSeconds}} s</dd>{{end}}
 <dt>Tool</dt><dd>{{.Tool.Name}} {{.Tool.Version}}</dd>
+{{with .Expect}}<dt>Baseline</dt><dd>{{.Text}}</dd>{{end}}
 <dt>Allowed</dt><dd>{{.Target.AllowedText}}</dd>
 {{with .Commands}}<dt>Commands sent, by class</dt><dd>{{counts .Sent}}</dd>
 {{with .Refused}}<dt>Kept from the server (not allowed)</dt><dd>{{counts .}}</dd>{{end}}{{end}}
@@ -70,7 +71,7 @@ tr:target td{outline:2px solid #0969da}
 {{with .Deviating}}<h2 id="deviations">Deviations index</h2>
 <p>{{plural (len .) "statement"}} deviate or could not finish; each links to its row below.</p>
 <ul class="index">
-{{range .}}<li><a href="#{{.ID}}">{{.ID}}</a> <span class="{{class .Verdict}}">{{.Verdict}}</span>: {{.Summary}}</li>
+{{range .}}<li><a href="#{{.ID}}">{{.ID}}</a> <span class="{{class .Verdict}}">{{.Verdict}}</span>{{with .AcceptedText}} <em>({{.}})</em>{{end}}: {{.Summary}}</li>
 {{end}}</ul>{{else}}{{if not .SuiteError}}<p class="v-conformant"><strong>No statement deviates.</strong></p>{{end}}{{end}}
 
 <h2>Summary</h2>

@@ -80,6 +80,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		for _, st := range bad {
 			p("### %s (%s §%s): %s\n\n", mdInline(st.ID), mdInline(st.Source), mdInline(st.Section), st.Verdict)
 			p("%s\n\n", mdInline(st.Summary))
+			if a := st.AcceptedText(); a != "" {
+				p("_%s_\n\n", mdInline(a))
+			}
 			if e := st.ExpectedText(); e != "" {
 				p("Profile expects: %s", mdInline(e))
 				if o := st.ObservedText(); o != "" {
@@ -140,6 +143,9 @@ func writeIdentityMarkdown(p func(string, ...any), r *Report) {
 		p("- **Started:** %s%s\n", r.StartTime.UTC().Format("2006-01-02 15:04:05 MST"), took)
 	}
 	p("- **Tool:** %s %s\n", mdInline(r.Tool.Name), mdInline(r.Tool.Version))
+	if r.Expect != nil {
+		p("- **Baseline:** %s\n", mdInline(r.Expect.Text()))
+	}
 }
 
 // writeIndexMarkdown lists the deviating statements first, each linked
@@ -155,7 +161,11 @@ func writeIndexMarkdown(p func(string, ...any), r *Report) {
 	}
 	p("## Deviations index\n\n%s:\n\n", harness.Count(len(bad), "statement")+" deviate or could not finish")
 	for _, st := range bad {
-		p("- [%s](#%s) %s: %s\n", mdInline(st.ID), mdAnchor(st.ID), verdictMark(st.Verdict), mdInline(st.Summary))
+		mark := verdictMark(st.Verdict)
+		if a := st.AcceptedText(); a != "" {
+			mark += " (" + mdInline(a) + ")"
+		}
+		p("- [%s](#%s) %s: %s\n", mdInline(st.ID), mdAnchor(st.ID), mark, mdInline(st.Summary))
 	}
 	p("\n")
 }

@@ -68,6 +68,9 @@ type Report struct {
 	// with --compare-profiles.
 	ProfileScores []ProfileScore `json:"profile_scores,omitempty" yaml:"profile_scores,omitempty"`
 	Statements    []Statement    `json:"statements" yaml:"statements"`
+	// Expect says how the run fared against the --expect baseline; nil
+	// without one.
+	Expect *Expectation `json:"expect,omitempty" yaml:"expect,omitempty"`
 	// UnknownIDs are requirement labels of specs that the catalogue does
 	// not hold: a suite/catalogue mismatch worth a look.
 	UnknownIDs []string `json:"unknown_ids,omitempty" yaml:"unknown_ids,omitempty"`
@@ -239,8 +242,12 @@ type Statement struct {
 	// "1 spec not applicable: <reason>" when a spec was moot (a negative
 	// spec under the measured separators, say), so a reader does not take
 	// the statement as checked from every side.
-	Note  string `json:"note,omitempty" yaml:"note,omitempty"`
-	Specs []Spec `json:"specs,omitempty" yaml:"specs,omitempty"`
+	Note string `json:"note,omitempty" yaml:"note,omitempty"`
+	// Accepted marks a deviation the --expect baseline lists, with the
+	// baseline's reason; it does not fail the run.
+	Accepted       bool   `json:"accepted,omitempty" yaml:"accepted,omitempty"`
+	AcceptedReason string `json:"accepted_reason,omitempty" yaml:"accepted_reason,omitempty"`
+	Specs          []Spec `json:"specs,omitempty" yaml:"specs,omitempty"`
 
 	// keys are the catalogue's profile_keys, for SetObserved.
 	keys []string
@@ -639,9 +646,10 @@ func summarize(sts []Statement) Summary {
 }
 
 // Failed reports whether the target deviates from at least one statement
-// or a spec could not finish; the probe exits 1 then.
+// or a spec could not finish, leaving out what the --expect baseline
+// accepts; the probe exits 1 then.
 func (r *Report) Failed() bool {
-	return r.Summary.Counts[verdict.Deviates] > 0 || r.Summary.Counts[verdict.Error] > 0
+	return slices.ContainsFunc(r.Statements, unaccepted)
 }
 
 // Line is the one-line summary the probe prints at the end.

@@ -1,5 +1,5 @@
-// Command probe audits a POP3 server with the conformance specs of
-// suites/conformance and writes a conformance report. See `probe --help`.
+// Command pop3probe audits a POP3 server with the conformance specs of
+// suites/conformance and writes a conformance report. See `pop3probe --help`.
 package main
 
 import (
