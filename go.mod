@@ -1,4 +1,4 @@
-module pop3conformance
+module github.com/pop3conformance/pop3conformance
 
 go 1.26.0
 

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 var (

@@ -38,11 +38,11 @@ import (
 	"syscall"
 	"time"
 
-	"pop3conformance/fixtures"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/delivery"
-	"pop3conformance/reference-server/maildrop"
-	"pop3conformance/reference-server/server"
+	"github.com/pop3conformance/pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/delivery"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 func main() {

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // TestBinary builds the command and drives it as the suite and CI do.

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"pop3conformance/internal/netsim"
+	"github.com/pop3conformance/pop3conformance/internal/netsim"
 )
 
 // NetOneWay is the simulated network's delay each way in the probe rows:

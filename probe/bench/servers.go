@@ -17,7 +17,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // Password of every benchmark account.

@@ -15,9 +15,9 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 const (

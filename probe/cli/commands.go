@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 func tool() report.Tool { return report.Tool{Name: "pop3probe", Version: Version()} }

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // The environment variables that carry the passwords to the children of

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // Environment of the test binary acting as a child probe (see asChild).

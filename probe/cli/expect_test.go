@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // TestExpectBaseline runs the fake server (V0008 deviates on host

@@ -11,8 +11,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // runOptions are the parsed flags of `probe run`.

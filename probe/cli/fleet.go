@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // FleetRow is one target of a --targets run in summary.json and

@@ -4,8 +4,8 @@ import (
 	"regexp"
 	"strings"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // envFlags maps the suite's environment settings, as its skip reasons and

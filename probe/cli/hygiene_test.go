@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // fakeObserver measures nothing but echoes both passwords everywhere an

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -3,7 +3,7 @@ package observe
 import (
 	"fmt"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // classCounts turns the recorder's tally into the report's form.

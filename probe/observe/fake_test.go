@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // mailutilsLike is a fake POP3 server that behaves as GNU Mailutils pop3d

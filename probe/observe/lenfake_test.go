@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // lineFake is a small POP3 server whose line handling is set per test:

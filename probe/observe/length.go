@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // lineForm builds a command line of n octets (CRLF included) and a short

@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // Search bounds of the command length bisection (octets, CRLF included).

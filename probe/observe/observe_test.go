@@ -13,9 +13,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // writeProfile writes a bundled profile changed by mutate to a file.

@@ -11,8 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // profileKey ties an observed parameter to the profile key of the same

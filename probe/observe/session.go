@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // separators sends USER with a TAB and with two SPACEs before the

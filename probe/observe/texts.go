@@ -14,8 +14,8 @@ import (
 	"strings"
 	"unicode"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // wrongState sends STAT before login, a command valid only in the

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // The idle timers (MS-STANXPOP3 V0002, V0003; RFC 1939 section 3): how

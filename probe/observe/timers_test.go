@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // durationParam reads a measured timer.

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // The TRANSACTION line limit is measured with lines whose positive reply

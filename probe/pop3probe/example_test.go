@@ -3,9 +3,9 @@ package pop3probe_test
 import (
 	"testing"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/pop3probe"
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/pop3probe"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // TestReferenceServer is what a server project writes: here the server is

@@ -9,8 +9,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // Baseline is a list of accepted deviations (`pop3probe --expect FILE`):

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // Change is one statement whose verdict moved between two reports.

@@ -19,10 +19,10 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // SchemaVersion changes when a consumer of the JSON would break.

@@ -12,8 +12,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 const testCatalog = `

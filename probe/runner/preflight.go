@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // ErrPreflight marks a target the suite cannot judge at all.

@@ -19,14 +19,14 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/cli"
-	"pop3conformance/probe/observe"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/conformance"
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/cli"
+	"github.com/pop3conformance/pop3conformance/probe/observe"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/conformance"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // ran guards Ginkgo's own process-wide rule: a second RunSpecs would exit

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/probe/cli"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/probe/cli"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 func TestConfig(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // Config configures a Server.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 func TestSMTPDelivery(t *testing.T) {

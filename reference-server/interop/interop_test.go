@@ -25,10 +25,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
-	"pop3conformance/reference-server/server"
+	"github.com/pop3conformance/pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 // clientTimeout bounds every client run, so a client that hangs on a

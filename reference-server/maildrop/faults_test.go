@@ -10,7 +10,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures"
 )
 
 func tmpLeft(t *testing.T, dir string) []string {

@@ -13,7 +13,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures"
 )
 
 func openSeeded(t *testing.T, dir string, opts Options) *Store {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 const authFailed = "Logon failure: unknown user name or bad password"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
 )
 
 // capabilities is the CAPA list for the session's current state.

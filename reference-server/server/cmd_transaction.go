@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // size is what STAT and LIST report for message i: exact octets or the

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
 )
 
 func TestReadLine(t *testing.T) {

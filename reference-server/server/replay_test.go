@@ -11,8 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures"
-	"pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
 )
 
 // exchangeStep is one line of a replay file (fixtures/exchange/README.md).

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // The server negotiates TLS 1.2 or later with Go's default suites, whatever

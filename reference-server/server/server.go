@@ -24,8 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // Config configures a Server.

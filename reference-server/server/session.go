@@ -15,8 +15,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // state is the RFC 1939 session state. UPDATE is not a resting state: it

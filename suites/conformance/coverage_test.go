@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
 )
 
 // specIDs reads the requirement IDs named in IDs(...) calls of the

@@ -10,8 +10,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // capabilities is a parsed CAPA reply.

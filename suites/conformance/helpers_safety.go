@@ -11,7 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // unknownUser is a user name that exists on no server.

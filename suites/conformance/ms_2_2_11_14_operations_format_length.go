@@ -18,9 +18,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // fixtureOctets is the size of a fixture account's maildrop in exact

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/fixtures"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
-	"pop3conformance/reference-server/server"
+	"github.com/pop3conformance/pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 // TestGinkgoPathPreflight runs this suite the way `ginkgo` does, against a

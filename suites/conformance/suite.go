@@ -10,7 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // The target lives for one suite run in one process. Ginkgo runs the specs

@@ -19,7 +19,7 @@ import (
 func buildSuite(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "conformance.test")
-	cmd := exec.Command("go", "test", "-c", "-o", bin, "pop3conformance/suites/conformance")
+	cmd := exec.Command("go", "test", "-c", "-o", bin, "github.com/pop3conformance/pop3conformance/suites/conformance")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the suite: %v\n%s", err, out)
 	}

@@ -21,10 +21,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/reference-server/maildrop"
-	"pop3conformance/reference-server/server"
+	"github.com/pop3conformance/pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 // ErrUnavailable says the target cannot provide what a spec needs; specs

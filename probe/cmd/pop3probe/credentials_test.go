@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 const testPassword2 = "Second-acc0unt-pw"

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/discrimination"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/discrimination"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // TestProbeNamesExactlyTheDeviations runs the probe against the bundled

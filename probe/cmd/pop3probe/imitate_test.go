@@ -24,12 +24,12 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/reference-server/maildrop"
-	refserver "pop3conformance/reference-server/server"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	refserver "github.com/pop3conformance/pop3conformance/reference-server/server"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // imitation is the reference server under a profile that imitates an

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"pop3conformance/internal/netsim"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/internal/netsim"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // netDelay is the test's simulated network, each way: small so the test

@@ -8,8 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"pop3conformance/probe/cli"
-	"pop3conformance/probe/runner"
+	"github.com/pop3conformance/pop3conformance/probe/cli"
+	"github.com/pop3conformance/pop3conformance/probe/runner"
 )
 
 func main() {

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"testing"
 
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // recordingProxy forwards TCP connections to a server and keeps every

@@ -13,10 +13,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/harness"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // TestProbeRemoteWithMutating audits the reference server the way a user

@@ -8,10 +8,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pop3conformance/fixtures/catalog"
-	"pop3conformance/fixtures/profile"
-	"pop3conformance/probe/report"
-	"pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // TestObservedProfileRoundTrip checks the promise of observed-profile.yaml:

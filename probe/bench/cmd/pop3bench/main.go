@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"pop3conformance/probe/bench"
+	"github.com/pop3conformance/pop3conformance/probe/bench"
 )
 
 func main() {
