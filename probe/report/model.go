@@ -132,6 +132,10 @@ func CountsText(m map[string]int) string {
 // AllowedText names the permissions of the run, "readonly only" when
 // there were none.
 func (t Target) AllowedText() string {
+	if t.Reference {
+		// The suite's own server: every class runs against it.
+		return "every class (the bundled reference server is the suite's own)"
+	}
 	if len(t.Allowed) == 0 {
 		return "readonly only"
 	}

@@ -34,7 +34,7 @@ type schemaChecker struct {
 // known lists the keywords the checker understands; annotations are
 // allowed and ignored.
 var (
-	known       = []string{"type", "required", "properties", "additionalProperties", "items", "enum", "const", "$ref"}
+	known       = []string{"type", "required", "properties", "additionalProperties", "items", "enum", "const", "$ref", "minimum"}
 	annotations = []string{"$schema", "$id", "title", "description", "format", "$defs"}
 )
 
@@ -77,6 +77,11 @@ func (c *schemaChecker) check(path string, schema map[string]any, v any) {
 	}
 	if k, ok := schema["const"]; ok && !reflect.DeepEqual(k, v) {
 		c.fail(path, "%v is not %v", v, k)
+	}
+	if m, ok := schema["minimum"].(float64); ok {
+		if n, isNum := v.(float64); isNum && n < m {
+			c.fail(path, "%v is below the minimum %v", v, m)
+		}
 	}
 	if obj, ok := v.(map[string]any); ok {
 		if req, ok := schema["required"].([]any); ok {
