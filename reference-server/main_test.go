@@ -47,13 +47,23 @@ func TestBinary(t *testing.T) {
 	if m == nil {
 		t.Fatalf("listening line %q", line)
 	}
-	c, err := net.DialTimeout("tcp", m[1], 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	var (
+		c net.Conn
+		r *bufio.Reader
+	)
+	dial := func() {
+		t.Helper()
+		if c != nil {
+			c.Close()
+		}
+		if c, err = net.DialTimeout("tcp", m[1], 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r = bufio.NewReader(c)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
+	dial()
+	defer func() { c.Close() }()
 	expect := func(send, prefix string) {
 		t.Helper()
 		if send != "" {
@@ -68,6 +78,9 @@ func TestBinary(t *testing.T) {
 	expect("USER\talice\r\n", "+OK")
 	expect("USER "+strings.Repeat("u", 512-len("USER ")-2)+"\r\n", "+OK")
 	expect("USER "+strings.Repeat("u", 513-len("USER ")-2)+"\r\n", "-ERR ")
+	// exchange2010 closes after an over-long line, as Exchange does.
+	dial()
+	expect("", "+OK")
 	expect("USER alice\r\n", "+OK")
 	expect("PASS wonderland\r\n", "+OK")
 	expect("STAT\r\n", "+OK 6 ")

