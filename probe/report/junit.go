@@ -82,12 +82,23 @@ func writeJUnit(w io.Writer, r *Report) error {
 			Classname: fmt.Sprintf("%s §%s", st.Source, st.Section),
 			Time:      secs(t),
 		}
-		switch st.Verdict {
-		case verdict.Conformant:
-		case verdict.Deviates:
+		switch {
+		case st.Accepted && (st.Verdict == verdict.Deviates || st.Verdict == verdict.Error):
+			// A deviation the --expect baseline accepts must not fail a
+			// CI gate that reads JUnit; it stays visible as skipped,
+			// with its evidence.
+			why := "accepted by the baseline"
+			if st.AcceptedReason != "" {
+				why += ": " + st.AcceptedReason
+			}
+			c.Skipped = &junitMessage{Message: fmt.Sprintf("%s (%s: %s)", why, st.Verdict, firstLine(st.Reason))}
+			c.SystemOut = evidence(st)
+			s.Skipped++
+		case st.Verdict == verdict.Conformant:
+		case st.Verdict == verdict.Deviates:
 			c.Failure = &junitMessage{Message: firstLine(st.Reason), Type: string(st.Verdict), Text: evidence(st)}
 			s.Failures++
-		case verdict.Error:
+		case st.Verdict == verdict.Error:
 			c.Error = &junitMessage{Message: firstLine(st.Reason), Type: string(st.Verdict), Text: evidence(st)}
 			s.Errors++
 		default:

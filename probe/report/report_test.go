@@ -284,6 +284,23 @@ func TestJUnit(t *testing.T) {
 	if c := s.Cases[2]; c.Skipped == nil || !strings.Contains(c.Skipped.Message, "--slow") {
 		t.Errorf("V0002 should be skipped with the flag that enables it: %+v", c.Skipped)
 	}
+
+	// A deviation the --expect baseline accepts fails no CI gate.
+	r := build(t)
+	r.Statements[0].Accepted, r.Statements[0].AcceptedReason = true, "known TAB handling"
+	buf.Reset()
+	if err := Encode(&buf, JUnit, r); err != nil {
+		t.Fatal(err)
+	}
+	doc = junitSuites{}
+	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	s = doc.Suites[0]
+	c = s.Cases[0]
+	if s.Failures != 1 || c.Failure != nil || c.Skipped == nil || !strings.Contains(c.Skipped.Message, "accepted by the baseline: known TAB handling") || !strings.Contains(c.SystemOut, "C: PASS <redacted>") {
+		t.Errorf("accepted 2.1.1: failures %d, case %+v", s.Failures, c)
+	}
 }
 
 func TestHTMLSelfContained(t *testing.T) {
