@@ -51,6 +51,9 @@ type TargetEntry struct {
 	MailboxFixture     string `yaml:"mailbox_fixture"`
 	// Profile overrides --profile for this target.
 	Profile string `yaml:"profile"`
+	// Expect overrides --expect: this server's own baseline of accepted
+	// deviations.
+	Expect string `yaml:"expect"`
 }
 
 var targetName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -155,7 +158,11 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 	add("--password2-env", t.Password2Env)
 	add("--password2-file", t.Password2File)
 	add("--mailbox-fixture", t.MailboxFixture)
-	add("--expect", o.Expect)
+	expect := o.Expect
+	if t.Expect != "" {
+		expect = t.Expect
+	}
+	add("--expect", expect)
 	prof := o.Profile
 	if t.Profile != "" {
 		prof = t.Profile

@@ -63,6 +63,14 @@ func TestChildArgs(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+	// A target's own baseline replaces the command line's.
+	o.Expect = "all.txt"
+	for _, tc := range []struct{ own, want string }{{"", "all.txt"}, {"h.txt", "h.txt"}} {
+		args := childArgs(TargetEntry{Host: "h", Expect: tc.own}, o, "out/h")
+		if i := slices.Index(args, "--expect"); i < 0 || args[i+1] != tc.want || slices.Contains(args[i+2:], "--expect") {
+			t.Errorf("target expect %q: args %q, want --expect %s once", tc.own, args, tc.want)
+		}
+	}
 }
 
 // TestTargetsRunsChildren runs this test binary as the child probe.
