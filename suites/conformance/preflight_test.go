@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -12,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures"
 	"github.com/pop3conformance/pop3conformance/fixtures/profile"
-	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
-	"github.com/pop3conformance/pop3conformance/reference-server/server"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 )
 
 // TestGinkgoPathPreflight runs this suite the way `ginkgo` does, against a
@@ -79,35 +76,20 @@ func TestGinkgoPathPreflight(t *testing.T) {
 // remote host would, and returns the port.
 func startReference(t *testing.T) string {
 	t.Helper()
-	store, err := maildrop.Open(t.TempDir(), maildrop.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := fs.Sub(fixtures.FS, "mailboxes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Seed(seed); err != nil {
-		t.Fatal(err)
-	}
 	prof, err := profile.Load("rfc1939")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Profile: prof, Store: store})
+	in, err := embed.Start(embed.Options{Profile: prof, Dir: t.TempDir()})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start("127.0.0.1:0", ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		in.Close(ctx)
 	})
-	plain, _ := srv.Addrs()
-	return strconv.Itoa(plain.(*net.TCPAddr).Port)
+	return strconv.Itoa(in.Plain.(*net.TCPAddr).Port)
 }
 
 // closedPort is a loopback port with nothing listening.

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -24,11 +23,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pop3conformance/pop3conformance/fixtures"
 	"github.com/pop3conformance/pop3conformance/fixtures/profile"
 	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
-	refserver "github.com/pop3conformance/pop3conformance/reference-server/server"
 	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
@@ -46,35 +44,19 @@ type imitation struct {
 func startImitation(t *testing.T, prof *profile.Profile) *imitation {
 	t.Helper()
 	im := &imitation{dir: t.TempDir(), keywords: &keywordTally{n: map[string]int{}}}
-	logger := slog.New(im.keywords)
-	store, err := maildrop.Open(im.dir, maildrop.Options{Logger: logger})
+	in, err := embed.Start(embed.Options{Profile: prof, Dir: im.dir, Logger: slog.New(im.keywords)})
 	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := fs.Sub(fixtures.FS, "mailboxes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Seed(seed); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := refserver.New(refserver.Config{Profile: prof, Store: store, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start("127.0.0.1:0", ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		in.Close(ctx)
 	})
-	plain, _ := srv.Addrs()
-	if im.host, im.port, err = net.SplitHostPort(plain.String()); err != nil {
+	if im.host, im.port, err = net.SplitHostPort(in.Plain.String()); err != nil {
 		t.Fatal(err)
 	}
-	im.store = store
+	im.store = in.Store
 	data, err := yaml.Marshal(prof)
 	if err != nil {
 		t.Fatal(err)
