@@ -407,6 +407,9 @@ func TestFlagHints(t *testing.T) {
 		"a second account: unavailable (set POP3_USER2 and POP3_PASSWORD2)":  "a second account: unavailable (set --user2 and --password2-env/--password2-file)",
 		"declare an APOP mailbox with POP3_MAILBOX_FIXTURE=erin":             "declare an APOP mailbox with --mailbox-fixture erin",
 		"no variable here (probe: kept)":                                     "no variable here (probe: kept)",
+		// The preflight's hints (harness.Target.Preflight).
+		"(check POP3_HOST, POP3_PORT, POP3_TLS and, for TLS, POP3_CA_FILE, POP3_SERVER_NAME or POP3_INSECURE_SKIP_VERIFY)": "(check --host, --port, --tls/--starttls and, for TLS, --ca-file, --server-name or --insecure-skip-verify)",
+		"(check POP3_USER and POP3_PASSWORD)": "(check --user and --password-env/--password-file)",
 	} {
 		if got := flagHints(in); got != want {
 			t.Errorf("flagHints(%q)\n = %q\nwant %q", in, got, want)

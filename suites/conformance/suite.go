@@ -64,7 +64,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// One clear message, and no spec run, for a target that cannot be
 	// reached or logged in to (the probe checked before starting).
 	if !cfg.Preflighted {
-		if err := t.Preflight(ctx, harness.EnvHints()); err != nil {
+		if err := t.Preflight(ctx); err != nil {
 			AbortSuite(err.Error())
 		}
 	}

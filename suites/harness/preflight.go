@@ -15,28 +15,14 @@ const PreflightTimeout = 30 * time.Second
 // and a report would blame the server for a typo in the settings.
 var ErrPreflight = errors.New("preflight")
 
-// Hints name the settings a user fixes after a failed preflight, in the
-// caller's words: environment variables for ginkgo, flags for the probe.
-type Hints struct {
-	Connect  string
-	Account  string
-	Account2 string
-}
-
-// EnvHints are the Hints of the ginkgo path.
-func EnvHints() Hints {
-	return Hints{
-		Connect:  fmt.Sprintf("check %s, %s, %s and, for TLS, %s, %s or %s", EnvHost, EnvPort, EnvTLS, EnvCAFile, EnvServerName, EnvInsecureSkipVerify),
-		Account:  fmt.Sprintf("check %s and %s", EnvUser, EnvPassword),
-		Account2: fmt.Sprintf("check %s and %s", EnvUser2, EnvPassword2),
-	}
-}
-
 // Preflight connects to a remote target and logs in with each configured
 // account, so that a wrong port, an untrusted certificate or a wrong
 // password stops the run with one message instead of failing every spec.
 // The bundled server needs no check.
-func (t *Target) Preflight(ctx context.Context, h Hints) error {
+//
+// Its messages name the environment variables to check; the probe's
+// console and reports name its flags instead (cli.flagHints).
+func (t *Target) Preflight(ctx context.Context) error {
 	if t.ref != nil {
 		return nil
 	}
@@ -53,17 +39,16 @@ func (t *Target) Preflight(ctx context.Context, h Hints) error {
 		if c != nil {
 			how = "connected to %s, but %v"
 		}
-		return fmt.Errorf("%w: "+how+" (%s)", ErrPreflight, t.Name(), err, h.Connect)
+		return fmt.Errorf("%w: "+how+" (check %s, %s, %s and, for TLS, %s, %s or %s)",
+			ErrPreflight, t.Name(), err, EnvHost, EnvPort, EnvTLS, EnvCAFile, EnvServerName, EnvInsecureSkipVerify)
 	}
-	accounts := []struct {
+	type account struct {
 		get  func(context.Context) (Account, error)
 		hint string
-	}{{t.Account, h.Account}}
+	}
+	accounts := []account{{t.Account, "check " + EnvUser + " and " + EnvPassword}}
 	if t.Config.User2 != "" {
-		accounts = append(accounts, struct {
-			get  func(context.Context) (Account, error)
-			hint string
-		}{t.SecondAccount, h.Account2})
+		accounts = append(accounts, account{t.SecondAccount, "check " + EnvUser2 + " and " + EnvPassword2})
 	}
 	for _, acc := range accounts {
 		a, err := acc.get(ctx)
