@@ -34,7 +34,7 @@ suite:
 ## fixtures/profiles/dovecot.yaml and expected-deviations.yaml.
 dovecot:
 	@if command -v dovecot >/dev/null 2>&1 || [ -n "$$CI" ]; then \
-		fixtures/peers/dovecot/run-suite.sh; \
+		probe/peers/dovecot/run-suite.sh; \
 	else \
 		echo "dovecot: not installed, skipped (apt-get install dovecot-core dovecot-pop3d, or run .ci/run as root)"; \
 	fi

@@ -39,7 +39,7 @@ import (
 	"time"
 
 	"github.com/pop3conformance/pop3conformance/fixtures"
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/reference-server/delivery"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 	"github.com/pop3conformance/pop3conformance/reference-server/server"

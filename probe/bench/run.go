@@ -541,7 +541,7 @@ func write(cfg Config, env map[string]string, r *results) error {
 			fmt.Fprintf(&md, "- %s: %s\n", m.Metric, m.Note)
 		}
 	}
-	fmt.Fprintf(&md, "\nDovecot settings added to fixtures/peers/dovecot/start.sh's configuration for the load:\n\n```\n%s\n```\n\n", strings.Join(DovecotOverrides, "\n"))
+	fmt.Fprintf(&md, "\nDovecot settings added to probe/peers/dovecot/start.sh's configuration for the load:\n\n```\n%s\n```\n\n", strings.Join(DovecotOverrides, "\n"))
 	for _, n := range notes() {
 		fmt.Fprintf(&md, "- %s\n", n)
 	}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark of issue 6: the reference server (exchange2010)
-# and a private Dovecot (fixtures/peers/dovecot/start.sh, unchanged; the
+# and a private Dovecot (probe/peers/dovecot/start.sh, unchanged; the
 # load generator adds its users and a few limits, listed in the report),
 # measured interleaved, written to reports/bench/latest.{md,json}.
 #

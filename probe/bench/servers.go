@@ -208,7 +208,7 @@ var DovecotOverrides = []string{
 	"service pop3-login {\n  process_limit = 6000\n}",
 }
 
-// StartDovecot runs fixtures/peers/dovecot/start.sh in work (unchanged),
+// StartDovecot runs probe/peers/dovecot/start.sh in work (unchanged),
 // adds the benchmark users and Maildirs, appends DovecotOverrides and
 // restarts the instance with them.
 func StartDovecot(repo, work string, d *Data, logw io.Writer) (*Proc, error) {
@@ -217,7 +217,7 @@ func StartDovecot(repo, work string, d *Data, logw io.Writer) (*Proc, error) {
 		cmd.Stdout, cmd.Stderr = logw, logw
 		return cmd.Run()
 	}
-	if err := run(filepath.Join(repo, "fixtures/peers/dovecot/start.sh"), work); err != nil {
+	if err := run(filepath.Join(repo, "probe/peers/dovecot/start.sh"), work); err != nil {
 		return nil, fmt.Errorf("start.sh: %w", err)
 	}
 	stop := func() { stopDovecot(work) }

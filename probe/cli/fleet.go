@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // FleetRow is one target of a --targets run in summary.json and

@@ -10,8 +10,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // newProgress picks the progress display: none with --quiet, a live bar

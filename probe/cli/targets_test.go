@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 

@@ -3,7 +3,7 @@ package pop3probe_test
 import (
 	"testing"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/probe/pop3probe"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 )

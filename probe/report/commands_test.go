@@ -7,7 +7,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/model/catalog"
 )
 
 // TestCommandsAddUpAcrossProcesses: each process of a parallel run ends

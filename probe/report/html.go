@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // The HTML report is one file with inline CSS and no script or external

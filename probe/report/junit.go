@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 )
 
 // JUnit XML as CI systems read it: one testcase per statement, so a

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // maxMarkdownTranscript bounds each transcript so the document still fits a

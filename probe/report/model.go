@@ -19,10 +19,10 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // SchemaVersion changes when a consumer of the JSON would break.

@@ -12,8 +12,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 )
 
 const testCatalog = `

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 )
 
 // The JSON Schema of report.json is checked without a schema library: a

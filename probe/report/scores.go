@@ -5,7 +5,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 )
 
 // The values of Report.ClosestProfileBy: which comparison named the

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 )
 
 // score is a judged entry with c conformant and d deviating statements

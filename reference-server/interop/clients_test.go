@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // The clients below run like curl and fetchmail in interop_test.go: every

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // capabilities is the CAPA list for the session's current state.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // Line reading rules. RFC 1939 lines end in CRLF; for bytes the RFCs do not

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 func TestReadLine(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // FuzzCommandReader feeds arbitrary octets to the line reader and the

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // Profile keys that make the server behave like real servers the suite

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // heapSampler records the largest live heap seen while it runs.

@@ -12,7 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pop3conformance/pop3conformance/fixtures"
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // exchangeStep is one line of a replay file (fixtures/exchange/README.md).

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 
 	"encoding/base64"
 	"errors"

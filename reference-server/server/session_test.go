@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pop3conformance/pop3conformance/fixtures"
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	ntlmssp "github.com/Azure/go-ntlmssp"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 func TestCAPA(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
+	"github.com/pop3conformance/pop3conformance/model/catalog"
 )
 
 // specIDs reads the requirement IDs named in IDs(...) calls of the

@@ -16,9 +16,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {

@@ -13,9 +13,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // bareMsgIDRE is an RFC 822 msg-id in its usual form, <local@domain>.

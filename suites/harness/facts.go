@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // Tri is a yes/no fact that may not have been measured.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // fakeServer is a small POP3 server whose quirks the facts must reveal.

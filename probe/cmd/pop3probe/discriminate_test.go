@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/suites/discrimination"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // TestProbeNamesExactlyTheDeviations runs the probe against the bundled

@@ -32,9 +32,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // envAsProbe makes this test binary run the probe's main instead of the

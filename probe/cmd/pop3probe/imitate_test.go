@@ -23,11 +23,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // imitation is the reference server under a profile that imitates an

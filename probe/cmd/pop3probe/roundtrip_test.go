@@ -8,10 +8,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pop3conformance/pop3conformance/fixtures/catalog"
-	"github.com/pop3conformance/pop3conformance/fixtures/profile"
+	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
-	"github.com/pop3conformance/pop3conformance/suites/verdict"
 )
 
 // TestObservedProfileRoundTrip checks the promise of observed-profile.yaml:
