@@ -50,7 +50,17 @@ type Request struct {
 	LabelFilter        string
 	// Timeout bounds the whole run.
 	Timeout time.Duration
+	// MaxConnections bounds the connections a run against a remote host
+	// holds at once: its readonly specs share that many worker processes,
+	// one connection each. 1 runs every spec in one process.
+	MaxConnections int
 }
+
+// DefaultMaxConnections is --max-connections' default: few enough that
+// no server's per-address or per-user limit is near (Dovecot allows 10
+// sessions per user and address), enough to hide most of a distant
+// server's round trips.
+const DefaultMaxConnections = 4
 
 // Allowed names the classes the run allows, for the report: mutating
 // allows reversible too.
@@ -238,6 +248,10 @@ Expectations and safety:
                            (exit code unchanged) so the baseline can be trimmed
   --label-filter EXPR      Ginkgo label filter, e.g. 'req: containsAny {V0008}'
   --timeout D              bound for the whole run (default 1h; with --compare-profiles, per profile)
+  --max-connections N      connections a remote audit holds at once (default 4): readonly specs
+                           run on N sessions in parallel, everything else alone; a server that
+                           locks the maildrop, refuses a second session or a connection gets
+                           fewer, never a deviation; 1 runs one session at a time
   --compare-profiles       also run the specs under each other bundled profile (a child probe each)
                            and report how many statements the server passes under each; the
                            closest profile then goes by statements. The runs go in parallel for

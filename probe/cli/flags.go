@@ -123,6 +123,7 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	fs.BoolVar(&o.AllowSlow, "slow", false, "")
 	fs.StringVar(&o.LabelFilter, "label-filter", "", "")
 	fs.DurationVar(&o.Timeout, "timeout", time.Hour, "")
+	fs.IntVar(&o.MaxConnections, "max-connections", DefaultMaxConnections, "")
 	fs.StringVar(&o.Out, "out", "reports/latest", "")
 	fs.StringVar(&formats, "format", "json,yaml,md,html,junit", "")
 	fs.BoolVar(&o.Quiet, "quiet", false, "")
@@ -184,6 +185,9 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	}
 	if o.Timeout <= 0 {
 		errs = append(errs, usagef("--timeout %v: give a positive duration such as 30m", o.Timeout))
+	}
+	if o.MaxConnections < 1 {
+		errs = append(errs, usagef("--max-connections %d: give 1 or more (1: one session at a time)", o.MaxConnections))
 	}
 	if o.LabelFilter != "" {
 		if _, err := types.ParseLabelFilter(o.LabelFilter); err != nil {

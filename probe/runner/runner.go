@@ -71,9 +71,23 @@ type testingT struct{ failed atomic.Bool }
 
 func (t *testingT) Fail() { t.failed.Store(true) }
 
-// Run is a cli.Runner: it runs every spec the request's label filter and
-// permissions select, serially, and returns Ginkgo's reports.
+// Runner runs the suite for the probe command. With Executable (the
+// probe binary) a run against a remote host shares its readonly specs
+// among worker processes, one connection each (cli.Request.MaxConnections);
+// without it every spec runs in this process.
+type Runner struct {
+	Executable string
+}
+
+// Run runs every spec serially in this process (Runner without an
+// executable).
 func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, error) {
+	return Runner{}.Run(ctx, req, p)
+}
+
+// Run is a cli.Runner: it runs every spec the request's label filter and
+// permissions select and returns Ginkgo's reports, one per process.
+func (rn Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, error) {
 	cfg := Config(req)
 	if cfg.Profile == "" {
 		cfg.Profile = harness.DefaultProfile
@@ -90,28 +104,58 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 	if !ran.CompareAndSwap(false, true) {
 		return nil, ErrAlreadyRan
 	}
-	suiteCfg := types.NewDefaultSuiteConfig()
-	suiteCfg.LabelFilter = req.LabelFilter
-	// A fixed seed gives a stable order, so two reports of one server
-	// compare line by line. Shuffling every spec rather than only the
-	// top-level containers lets Ginkgo order by spec priority: mutating
-	// specs, which may change a remote maildrop, run after all others.
-	suiteCfg.RandomSeed = 1
-	suiteCfg.RandomizeAllSpecs = true
-	suiteCfg.Timeout = req.Timeout
+	timeout := req.Timeout
 	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); suiteCfg.Timeout <= 0 || left < suiteCfg.Timeout {
-			suiteCfg.Timeout = left
+		if left := time.Until(dl); timeout <= 0 || left < timeout {
+			timeout = left
 		}
 	}
-	if suiteCfg.Timeout <= 0 {
+	if timeout <= 0 {
 		return nil, fmt.Errorf("no time left to run the suite: %w", context.DeadlineExceeded)
 	}
+	var l *lead
+	if cfg.Remote() && rn.Executable != "" && req.MaxConnections > 1 {
+		l = &lead{exe: rn.Executable, workers: req.MaxConnections, cfg: cfg,
+			labelFilter: req.LabelFilter, deadline: time.Now().Add(timeout)}
+		conformance.UseSchedule(l)
+	}
+	specEnded := registerProgress(p, waitsOf(cfg), l)
+	if l != nil {
+		l.specEnded = specEnded
+	}
+	r, err := runSuite(ctx, cfg, req.LabelFilter, timeout, nil)
+	if err != nil {
+		return nil, err
+	}
+	runs := []types.Report{ranHere(r)}
+	if l != nil {
+		l.mu.Lock()
+		runs = append(runs, l.reports...)
+		l.mu.Unlock()
+	}
+	return runs, nil
+}
+
+// runSuite runs the suite once in this process and returns Ginkgo's
+// report; afterEach, when set, hears of every spec as it ends.
+func runSuite(ctx context.Context, cfg harness.Config, labelFilter string, timeout time.Duration, afterEach func(types.SpecReport)) (types.Report, error) {
+	suiteCfg := types.NewDefaultSuiteConfig()
+	suiteCfg.LabelFilter = labelFilter
+	// A fixed seed gives a stable order, so two reports of one server
+	// compare line by line (and the workers of a run see the specs in the
+	// same order). Shuffling every spec rather than only the top-level
+	// containers lets Ginkgo order by spec priority: mutating specs, which
+	// may change a remote maildrop, run after all others.
+	suiteCfg.RandomSeed = 1
+	suiteCfg.RandomizeAllSpecs = true
+	suiteCfg.Timeout = timeout
 	repCfg := types.ReporterConfig{NoColor: true, Succinct: true, SilenceSkips: true}
 
 	conformance.UseConfig(cfg)
 	gomega.RegisterFailHandler(conformance.FailHandler)
-	registerProgress(p, waitsOf(cfg))
+	if afterEach != nil {
+		ginkgo.ReportAfterEach(afterEach)
+	}
 	// Ginkgo's console reporter would print failures, transcripts
 	// included, to stdout; the probe prints its own lines and writes the
 	// evidence into the scrubbed report instead.
@@ -134,27 +178,32 @@ func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, 
 	mu.Lock()
 	defer mu.Unlock()
 	if final == nil {
-		return nil, errors.New("the suite ended without a report")
+		return types.Report{}, errors.New("the suite ended without a report")
 	}
-	return []types.Report{*final}, nil
+	return *final, nil
 }
 
-// registerProgress adds the report nodes that feed the progress display.
-// They run in this process between specs, so the counter needs no more
-// than a mutex against the progress display's own goroutines.
-func registerProgress(p cli.Progress, wait func(ids []string) time.Duration) {
+// registerProgress adds the report nodes that feed the progress display
+// and returns what counts one ended spec, for the workers' specs too (l:
+// the run's schedule, nil when every spec runs here). The nodes run in
+// this process between specs and the workers' specs arrive on other
+// goroutines, so a mutex guards the counter.
+func registerProgress(p cli.Progress, wait func(ids []string) time.Duration, l *lead) func(types.SpecReport) {
 	if p == nil {
-		return
+		return nil
 	}
 	var (
 		mu    sync.Mutex
 		n     int
 		total int
 	)
+	elsewhere := func(sr types.SpecReport) bool {
+		return l != nil && l.ranElsewhere(conformance.SpecKey(sr))
+	}
 	if ss, ok := p.(cli.SpecStarter); ok {
 		ginkgo.ReportBeforeEach(func(sr types.SpecReport) {
-			if sr.State.Is(types.SpecStateSkipped | types.SpecStatePending) {
-				return // filtered out: not part of n of m
+			if sr.State.Is(types.SpecStateSkipped|types.SpecStatePending) || elsewhere(sr) {
+				return // filtered out, or a worker ran it: not part of n of m
 			}
 			_, ids := report.SpecOf(sr)
 			slow := slices.Contains(sr.Labels(), "slow")
@@ -177,11 +226,14 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration) {
 		mu.Unlock()
 		p.Start(total)
 	})
-	ginkgo.ReportAfterEach(func(sr types.SpecReport) {
+	ended := func(sr types.SpecReport) {
 		v, _ := verdict.Of(sr.State, sr.Failure.Message)
 		if v == verdict.NotRun && sr.Failure.Message == "" {
 			// Left out by the label filter: not part of n of m.
 			return
+		}
+		if sr.Failure.Message == conformance.RunElsewhere {
+			return // counted when its worker reported it
 		}
 		mu.Lock()
 		n++
@@ -190,7 +242,9 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration) {
 		s, ids := report.SpecOf(sr)
 		e.Verdict, e.IDs, e.Text, e.Reason, e.Elapsed = s.Verdict, ids, s.Text, s.Reason, sr.RunTime
 		p.Spec(e)
-	})
+	}
+	ginkgo.ReportAfterEach(ended)
+	return ended
 }
 
 // The suite's time limits per spec (suites/conformance/spec.go); Ginkgo's

@@ -45,6 +45,7 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 	Spec("answers CAPA in AUTHORIZATION and in TRANSACTION", IDs("RFC2449-5-capa-both-states"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		needCapa(c)
+		c.Close()
 		l, _ := login(ctx, t)
 		after := readCapa(l)
 		Expect(after.OK).To(BeTrue(), "CAPA in TRANSACTION: %q", after.Multi.String())
@@ -62,6 +63,7 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 	Spec("lists one capability per line, tag and parameters, ended by a dot line", IDs("RFC2449-5-capa-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		checkFormat(needCapa(c), rfcMaxResponseOctets, "before login")
+		c.Close()
 		l, _ := login(ctx, t)
 		checkFormat(readCapa(l), rfcMaxResponseOctets, "after login")
 	})
@@ -153,6 +155,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 			c := dial(ctx, t)
 			before := needCapa(c)
 			tlsBefore := c.TLS()
+			c.Close()
 			l, _ := login(ctx, t)
 			after := readCapa(l)
 			Expect(after.OK).To(BeTrue(), "CAPA after login")
@@ -185,6 +188,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 	Spec("names the profile's implementation string in IMPLEMENTATION", IDs("RFC2449-6.9-implementation-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		before := needCapa(c)
+		c.Close()
 		l, _ := login(ctx, t)
 		after := readCapa(l)
 		// Recorded only; the suite never lets it change an expectation

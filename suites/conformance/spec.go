@@ -139,6 +139,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	}
 	decorators = append(decorators, func(ctx SpecContext) {
 		t := currentTarget()
+		placeSpec(class, flags)
 		gate(t, class, flags)
 		needCatalogueKeys(t, ids)
 		if class == Mutating && t.Reference() == nil {

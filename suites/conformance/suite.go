@@ -69,6 +69,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 	}
 	AddReportEntry("profile", t.Profile.Name, ReportEntryVisibilityNever)
+	if cfg.Facts != nil {
+		// A worker of a probe run: the run's first process measured the
+		// facts and reports them, and the certificate.
+		t.UseFacts(*cfg.Facts)
+		beginSchedule(ctx, t)
+		return
+	}
 	// The certificate goes into the report's target as JSON text: a
 	// string entry survives Ginkgo's JSON report unchanged.
 	cert, err := t.Certificate(ctx)
@@ -79,7 +86,18 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		AddReportEntry("certificate", string(data), ReportEntryVisibilityNever)
 	}
 	measureFacts(ctx, t)
+	beginSchedule(ctx, t)
 })
+
+// beginSchedule lets a probe run's schedule start its other processes
+// (or wait for them) before this process runs its first spec.
+func beginSchedule(ctx SpecContext, t *harness.Target) {
+	if s := currentSchedule(); s != nil {
+		if err := s.Begin(ctx, t); err != nil {
+			AbortSuite(err.Error())
+		}
+	}
+}
 
 // measureFacts measures the target once, before any spec, so that the
 // specs' helpers know what the server answers, when it closes and whether
@@ -123,6 +141,7 @@ var _ = AfterEach(func() {
 	if t == nil {
 		return
 	}
+	endSpec(t)
 	if tr := t.Recorder().Flush(); tr != "" {
 		AddReportEntry("transcript", tr, ReportEntryVisibilityFailureOrVerbose)
 	}

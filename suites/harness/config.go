@@ -63,6 +63,15 @@ type Config struct {
 	// Preflighted says the caller already checked the connection and the
 	// logins (Target.Preflight), so the suite need not again.
 	Preflighted bool `yaml:"-"`
+	// Worker marks a process that runs some of a probe run's readonly
+	// specs while other processes run others (probe/runner): it holds at
+	// most one connection at a time, and a refusal that the others'
+	// sessions may have caused marks the spec busy (ErrBusy) so that the
+	// run gives it again to its first process, alone.
+	Worker bool `yaml:"-"`
+	// Facts, when set, are the facts the run's first process measured;
+	// the suite takes them instead of measuring again.
+	Facts *Facts `yaml:"-"`
 }
 
 // Environment variable names; scripts and CI rely on them.

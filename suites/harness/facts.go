@@ -600,3 +600,8 @@ func deriveFacts(p *profile.Profile) Facts {
 	}
 	return f
 }
+
+// UseFacts takes the facts another process of the same run measured
+// (Config.Facts), so that a worker judges by the same facts and does not
+// spend the server's patience measuring them again.
+func (t *Target) UseFacts(f Facts) { t.setFacts(f) }

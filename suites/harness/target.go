@@ -281,9 +281,15 @@ func (t *Target) PlainAddr() string { return t.plainAddr }
 func (t *Target) TLSAddr() string   { return t.tlsAddr }
 
 func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, error) {
+	if err := t.busyDial(); err != nil {
+		return nil, err
+	}
 	d := net.Dialer{Timeout: DefaultTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		if t.busyConnect(err) {
+			return nil, t.markBusy("connect "+addr, err)
+		}
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}
 	name := fmt.Sprintf("connection %d to %s", t.seq.Add(1), addr)
@@ -308,6 +314,9 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		wait = max(time.Until(dl), 0).Round(100 * time.Millisecond)
 	}
 	g, err := c.ReadReply()
+	if err != nil && t.busyConnect(err) {
+		return c, t.markBusy("greeting", err)
+	}
 	if err != nil {
 		var ne net.Error
 		if (errors.As(err, &ne) && ne.Timeout()) || (errors.Is(err, ErrInterrupted) && errors.Is(ctx.Err(), context.DeadlineExceeded)) {
@@ -317,6 +326,9 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 	}
 	c.Greeting = g
 	c.guard.SetGreeting(g.Text)
+	if t.busyGreeting(g) {
+		return c, t.markBusy("greeting "+g.String(), nil)
+	}
 	return c, nil
 }
 
@@ -427,6 +439,10 @@ func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 		}
 	}
 	if err := LoginUserPass(c, a); err != nil {
+		var pe *PassError
+		if errors.As(err, &pe) && t.busyLogin(a, pe) {
+			return c, t.markBusy("PASS refused: "+pe.Reply.String(), nil)
+		}
 		return c, err
 	}
 	return c, nil

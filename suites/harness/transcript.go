@@ -160,6 +160,9 @@ type Recorder struct {
 	// flushed is when Flush last closed connections without QUIT: a
 	// server that locks the maildrop may still hold it for a moment.
 	flushed time.Time
+	// busy is why the spec since the last Flush may have been refused
+	// for the run's own sessions (ErrBusy); "" when not.
+	busy string
 }
 
 // FlushedWithin reports whether Flush closed connections less than d ago.
@@ -281,6 +284,7 @@ func (r *Recorder) Flush() string {
 	conns, guards := r.conns, r.guards
 	r.conns, r.guards = nil, nil
 	r.refusal = nil
+	r.busy = ""
 	if len(conns) > 0 {
 		r.flushed = time.Now()
 	}

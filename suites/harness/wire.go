@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -142,6 +143,8 @@ type Conn struct {
 	ctx context.Context
 	// seen is what the session did so far, to explain a close (state.go).
 	seen sessionSeen
+	// clientClosed is set once Close ran.
+	clientClosed atomic.Bool
 }
 
 func newConn(nc net.Conn, tr *Transcript, tlsOn bool) *Conn {
@@ -218,6 +221,7 @@ func (c *Conn) Transcript() *Transcript { return c.tr }
 
 // Close closes the connection without QUIT.
 func (c *Conn) Close() error {
+	c.clientClosed.Store(true)
 	c.tr.note("client closed the connection")
 	return c.nc.Close()
 }

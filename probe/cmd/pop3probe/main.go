@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,17 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if len(os.Args) == 2 && os.Args[1] == runner.WorkerArg {
+		// A worker of another probe run: the job comes on stdin, the
+		// events go to the pipe the run passed as descriptor 3.
+		err := runner.Worker(ctx, os.Stdin, os.NewFile(3, "events"))
+		stop()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pop3probe worker: %v\n", err)
+			os.Exit(cli.ExitUsage)
+		}
+		os.Exit(0)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		exe = ""
@@ -22,7 +34,7 @@ func main() {
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
 		Getenv:     os.Getenv,
-		Runner:     runner.Run,
+		Runner:     runner.Runner{Executable: exe}.Run,
 		Observer:   runner.Observe,
 		Executable: exe,
 	})

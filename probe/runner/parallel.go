@@ -1,0 +1,284 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pop3conformance/pop3conformance/suites/conformance"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+)
+
+// WorkerArg is the hidden first argument that makes the probe binary a
+// worker of another probe run (see Worker).
+const WorkerArg = "internal-worker"
+
+// job is what the run's first process hands a worker on its standard
+// input: the whole target, passwords included, so that no secret goes
+// on a command line or into the environment.
+type job struct {
+	Config      harness.Config `json:"config"`
+	Facts       harness.Facts  `json:"facts"`
+	ClaimDir    string         `json:"claim_dir"`
+	LabelFilter string         `json:"label_filter"`
+	Timeout     time.Duration  `json:"timeout"`
+}
+
+// message is one line a worker writes to its events pipe: a spec that
+// ended, or at the end its whole report.
+type message struct {
+	Spec   *types.SpecReport `json:"spec,omitempty"`
+	Report *types.Report     `json:"report,omitempty"`
+}
+
+// lead is the schedule of the run's first process. Against a remote
+// host it starts the workers once the facts are measured and waits for
+// them: they share the readonly specs, one connection each. It then runs
+// every spec no worker ran to the end: the others, and any a worker gave
+// back as busy.
+type lead struct {
+	exe         string
+	workers     int
+	cfg         harness.Config
+	labelFilter string
+	deadline    time.Time
+	// specEnded feeds the progress display with the workers' specs.
+	specEnded func(types.SpecReport)
+
+	mu      sync.Mutex
+	done    map[string]bool
+	reports []types.Report
+	// Note says how the run shared its specs, for the log.
+	note string
+}
+
+func (l *lead) Begin(ctx context.Context, t *harness.Target) error {
+	if l.workers < 2 {
+		return nil
+	}
+	ok, why, err := t.ConcurrentLogins(ctx)
+	if err != nil || !ok {
+		if err != nil {
+			why = err.Error()
+		}
+		l.note = "one session at a time: " + why
+		slog.Info("specs run one at a time", "why", why)
+		return nil
+	}
+	facts := t.Facts()
+	began := time.Now()
+	dir, err := os.MkdirTemp("", "pop3probe-claims-")
+	if err != nil {
+		return fmt.Errorf("workers: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	j := job{Config: l.cfg, Facts: facts, ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline)}
+	var wg sync.WaitGroup
+	errs := make([]error, l.workers)
+	for i := range l.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.runWorker(ctx, i, j)
+		}()
+	}
+	wg.Wait()
+	slog.Debug("workers ended", "took", time.Since(began), "specs", len(l.done))
+	l.note = fmt.Sprintf("readonly specs on %d sessions at once", l.workers)
+	for i, err := range errs {
+		if err != nil {
+			// The specs that worker did not finish run here.
+			slog.Warn("worker", "n", i+1, "err", err)
+		}
+	}
+	return nil
+}
+
+// Here runs every spec no worker ran to its end.
+func (l *lead) Here(s conformance.SpecInfo) bool {
+	return !l.ranElsewhere(s.Key)
+}
+
+func (l *lead) Ended(string, string) {}
+
+func (l *lead) ranElsewhere(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.done[key]
+}
+
+// runWorker starts one worker and reads its events until it ends.
+func (l *lead) runWorker(ctx context.Context, n int, j job) error {
+	in, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, l.exe, WorkerArg)
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("start worker %d: %w", n+1, err)
+	}
+	w.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 256<<20)
+	var got *types.Report
+	for sc.Scan() {
+		var m message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			continue
+		}
+		switch {
+		case m.Spec != nil:
+			if busy(*m.Spec) {
+				slog.Debug("given back to run alone", "spec", m.Spec.FullText())
+			}
+			if !busy(*m.Spec) && l.specEnded != nil {
+				l.specEnded(*m.Spec)
+			}
+		case m.Report != nil:
+			got = m.Report
+		}
+	}
+	werr := cmd.Wait()
+	if got == nil {
+		return fmt.Errorf("worker %d ended without a report: %v", n+1, werr)
+	}
+	l.keep(*got)
+	return nil
+}
+
+// keep takes a worker's report: the specs it ran to the end count as
+// done; those it gave back as busy are left for this process.
+func (l *lead) keep(r types.Report) {
+	var specs types.SpecReports
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		l.done = map[string]bool{}
+	}
+	for _, sr := range r.SpecReports {
+		if sr.LeafNodeType == types.NodeTypeIt {
+			if busy(sr) {
+				continue
+			}
+			l.done[conformance.SpecKey(sr)] = true
+		}
+		specs = append(specs, sr)
+	}
+	r.SpecReports = specs
+	l.reports = append(l.reports, r)
+}
+
+// busy reports whether a spec's result may be the run's own doing.
+func busy(sr types.SpecReport) bool {
+	for _, e := range sr.ReportEntries {
+		if e.Name == conformance.EntryBusy {
+			return true
+		}
+	}
+	return false
+}
+
+// ranHere drops the specs a report shows as run by another process.
+func ranHere(r types.Report) types.Report {
+	var specs types.SpecReports
+	for _, sr := range r.SpecReports {
+		if sr.LeafNodeType == types.NodeTypeIt && sr.State == types.SpecStateSkipped && sr.Failure.Message == conformance.RunElsewhere {
+			continue
+		}
+		specs = append(specs, sr)
+	}
+	r.SpecReports = specs
+	return r
+}
+
+// worker is the schedule of a worker process: it takes every readonly
+// spec no other worker has claimed, until a refusal suggests the server
+// wants fewer sessions; then it takes no more.
+type worker struct {
+	dir     string
+	stopped atomic.Bool
+}
+
+func (w *worker) Begin(context.Context, *harness.Target) error { return nil }
+
+func (w *worker) Here(s conformance.SpecInfo) bool {
+	if w.stopped.Load() || !s.Concurrent() {
+		return false
+	}
+	f, err := os.OpenFile(filepath.Join(w.dir, s.Key), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+func (w *worker) Ended(_, busy string) {
+	if busy != "" && busy != harness.BusySecondConnection {
+		slog.Info("worker takes no more specs", "why", busy)
+		w.stopped.Store(true)
+	}
+}
+
+// Worker runs the worker side of a probe run: it reads its job from in,
+// runs the specs it claims and writes each ended spec, then its report,
+// as JSON lines to events. The probe binary runs it when started with
+// WorkerArg.
+func Worker(ctx context.Context, in io.Reader, events io.Writer) error {
+	var j job
+	if err := json.NewDecoder(in).Decode(&j); err != nil {
+		return fmt.Errorf("worker job: %w", err)
+	}
+	if j.Timeout <= 0 {
+		return errors.New("worker job: no time left")
+	}
+	if !ran.CompareAndSwap(false, true) {
+		return ErrAlreadyRan
+	}
+	cfg := j.Config
+	cfg.Preflighted, cfg.Worker, cfg.Facts = true, true, &j.Facts
+	var mu sync.Mutex
+	enc := json.NewEncoder(events)
+	send := func(m message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := enc.Encode(m); err != nil {
+			slog.Debug("worker events", "err", err)
+		}
+	}
+	conformance.UseSchedule(&worker{dir: j.ClaimDir})
+	r, err := runSuite(ctx, cfg, j.LabelFilter, j.Timeout, func(sr types.SpecReport) {
+		if sr.LeafNodeType == types.NodeTypeIt && sr.Failure.Message != conformance.RunElsewhere {
+			send(message{Spec: &sr})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	r = ranHere(r)
+	send(message{Report: &r})
+	return nil
+}

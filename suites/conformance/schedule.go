@@ -1,0 +1,112 @@
+package conformance
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+)
+
+// A Schedule shares one run's specs among processes: the probe runs its
+// readonly specs in several worker processes at once, each on its own
+// connection, and the rest in its first process alone (probe/runner).
+// Without a Schedule every spec runs in this process, as under ginkgo.
+type Schedule interface {
+	// Begin runs once the target is open and its facts are measured,
+	// before any spec of this process.
+	Begin(ctx context.Context, t *harness.Target) error
+	// Here says whether this process runs the spec; one that does not
+	// ends skipped with RunElsewhere.
+	Here(s SpecInfo) bool
+	// Ended hears that a spec this process ran has ended; busy says why
+	// its result may be the run's own doing (harness.ErrBusy), or "".
+	Ended(key, busy string)
+}
+
+// SpecInfo is what a Schedule knows of a spec.
+type SpecInfo struct {
+	// Key names the spec the same way in every process of a run.
+	Key   string
+	Class Class
+	Flags []Flag
+}
+
+// Concurrent says whether the spec may run while other specs of the run
+// use the server: readonly and no wait on a server timer, which must
+// find the server idle. Whatever touches the maildrop or contends for
+// locks runs alone.
+func (s SpecInfo) Concurrent() bool {
+	return s.Class == Readonly && !slices.Contains(s.Flags, Slow) && !slices.Contains(s.Flags, ReferenceOnly)
+}
+
+// RunElsewhere is the skip message of a spec another process of the run
+// ran (or runs); reports leave such specs out.
+const RunElsewhere = "run by another process of this run"
+
+// EntryBusy is the report entry of a spec whose refusal may have come
+// from the run's other sessions (harness.ErrBusy); the run does not count
+// that result and runs the spec again alone.
+const EntryBusy = "busy"
+
+// SpecKey names a spec the same way in every process of a run: its text
+// and where it is declared.
+func SpecKey(sr types.SpecReport) string {
+	sum := sha256.Sum256([]byte(sr.FullText() + "\x00" + sr.LeafNodeLocation.String()))
+	return hex.EncodeToString(sum[:12])
+}
+
+var (
+	scheduleMu sync.Mutex
+	schedule   Schedule
+)
+
+// UseSchedule makes the next suite run share its specs by s (nil: run
+// them all here). The probe calls it before RunSpecs.
+func UseSchedule(s Schedule) {
+	scheduleMu.Lock()
+	defer scheduleMu.Unlock()
+	schedule = s
+}
+
+func currentSchedule() Schedule {
+	scheduleMu.Lock()
+	defer scheduleMu.Unlock()
+	return schedule
+}
+
+// placeSpec skips the spec here when the schedule gives it to another
+// process.
+func placeSpec(class Class, flags map[Flag]bool) {
+	s := currentSchedule()
+	if s == nil {
+		return
+	}
+	info := SpecInfo{Key: SpecKey(CurrentSpecReport()), Class: class}
+	for f := range flags {
+		info.Flags = append(info.Flags, f)
+	}
+	if !s.Here(info) {
+		Skip(RunElsewhere)
+	}
+}
+
+// endSpec runs after every spec, before its connections are closed: a
+// busy mark goes into the spec's report, and the schedule hears of it.
+func endSpec(t *harness.Target) {
+	s := currentSchedule()
+	sr := CurrentSpecReport()
+	if s == nil || sr.Failure.Message == RunElsewhere {
+		return
+	}
+	busy := t.Recorder().Busy()
+	if busy != "" {
+		AddReportEntry(EntryBusy, busy, ReportEntryVisibilityNever)
+	}
+	s.Ended(SpecKey(sr), busy)
+}

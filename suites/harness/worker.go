@@ -1,0 +1,138 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+)
+
+// ErrBusy says a connection or a login may have been refused because of
+// the sessions other worker processes of the same run hold at that moment
+// (Config.Worker). Such a spec proves nothing either way: the run gives
+// it again to its first process, which runs it alone.
+var ErrBusy = errors.New("refused while other sessions of this run were open")
+
+// BusySecondConnection is the busy reason of a worker's spec that opens a
+// connection while another of its own is open: it runs alone later, and
+// the worker goes on taking specs (no refusal was seen).
+const BusySecondConnection = "a spec that keeps a connection open while it opens another runs alone"
+
+// markBusy records on the spec's evidence, and for the run's scheduler,
+// that a refusal may be the run's own doing. It returns err wrapped in
+// ErrBusy.
+func (t *Target) markBusy(what string, err error) error {
+	reason := what
+	if err != nil {
+		reason = fmt.Sprintf("%s: %v", what, err)
+	}
+	t.rec.setBusy(reason)
+	return fmt.Errorf("%w: %s", ErrBusy, reason)
+}
+
+// busyDial applies the worker rules before a connection is opened: one
+// connection at a time, so that a run of N workers holds at most N.
+func (t *Target) busyDial() error {
+	if !t.Config.Worker {
+		return nil
+	}
+	if n := t.rec.openConns(); n > 0 {
+		return t.markBusy(BusySecondConnection, nil)
+	}
+	return nil
+}
+
+// busyConnect says whether a failed connect or greeting may come from the
+// other workers' sessions: the target answered the run's check before
+// any worker started, so a refusal now is most likely a connection limit.
+func (t *Target) busyConnect(err error) bool {
+	if !t.Config.Worker || err == nil {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || IsServerClose(err)
+}
+
+// busyLogin says whether a refused PASS of a configured account may come
+// from the other workers' sessions (a maildrop lock, a per-user session
+// limit): the password was proven right before the workers started.
+func (t *Target) busyLogin(a Account, pe *PassError) bool {
+	if !t.Config.Worker || pe == nil {
+		return false
+	}
+	c := t.Config
+	return (a.User == c.User && a.Password == c.Password) || (a.User == c.User2 && a.Password == c.Password2)
+}
+
+// busyGreeting says whether a greeting is a refusal for load: -ERR, as a
+// server at its connection limit sends ([SYS/TEMP], [IN-USE] or none).
+func (t *Target) busyGreeting(g Reply) bool {
+	return t.Config.Worker && g.Err()
+}
+
+// Busy returns why the current spec's result may be the run's own doing
+// (see ErrBusy), or "".
+func (r *Recorder) Busy() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy
+}
+
+func (r *Recorder) setBusy(reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy == "" {
+		r.busy = reason
+	}
+}
+
+// openConns counts the spec's connections that neither side has closed
+// nor ended with QUIT (the server closes after answering it).
+func (r *Recorder) openConns() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.conns {
+		if !c.clientClosed.Load() && !c.seen.closed && c.seen.keyword != "QUIT" {
+			n++
+		}
+	}
+	return n
+}
+
+// ConcurrentLogins logs in to the configured account twice at once and
+// reports whether the server let both sessions open. A server that locks
+// the maildrop (RFC 1939 section 8) or allows one session per user says
+// no; the run then keeps to one session at a time. Both sessions end
+// without QUIT, so nothing is committed. The lines count into the run's
+// tally; they are no spec's evidence.
+func (t *Target) ConcurrentLogins(ctx context.Context) (bool, string, error) {
+	m := &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
+		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
+	m.Config.Worker = false
+	defer func() {
+		m.rec.Flush()
+		t.rec.Absorb(m.rec)
+	}()
+	a, err := m.Account(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	first, err := m.login(ctx, a)
+	if err != nil {
+		return false, "", fmt.Errorf("first session: %w", err)
+	}
+	_ = first
+	second, err := m.login(ctx, a)
+	if err == nil {
+		return true, "a second session of the account opened while the first was open", nil
+	}
+	var pe *PassError
+	if errors.As(err, &pe) {
+		return false, "a second session of the account was refused: " + pe.Reply.String(), nil
+	}
+	if second != nil && second.Greeting.Err() {
+		return false, "a second connection was refused: " + strings.TrimSpace(second.Greeting.String()), nil
+	}
+	return false, "a second session could not be opened: " + err.Error(), nil
+}
