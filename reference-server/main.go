@@ -84,7 +84,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("reference-server", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var (
-		profName  = fl.String("profile", "exchange2010", "profile: "+strings.Join(profile.Bundled(), ", ")+", or a YAML file")
+		profName  = fl.String("profile", profile.Default, "profile: "+strings.Join(profile.Bundled(), ", ")+", or a YAML file")
 		listen    = fl.String("listen", "127.0.0.1:1110", "plain POP3 (and STLS) listen address; \"\" disables it")
 		tlsListen = fl.String("tls-listen", "127.0.0.1:1995", "implicit-TLS POP3 listen address; \"\" disables it")
 		dataDir   = fl.String("data", "", "maildrop directory (default: a temporary directory removed at exit)")

@@ -17,6 +17,7 @@ import (
 	"github.com/pop3conformance/pop3conformance/model/catalog"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/probe/target"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -27,55 +28,9 @@ const (
 	ExitUsage      = 2 // usage, configuration or connection error
 )
 
-// Request is one suite run as the flags describe it. It mirrors
-// harness.Config without importing it, so the CLI builds without the suite.
-type Request struct {
-	Host               string
-	Port               int
-	TLS                string // none, starttls, implicit
-	InsecureSkipVerify bool
-	ServerName         string
-	CAFile             string
-	User               string
-	Password           string
-	User2              string
-	Password2          string
-	Profile            string
-	ReferenceProfile   string
-	MailboxFixture     string
-	AllowReversible    bool
-	AllowMutating      bool
-	AllowDisruptive    bool
-	AllowSlow          bool
-	LabelFilter        string
-	// Timeout bounds the whole run.
-	Timeout time.Duration
-	// MaxConnections bounds the connections a run against a remote host
-	// holds at once: its readonly specs share that many worker processes,
-	// one connection each. 1 runs every spec in one process.
-	MaxConnections int
-}
-
-// DefaultMaxConnections is --max-connections' default: few enough that
-// no server's per-address or per-user limit is near (Dovecot allows 10
-// sessions per user and address), enough to hide most of a distant
-// server's round trips.
-const DefaultMaxConnections = 4
-
-// Allowed names the classes the run allows, for the report: mutating
-// allows reversible too.
-func (r Request) Allowed() []string {
-	var out []string
-	for _, a := range []struct {
-		on   bool
-		name string
-	}{{r.AllowReversible || r.AllowMutating, "reversible"}, {r.AllowMutating, "mutating"}, {r.AllowDisruptive, "disruptive"}, {r.AllowSlow, "slow"}} {
-		if a.on {
-			out = append(out, a.name)
-		}
-	}
-	return out
-}
+// Request is one suite run: the target, its accounts and permissions,
+// and the run's spec selection and time limit.
+type Request = target.Target
 
 // SpecEvent reports one finished spec.
 type SpecEvent struct {

@@ -231,7 +231,7 @@ func TestParseRun(t *testing.T) {
 		}},
 		{name: "remote implicit tls", args: []string{"--host", "h", "--tls", "--user", "u", "--password-env", "PW", "--allow-mutating", "--slow", "--profile", "rfc1939"},
 			check: func(t *testing.T, r Request) {
-				if r.Port != 995 || r.TLS != "implicit" || r.Password != password || !r.AllowMutating || r.AllowDisruptive || !r.AllowSlow || r.Profile != "rfc1939" {
+				if r.Port != 995 || r.TLS != "implicit" || r.Password != password || !r.Allow.Mutating || r.Allow.Disruptive || !r.Allow.Slow || r.Profile != "rfc1939" {
 					t.Errorf("%+v", r)
 				}
 			}},
@@ -310,7 +310,7 @@ func TestMainUsageExitCodes(t *testing.T) {
 
 func TestReportAndDiffCommands(t *testing.T) {
 	// A ginkgo --json-report file, as `ginkgo ./suites/conformance` writes it.
-	runs, err := fakeRunner(nil)(context.Background(), Request{Host: "deviant", Password: password}, quietProgress{})
+	runs, err := fakeRunner(nil)(context.Background(), Request{Config: harness.Config{Host: "deviant", Password: password}}, quietProgress{})
 	if err != nil {
 		t.Fatal(err)
 	}

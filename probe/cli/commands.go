@@ -52,7 +52,7 @@ func runCommand(ctx context.Context, args []string, env Env) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	start := time.Now()
-	in := report.Input{Tool: tool(), Target: targetOf(o.Request), Profile: o.Profile}
+	in := report.Input{Tool: tool(), Target: o.Report(), Profile: o.Profile}
 	runs, err := env.Runner(ctx, o.Request, prog)
 	if err != nil {
 		done(prog)
@@ -181,18 +181,6 @@ func closestLine(r *report.Report) string {
 		parts = append(parts, fmt.Sprintf("%s%s %d/%d", s.Name, chosen, s.Conformant(), s.Deviates()))
 	}
 	return fmt.Sprintf("closest profile by statements: %s (conformant/deviates: %s)", r.ClosestProfile, strings.Join(parts, ", "))
-}
-
-func targetOf(req Request) report.Target {
-	t := report.Target{
-		Host: req.Host, Port: req.Port, TLS: req.TLS, User: req.User,
-		Reference: req.Host == "", Allowed: req.Allowed(), LabelFilter: req.LabelFilter,
-	}
-	t.Name = "bundled reference server"
-	if req.Host != "" {
-		t.Name = fmt.Sprintf("%s:%d", req.Host, req.Port)
-	}
-	return t
 }
 
 // reportCommand rebuilds the report from a `ginkgo --json-report` file.

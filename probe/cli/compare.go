@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,16 +13,7 @@ import (
 
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/probe/report"
-)
-
-// The environment variables that carry the passwords to the children of
-// --compare-profiles. A command line is readable by every user of the
-// machine (ps, /proc/PID/cmdline), a process environment only by its
-// owner; private names keep the children independent of how the parent
-// got the passwords (a variable, a file).
-const (
-	childPasswordEnv  = "POP3PROBE_CHILD_PASSWORD"
-	childPassword2Env = "POP3PROBE_CHILD_PASSWORD2"
+	"github.com/pop3conformance/pop3conformance/probe/target"
 )
 
 // compareSlack is how long past its own --timeout a child may take before
@@ -43,66 +32,19 @@ func comparedProfiles(chosen string) []string {
 	return out
 }
 
-// compareArgs are the flags of the child probe that judges the main run's
-// target by profile prof and writes its JSON report into out. Passwords
-// are named by the private variables of compareEnv, never written.
-func compareArgs(o runOptions, prof, out string) []string {
-	a := []string{"run", "--profile", prof, "--format", string(report.JSON), "--quiet", "--no-observe", "--out", out}
-	add := func(flag, v string) {
-		if v != "" {
-			a = append(a, flag, v)
-		}
-	}
-	if o.Host == "" {
+// compareChild is the child probe that judges the main run's target by
+// profile prof and writes its JSON report into out: its arguments, and
+// its environment besides the parent's (the passwords, see target.Args).
+func compareChild(o runOptions, prof, out string) (args, env []string) {
+	t := o.Request
+	if t.Host == "" {
 		// The child's private server behaves like the main run's, so each
 		// profile's expectations judge the same behaviour.
-		a = append(a, "--reference-profile", cmp.Or(o.ReferenceProfile, o.Profile))
-	} else {
-		a = append(a, "--host", o.Host, "--port", strconv.Itoa(o.Port))
+		t.ReferenceProfile = cmp.Or(t.ReferenceProfile, t.Profile)
 	}
-	switch o.TLS {
-	case "implicit":
-		a = append(a, "--tls")
-	case "starttls":
-		a = append(a, "--starttls")
-	}
-	if o.InsecureSkipVerify {
-		a = append(a, "--insecure-skip-verify")
-	}
-	add("--server-name", o.ServerName)
-	add("--ca-file", o.CAFile)
-	add("--user", o.User)
-	if o.Password != "" {
-		a = append(a, "--password-env", childPasswordEnv)
-	}
-	add("--user2", o.User2)
-	if o.Password2 != "" {
-		a = append(a, "--password2-env", childPassword2Env)
-	}
-	add("--mailbox-fixture", o.MailboxFixture)
-	for _, f := range []struct {
-		on   bool
-		flag string
-	}{{o.AllowReversible, "--allow-reversible"}, {o.AllowMutating, "--allow-mutating"}, {o.AllowDisruptive, "--allow-disruptive"}, {o.AllowSlow, "--slow"}} {
-		if f.on {
-			a = append(a, f.flag)
-		}
-	}
-	add("--label-filter", o.LabelFilter)
-	return append(a, "--timeout", o.Timeout.String())
-}
-
-// compareEnv is what a child's environment gets besides the parent's:
-// the passwords under the names compareArgs passes.
-func compareEnv(req Request) []string {
-	var env []string
-	if req.Password != "" {
-		env = append(env, childPasswordEnv+"="+req.Password)
-	}
-	if req.Password2 != "" {
-		env = append(env, childPassword2Env+"="+req.Password2)
-	}
-	return env
+	t.Profile = prof
+	args, env = target.Args(t)
+	return append([]string{"run", "--format", string(report.JSON), "--quiet", "--no-observe", "--out", out}, args...), env
 }
 
 // comparison is the --compare-profiles work of one run: a child probe per
@@ -228,19 +170,15 @@ func runCompareChild(ctx context.Context, env Env, o runOptions, prof, out strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout+compareSlack)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, env.Executable, compareArgs(o, prof, out)...)
-	cmd.Env = append(cmd.Environ(), compareEnv(o.Request)...)
-	var console bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &console, &console
-	cmd.WaitDelay = 10 * time.Second
-	runErr := cmd.Run()
+	args, childEnv := compareChild(o, prof, out)
+	console, runErr := runChildProbe(ctx, env.Executable, args, childEnv)
 	if r, err := report.Load(filepath.Join(out, report.JSON.FileName())); err == nil {
 		return report.ScoreOf(prof, r)
 	}
 	why := "no output"
 	switch {
-	case strings.TrimSpace(console.String()) != "":
-		why = childError(console.String())
+	case strings.TrimSpace(string(console)) != "":
+		why = childError(string(console))
 	case runErr != nil:
 		why = runErr.Error()
 	}

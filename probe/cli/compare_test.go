@@ -15,6 +15,8 @@ import (
 
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/probe/target"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // Environment of the test binary acting as a child probe (see asChild).
@@ -51,7 +53,7 @@ func asChild(run func() int) int {
 	if dir == "" {
 		return run()
 	}
-	rec := childRecord{Args: os.Args[1:], Start: time.Now(), HadPassword: os.Getenv(childPasswordEnv) != ""}
+	rec := childRecord{Args: os.Args[1:], Start: time.Now(), HadPassword: os.Getenv(target.ChildPasswordEnv) != ""}
 	rec.BarrierMet = barrier(dir)
 	if d, err := time.ParseDuration(os.Getenv(envChildSleep)); err == nil {
 		time.Sleep(d)
@@ -112,48 +114,52 @@ func TestComparedProfiles(t *testing.T) {
 	}
 }
 
-func TestCompareArgs(t *testing.T) {
+func TestCompareChild(t *testing.T) {
+	head := []string{"run", "--format", "json", "--quiet", "--no-observe", "--out", "OUT"}
 	tests := []struct {
-		name string
-		o    runOptions
-		want []string
+		name    string
+		o       runOptions
+		want    []string
+		wantEnv []string
 	}{
 		{
 			name: "bundled server keeps the chosen profile's behaviour",
-			o:    runOptions{Request: Request{Profile: "exchange2010", TLS: "none", Timeout: time.Hour}},
-			want: []string{"run", "--profile", "rfc1939", "--format", "json", "--quiet", "--no-observe", "--out", "OUT",
-				"--reference-profile", "exchange2010", "--timeout", "1h0m0s"},
+			o:    runOptions{Request: Request{Config: harness.Config{Profile: "exchange2010", TLS: harness.TLSNone}, Timeout: time.Hour}},
+			want: []string{"--reference-profile", "exchange2010", "--profile", "rfc1939", "--timeout", "1h0m0s"},
 		},
 		{
 			name: "bundled server keeps --reference-profile",
-			o: runOptions{Request: Request{Profile: "exchange2010", ReferenceProfile: "dovecot", TLS: "none",
-				AllowDisruptive: true, LabelFilter: "readonly", Timeout: time.Minute}, NoObserve: true, Quiet: false},
-			want: []string{"run", "--profile", "rfc1939", "--format", "json", "--quiet", "--no-observe", "--out", "OUT",
-				"--reference-profile", "dovecot", "--allow-disruptive", "--label-filter", "readonly", "--timeout", "1m0s"},
+			o: runOptions{Request: Request{Config: harness.Config{Profile: "exchange2010", ReferenceProfile: "dovecot", TLS: harness.TLSNone,
+				Allow: harness.Permissions{Disruptive: true}}, LabelFilter: "readonly", Timeout: time.Minute}, NoObserve: true, Quiet: false},
+			want: []string{"--reference-profile", "dovecot", "--profile", "rfc1939", "--allow-disruptive", "--label-filter", "readonly", "--timeout", "1m0s"},
 		},
 		{
 			name: "remote host, passwords by private variable",
-			o: runOptions{Request: Request{Host: "h", Port: 995, TLS: "implicit", InsecureSkipVerify: true, ServerName: "mail",
+			o: runOptions{Request: Request{Config: harness.Config{Host: "h", Port: 995, TLS: harness.TLSImplicit, InsecureSkipVerify: true, ServerName: "mail",
 				CAFile: "ca.pem", User: "u", Password: password, User2: "b", Password2: password2, MailboxFixture: "alice",
-				Profile: "exchange2010", AllowMutating: true, AllowSlow: true, Timeout: time.Hour},
+				Profile: "exchange2010", Allow: harness.Permissions{Mutating: true, Slow: true}}, PasswordEnv: "PW", Password2File: "pw2", Timeout: time.Hour},
 				CompareProfiles: true, Formats: []report.Format{report.HTML}},
-			want: []string{"run", "--profile", "rfc1939", "--format", "json", "--quiet", "--no-observe", "--out", "OUT",
-				"--host", "h", "--port", "995", "--tls", "--insecure-skip-verify", "--server-name", "mail", "--ca-file", "ca.pem",
-				"--user", "u", "--password-env", childPasswordEnv, "--user2", "b", "--password2-env", childPassword2Env,
-				"--mailbox-fixture", "alice", "--allow-mutating", "--slow", "--timeout", "1h0m0s"},
+			want: []string{"--host", "h", "--port", "995", "--tls", "--insecure-skip-verify", "--server-name", "mail", "--ca-file", "ca.pem",
+				"--user", "u", "--password-env", target.ChildPasswordEnv, "--user2", "b", "--password2-env", target.ChildPassword2Env,
+				"--mailbox-fixture", "alice", "--profile", "rfc1939", "--allow-mutating", "--slow", "--timeout", "1h0m0s"},
+			wantEnv: []string{target.ChildPasswordEnv + "=" + password, target.ChildPassword2Env + "=" + password2},
 		},
 		{
 			name: "starttls",
-			o:    runOptions{Request: Request{Host: "h", Port: 110, TLS: "starttls", User: "u", Password: password, Timeout: time.Hour}},
-			want: []string{"run", "--profile", "rfc1939", "--format", "json", "--quiet", "--no-observe", "--out", "OUT",
-				"--host", "h", "--port", "110", "--starttls", "--user", "u", "--password-env", childPasswordEnv, "--timeout", "1h0m0s"},
+			o:    runOptions{Request: Request{Config: harness.Config{Host: "h", Port: 110, TLS: harness.TLSStartTLS, User: "u", Password: password}, Timeout: time.Hour}},
+			want: []string{"--host", "h", "--port", "110", "--starttls", "--user", "u", "--password-env", target.ChildPasswordEnv,
+				"--profile", "rfc1939", "--timeout", "1h0m0s"},
+			wantEnv: []string{target.ChildPasswordEnv + "=" + password},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := compareArgs(tt.o, "rfc1939", "OUT")
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("got  %q\nwant %q", got, tt.want)
+			got, env := compareChild(tt.o, "rfc1939", "OUT")
+			if want := append(slices.Clone(head), tt.want...); !slices.Equal(got, want) {
+				t.Errorf("got  %q\nwant %q", got, want)
+			}
+			if !slices.Equal(env, tt.wantEnv) {
+				t.Errorf("env %q, want %q", env, tt.wantEnv)
 			}
 			for _, a := range got {
 				if strings.Contains(a, password) || strings.Contains(a, password2) {
@@ -164,20 +170,9 @@ func TestCompareArgs(t *testing.T) {
 	}
 }
 
-func TestCompareEnv(t *testing.T) {
-	got := compareEnv(Request{Password: password, Password2: password2})
-	want := []string{childPasswordEnv + "=" + password, childPassword2Env + "=" + password2}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got := compareEnv(Request{}); len(got) != 0 {
-		t.Errorf("no passwords, yet %q", got)
-	}
-}
-
 func TestTargetsPassCompareProfiles(t *testing.T) {
-	o := runOptions{Request: Request{Profile: "rfc1939", Timeout: time.Minute}, CompareProfiles: true}
-	if a := childArgs(TargetEntry{Host: "h"}, o, "out/h"); !slices.Contains(a, "--compare-profiles") {
+	o := runOptions{Request: Request{Config: harness.Config{Profile: "rfc1939"}, Timeout: time.Minute}, CompareProfiles: true}
+	if a, _ := childArgs(TargetEntry{Target: target.Target{Config: harness.Config{Host: "h"}}}, o, "out/h"); !slices.Contains(a, "--compare-profiles") {
 		t.Errorf("a target's child does not compare profiles: %q", a)
 	}
 }
@@ -327,7 +322,7 @@ func checkChildArgv(t *testing.T, rec childRecord, remote bool) {
 		t.Errorf("a child compares profiles itself: %s", argv)
 	}
 	if remote {
-		for _, want := range []string{"--host as-exchange2010", "--password-env " + childPasswordEnv, "--password2-env " + childPassword2Env} {
+		for _, want := range []string{"--host as-exchange2010", "--password-env " + target.ChildPasswordEnv, "--password2-env " + target.ChildPassword2Env} {
 			if !strings.Contains(argv, want) {
 				t.Errorf("child argv %s lacks %s", argv, want)
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // FleetRow is one target of a --targets run in summary.json and
@@ -40,14 +42,8 @@ type FleetSummary struct {
 func fleetRows(results []targetResult, o runOptions) []FleetRow {
 	rows := make([]FleetRow, len(results))
 	for i, r := range results {
-		t := r.Target
-		row := FleetRow{Name: r.Name, Host: t.Host, Port: t.port(), TLS: t.TLS, Profile: o.Profile, Exit: r.Code, Report: r.Dir}
-		if row.TLS == "" {
-			row.TLS = "none"
-		}
-		if t.Profile != "" {
-			row.Profile = t.Profile
-		}
+		t := r.Target.effective(o)
+		row := FleetRow{Name: r.Name, Host: t.Host, Port: r.Target.port(), TLS: string(cmp.Or(t.TLS, harness.TLSNone)), Profile: t.Profile, Exit: r.Code, Report: r.Dir}
 		if rep := r.Report; rep != nil {
 			row.Counts = rep.Summary.Counts
 			row.ClosestProfile = rep.ClosestProfile

@@ -21,6 +21,8 @@ import (
 
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/probe/target"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // TargetsFile is the --targets file: many servers, audited by one child
@@ -32,25 +34,12 @@ type TargetsFile struct {
 	Targets     []TargetEntry `yaml:"targets"`
 }
 
-// TargetEntry is one server. Passwords are named, not written: an
-// environment variable the children inherit, or a file.
+// TargetEntry is one server: a target under its YAML keys (passwords
+// are named, password_env or password_file, never written), the name of
+// its report directory, and its own baseline.
 type TargetEntry struct {
-	Name               string `yaml:"name"`
-	Host               string `yaml:"host"`
-	Port               int    `yaml:"port"`
-	TLS                string `yaml:"tls"` // none, starttls, implicit
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	ServerName         string `yaml:"server_name"`
-	CAFile             string `yaml:"ca_file"`
-	User               string `yaml:"user"`
-	PasswordEnv        string `yaml:"password_env"`
-	PasswordFile       string `yaml:"password_file"`
-	User2              string `yaml:"user2"`
-	Password2Env       string `yaml:"password2_env"`
-	Password2File      string `yaml:"password2_file"`
-	MailboxFixture     string `yaml:"mailbox_fixture"`
-	// Profile overrides --profile for this target.
-	Profile string `yaml:"profile"`
+	Name          string `yaml:"name"`
+	target.Target `yaml:",inline"`
 	// Expect overrides --expect: this server's own baseline of accepted
 	// deviations.
 	Expect string `yaml:"expect"`
@@ -68,6 +57,9 @@ func LoadTargets(path string) (*TargetsFile, error) {
 	dec.KnownFields(true)
 	var tf TargetsFile
 	if err := dec.Decode(&tf); err != nil {
+		return nil, usagef("--targets %s: %v", path, err)
+	}
+	if err := checkEntries(data); err != nil {
 		return nil, usagef("--targets %s: %v", path, err)
 	}
 	var errs []error
@@ -96,7 +88,7 @@ func LoadTargets(path string) (*TargetsFile, error) {
 		}
 		seen[t.Name] = true
 		switch t.TLS {
-		case "", "none", "starttls", "implicit":
+		case "", harness.TLSNone, harness.TLSStartTLS, harness.TLSImplicit:
 		default:
 			errs = append(errs, usagef("--targets %s: target %s: tls %q is not none, starttls or implicit", path, t.Name, t.TLS))
 		}
@@ -107,84 +99,58 @@ func LoadTargets(path string) (*TargetsFile, error) {
 	return &tf, nil
 }
 
+// checkEntries refuses what a target's YAML has but a targets file
+// must not (the strict decoder knows only the keys of a target).
+func checkEntries(data []byte) error {
+	var doc struct {
+		Targets []yaml.Node `yaml:"targets"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	for i := range doc.Targets {
+		if err := target.CheckFileEntry(&doc.Targets[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DefaultParallel is how many child probes run at once without
 // --parallel: few, since every child holds connections to a live server.
 const DefaultParallel = 2
 
 // endpoint is the host:port a target's child connects to: two targets
 // with the same endpoint (two accounts on one server) never run at once.
-func (t TargetEntry) endpoint() string {
-	return net.JoinHostPort(strings.ToLower(t.Host), strconv.Itoa(t.port()))
+func (e TargetEntry) endpoint() string {
+	return net.JoinHostPort(strings.ToLower(e.Host), strconv.Itoa(e.port()))
 }
 
 // port is the target's port, or the one the child probe defaults to.
-func (t TargetEntry) port() int {
-	switch {
-	case t.Port != 0:
-		return t.Port
-	case t.TLS == "implicit":
-		return 995
-	}
-	return 110
+func (e TargetEntry) port() int { return cmp.Or(e.Port, e.DefaultPort()) }
+
+// effective is the entry's target with the command line's settings for
+// every target: permissions, label filter, time limit, and the profile
+// unless the entry names its own.
+func (e TargetEntry) effective(o runOptions) target.Target {
+	t := e.Target
+	t.Profile = cmp.Or(t.Profile, o.Profile)
+	t.Allow, t.LabelFilter, t.Timeout = o.Allow, o.LabelFilter, o.Timeout
+	return t
 }
 
-// childArgs are the flags of the child probe for t; the common options
-// come from the parent's flags.
-func childArgs(t TargetEntry, o runOptions, out string) []string {
-	a := []string{"run", "--host", t.Host, "--quiet", "--out", out}
-	add := func(flag, v string) {
-		if v != "" {
-			a = append(a, flag, v)
-		}
+// childArgs are the arguments of the child probe for e, and its
+// environment besides the parent's; the common options come from the
+// parent's flags.
+func childArgs(e TargetEntry, o runOptions, out string) (args, env []string) {
+	args, env = target.Args(e.effective(o))
+	args = append([]string{"run", "--quiet", "--out", out}, args...)
+	if expect := cmp.Or(e.Expect, o.Expect); expect != "" {
+		args = append(args, "--expect", expect)
 	}
-	if t.Port != 0 {
-		a = append(a, "--port", strconv.Itoa(t.Port))
-	}
-	switch t.TLS {
-	case "implicit":
-		a = append(a, "--tls")
-	case "starttls":
-		a = append(a, "--starttls")
-	}
-	if t.InsecureSkipVerify {
-		a = append(a, "--insecure-skip-verify")
-	}
-	add("--server-name", t.ServerName)
-	add("--ca-file", t.CAFile)
-	add("--user", t.User)
-	add("--password-env", t.PasswordEnv)
-	add("--password-file", t.PasswordFile)
-	add("--user2", t.User2)
-	add("--password2-env", t.Password2Env)
-	add("--password2-file", t.Password2File)
-	add("--mailbox-fixture", t.MailboxFixture)
-	expect := o.Expect
-	if t.Expect != "" {
-		expect = t.Expect
-	}
-	add("--expect", expect)
-	prof := o.Profile
-	if t.Profile != "" {
-		prof = t.Profile
-	}
-	add("--profile", prof)
-	if o.AllowReversible {
-		a = append(a, "--allow-reversible")
-	}
-	if o.AllowMutating {
-		a = append(a, "--allow-mutating")
-	}
-	if o.AllowDisruptive {
-		a = append(a, "--allow-disruptive")
-	}
-	if o.AllowSlow {
-		a = append(a, "--slow")
-	}
-	add("--label-filter", o.LabelFilter)
-	a = append(a, "--timeout", o.Timeout.String())
 	if o.CompareProfiles {
 		// Each target's child compares the profiles for its own report.
-		a = append(a, "--compare-profiles")
+		args = append(args, "--compare-profiles")
 	}
 	// The summary table reads each child's JSON report.
 	formats := []string{string(report.JSON)}
@@ -193,7 +159,7 @@ func childArgs(t TargetEntry, o runOptions, out string) []string {
 			formats = append(formats, string(f))
 		}
 	}
-	return append(a, "--format", strings.Join(formats, ","))
+	return append(args, "--format", strings.Join(formats, ",")), env
 }
 
 // targetResult is one child's outcome.
@@ -277,13 +243,10 @@ func runChild(ctx context.Context, env Env, t TargetEntry, o runOptions) targetR
 		res.Code, res.Err = ExitUsage, err
 		return res
 	}
-	cmd := exec.CommandContext(ctx, env.Executable, childArgs(t, o, dir)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
+	args, childEnv := childArgs(t, o, dir)
+	out, err := runChildProbe(ctx, env.Executable, args, childEnv)
 	// The child already scrubs; the log is kept for "why exit 2".
-	_ = os.WriteFile(filepath.Join(dir, "probe.log"), out.Bytes(), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "probe.log"), out, 0o644)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -294,12 +257,25 @@ func runChild(ctx context.Context, env Env, t TargetEntry, o runOptions) targetR
 		res.Code, res.Err = ExitUsage, err
 	}
 	if res.Code == ExitUsage && res.Err == nil {
-		res.Err = errors.New(childError(out.String()))
+		res.Err = errors.New(childError(string(out)))
 	}
 	if r, err := report.Load(filepath.Join(dir, report.JSON.FileName())); err == nil {
 		res.Report = r
 	}
 	return res
+}
+
+// runChildProbe runs the probe executable with args, env added to the
+// parent's environment, and returns what it printed (stdout and stderr
+// together).
+func runChildProbe(ctx context.Context, exe string, args, env []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(cmd.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	return out.Bytes(), err
 }
 
 // childError picks the child's error message out of its output.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
+	"github.com/pop3conformance/pop3conformance/probe/target"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -33,7 +35,12 @@ func TestLoadTargets(t *testing.T) {
 		{"bad name", "targets:\n  - {name: ../x, host: h}\n", "names the report directory"},
 		{"duplicate", "targets:\n  - {name: x, host: h}\n  - {name: x, host: i}\n", "two targets are named"},
 		{"bad tls", "targets:\n  - {host: h, tls: ssl}\n", "not none, starttls or implicit"},
-		{"unknown key", "targets:\n  - {host: h, password: x}\n", "field password not found"},
+		{"password written", "targets:\n  - {host: h, password: x}\n", "field password not found: a targets file names a password with password_env"},
+		{"password2 written", "targets:\n  - {host: h}\n  - {host: i, password2: x}\n", "line 3: field password2 not found"},
+		{"reference profile", "targets:\n  - {host: h, reference_profile: rfc1939}\n", "field reference_profile not found"},
+		{"permissions", "targets:\n  - {host: h, allow: {mutating: true}}\n", "field allow not found"},
+		{"unknown key", "targets:\n  - {host: h, hots: x}\n", "field hots not found in type cli.TargetEntry"},
+		{"run settings", "targets:\n  - {host: h, timeout: 1m}\n", "field timeout not found"},
 		{"empty", "targets: []\n", "no targets"},
 	}
 	for _, tt := range tests {
@@ -56,17 +63,21 @@ func TestLoadTargets(t *testing.T) {
 }
 
 func TestChildArgs(t *testing.T) {
-	o := runOptions{Request: Request{Profile: "rfc1939", AllowDisruptive: true, Timeout: time.Minute}, Formats: []report.Format{report.Markdown}}
-	got := childArgs(TargetEntry{Host: "h", TLS: "starttls", User: "u", PasswordEnv: "PW", Profile: "exchange2007"}, o, "out/h")
-	want := []string{"run", "--host", "h", "--quiet", "--out", "out/h", "--starttls", "--user", "u", "--password-env", "PW",
+	o := runOptions{Request: Request{Config: harness.Config{Profile: "rfc1939", Allow: harness.Permissions{Disruptive: true}}, Timeout: time.Minute},
+		Formats: []report.Format{report.Markdown}}
+	e := TargetEntry{Target: target.Target{Config: harness.Config{Host: "h", TLS: harness.TLSStartTLS, User: "u", Profile: "exchange2007"}, PasswordEnv: "PW"}}
+	got, env := childArgs(e, o, "out/h")
+	// The password is named to the child as the targets file names it;
+	// the parent never reads it.
+	want := []string{"run", "--quiet", "--out", "out/h", "--host", "h", "--starttls", "--user", "u", "--password-env", "PW",
 		"--profile", "exchange2007", "--allow-disruptive", "--timeout", "1m0s", "--format", "json,md"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got  %q\nwant %q", got, want)
+	if !slices.Equal(got, want) || len(env) != 0 {
+		t.Errorf("got  %q env %q\nwant %q", got, env, want)
 	}
 	// A target's own baseline replaces the command line's.
 	o.Expect = "all.txt"
 	for _, tc := range []struct{ own, want string }{{"", "all.txt"}, {"h.txt", "h.txt"}} {
-		args := childArgs(TargetEntry{Host: "h", Expect: tc.own}, o, "out/h")
+		args, _ := childArgs(TargetEntry{Target: target.Target{Config: harness.Config{Host: "h"}}, Expect: tc.own}, o, "out/h")
 		if i := slices.Index(args, "--expect"); i < 0 || args[i+1] != tc.want || slices.Contains(args[i+2:], "--expect") {
 			t.Errorf("target expect %q: args %q, want --expect %s once", tc.own, args, tc.want)
 		}

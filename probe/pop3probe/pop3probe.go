@@ -20,6 +20,8 @@ import (
 	"github.com/pop3conformance/pop3conformance/probe/cli"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/probe/runner"
+	"github.com/pop3conformance/pop3conformance/probe/target"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // Options say which server to audit and what may be done to it.
@@ -37,7 +39,7 @@ type Options struct {
 	// two; optional.
 	User2, Password2 string
 	// Profile is a bundled profile name or a YAML path; default
-	// exchange2010.
+	// profile.Default (exchange2010).
 	Profile string
 	// MailboxFixture declares that User's maildrop holds exactly that
 	// fixture account's mail.
@@ -59,35 +61,30 @@ type Options struct {
 	Observe bool
 }
 
-func (o Options) request() (cli.Request, error) {
-	req := cli.Request{
-		TLS: o.TLS, InsecureSkipVerify: o.InsecureSkipVerify, ServerName: o.ServerName, CAFile: o.CAFile,
-		User: o.User, Password: o.Password, User2: o.User2, Password2: o.Password2,
-		Profile: o.Profile, MailboxFixture: o.MailboxFixture,
-		AllowReversible: o.AllowReversible, AllowMutating: o.AllowMutating, AllowDisruptive: o.AllowDisruptive, AllowSlow: o.Slow,
+// target is the one place Options become the probe's target.
+func (o Options) target() (target.Target, error) {
+	t := target.Target{
+		Config: harness.Config{
+			TLS: harness.TLSMode(o.TLS), InsecureSkipVerify: o.InsecureSkipVerify, ServerName: o.ServerName, CAFile: o.CAFile,
+			User: o.User, Password: o.Password, User2: o.User2, Password2: o.Password2,
+			Profile: o.Profile, MailboxFixture: o.MailboxFixture,
+			Allow: harness.Permissions{Reversible: o.AllowReversible, Mutating: o.AllowMutating, Disruptive: o.AllowDisruptive, Slow: o.Slow},
+		},
 		LabelFilter: o.LabelFilter, Timeout: o.Timeout,
-	}
-	if req.Profile == "" {
-		req.Profile = "exchange2010"
-	}
-	if req.TLS == "" {
-		req.TLS = "none"
-	}
-	if req.Timeout == 0 {
-		req.Timeout = time.Hour
 	}
 	if o.Addr != "" {
 		host, port, err := net.SplitHostPort(o.Addr)
 		if err != nil {
-			return req, fmt.Errorf("pop3probe: Addr %q: %w", o.Addr, err)
+			return t, fmt.Errorf("pop3probe: Addr %q: %w", o.Addr, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return req, fmt.Errorf("pop3probe: Addr %q: port: %w", o.Addr, err)
+			return t, fmt.Errorf("pop3probe: Addr %q: port: %w", o.Addr, err)
 		}
-		req.Host, req.Port = host, p
+		t.Host, t.Port = host, p
 	}
-	return req, nil
+	t.SetDefaults()
+	return t, nil
 }
 
 type progress func(cli.SpecEvent)
@@ -98,7 +95,7 @@ func (p progress) Spec(e cli.SpecEvent) { p(e) }
 // Run runs the suite against the server and returns the conformance
 // report. An error means the suite could not judge the server at all.
 func Run(ctx context.Context, o Options) (*report.Report, error) {
-	req, err := o.request()
+	req, err := o.target()
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +113,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	r := report.Build(runs, cat, report.Input{
 		Tool:    report.Tool{Name: "pop3conformance pop3probe", Version: cli.Version()},
-		Target:  report.Target{Host: req.Host, Port: req.Port, TLS: req.TLS, User: req.User, Reference: req.Host == "", Allowed: req.Allowed(), LabelFilter: req.LabelFilter},
+		Target:  req.Report(),
 		Profile: req.Profile,
 	})
 	if r.SuiteError != "" {

@@ -36,34 +36,8 @@ var ran atomic.Bool
 // ErrAlreadyRan is returned by a second Run in one process.
 var ErrAlreadyRan = errors.New("the suite already ran in this process (Ginkgo allows one run per process; start another process)")
 
-// Config maps a probe request onto the harness's target configuration.
-func Config(req cli.Request) harness.Config {
-	tls := harness.TLSMode(req.TLS)
-	if tls == "" {
-		tls = harness.TLSNone
-	}
-	return harness.Config{
-		Host:               req.Host,
-		Port:               req.Port,
-		TLS:                tls,
-		InsecureSkipVerify: req.InsecureSkipVerify,
-		ServerName:         req.ServerName,
-		CAFile:             req.CAFile,
-		User:               req.User,
-		Password:           req.Password,
-		User2:              req.User2,
-		Password2:          req.Password2,
-		Profile:            req.Profile,
-		ReferenceProfile:   req.ReferenceProfile,
-		MailboxFixture:     req.MailboxFixture,
-		Allow: harness.Permissions{
-			Reversible: req.AllowReversible,
-			Mutating:   req.AllowMutating,
-			Disruptive: req.AllowDisruptive,
-			Slow:       req.AllowSlow,
-		},
-	}
-}
+// Config is the harness's configuration of the request's target.
+func Config(req cli.Request) harness.Config { return req.Harness() }
 
 // testingT is the GinkgoTestingT of a run outside `go test`: the verdicts
 // come from the report, so a failure only needs noting.

@@ -15,18 +15,20 @@ import (
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
+// TestConfig: the suite gets the request's own harness.Config, with the
+// defaults of a run that names no profile or TLS mode.
 func TestConfig(t *testing.T) {
+	remote := harness.Config{Host: "h", Port: 995, TLS: harness.TLSImplicit, User: "u", Password: "p", ServerName: "s", CAFile: "ca.pem",
+		InsecureSkipVerify: true, Allow: harness.Permissions{Mutating: true, Slow: true}, MailboxFixture: "alice", Profile: "rfc1939"}
 	tests := []struct {
 		name string
 		req  cli.Request
 		want harness.Config
 	}{
-		{"bundled", cli.Request{Profile: "rfc1939", ReferenceProfile: "exchange2010"},
+		{"bundled", cli.Request{Config: harness.Config{Profile: "rfc1939", ReferenceProfile: "exchange2010"}},
 			harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: "exchange2010"}},
-		{"remote", cli.Request{Host: "h", Port: 995, TLS: "implicit", User: "u", Password: "p", ServerName: "s", CAFile: "ca.pem",
-			InsecureSkipVerify: true, AllowMutating: true, AllowSlow: true, MailboxFixture: "alice"},
-			harness.Config{Host: "h", Port: 995, TLS: harness.TLSImplicit, User: "u", Password: "p", ServerName: "s", CAFile: "ca.pem",
-				InsecureSkipVerify: true, Allow: harness.Permissions{Mutating: true, Slow: true}, MailboxFixture: "alice"}},
+		{"defaults", cli.Request{}, harness.Config{TLS: harness.TLSNone, Profile: harness.DefaultProfile}},
+		{"remote", cli.Request{Config: remote, PasswordEnv: "PW", LabelFilter: "readonly"}, remote},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +41,7 @@ func TestConfig(t *testing.T) {
 
 func TestPreflightNamesTheProblem(t *testing.T) {
 	// Port 1 on loopback refuses connections.
-	_, err := Run(context.Background(), cli.Request{Host: "127.0.0.1", Port: 1, TLS: "none", User: "u", Password: "p", Profile: "exchange2010", Timeout: time.Minute}, nil)
+	_, err := Run(context.Background(), cli.Request{Config: harness.Config{Host: "127.0.0.1", Port: 1, TLS: harness.TLSNone, User: "u", Password: "p", Profile: "exchange2010"}, Timeout: time.Minute}, nil)
 	// It names the settings to check; the console turns them into
 	// flags (cli's TestFlagHints).
 	if !errors.Is(err, ErrPreflight) || !strings.Contains(err.Error(), "cannot connect") || !strings.Contains(err.Error(), harness.EnvPort) {
@@ -71,7 +73,7 @@ func (r *recorder) Spec(e cli.SpecEvent) {
 // process): a few statements against the bundled reference server.
 func TestRunBundled(t *testing.T) {
 	var rec recorder
-	runs, err := Run(context.Background(), cli.Request{Profile: "exchange2010", LabelFilter: "req: containsAny {V0001, V0008}", Timeout: 2 * time.Minute}, &rec)
+	runs, err := Run(context.Background(), cli.Request{Config: harness.Config{Profile: "exchange2010"}, LabelFilter: "req: containsAny {V0001, V0008}", Timeout: 2 * time.Minute}, &rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestRunBundled(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Run(context.Background(), cli.Request{Profile: "exchange2010", Timeout: time.Minute}, nil); !errors.Is(err, ErrAlreadyRan) {
+	if _, err := Run(context.Background(), cli.Request{Config: harness.Config{Profile: "exchange2010"}, Timeout: time.Minute}, nil); !errors.Is(err, ErrAlreadyRan) {
 		t.Errorf("second run: %v, want ErrAlreadyRan", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pop3conformance/pop3conformance/model/profile"
 )
 
 // TLSMode is how the client reaches the server.
@@ -94,7 +96,7 @@ const (
 )
 
 // DefaultProfile is used when no profile is named.
-const DefaultProfile = "exchange2010"
+const DefaultProfile = profile.Default
 
 // ConfigFromEnv reads the target from POP3_TARGET_FILE, then lets every
 // POP3_* variable that is set override the file.
@@ -176,12 +178,17 @@ func (c *Config) setDefaults() {
 		c.TLS = TLSNone
 	}
 	if c.Host != "" && c.Port == 0 {
-		// RFC 1939 section 3 and MS-STANXPOP3 E0001: 110, or 995 for TLS.
-		c.Port = 110
-		if c.TLS == TLSImplicit {
-			c.Port = 995
-		}
+		c.Port = c.DefaultPort()
 	}
+}
+
+// DefaultPort is the port of a target that names none: 110, or 995 with
+// implicit TLS (RFC 1939 section 3 and MS-STANXPOP3 E0001).
+func (c Config) DefaultPort() int {
+	if c.TLS == TLSImplicit {
+		return 995
+	}
+	return 110
 }
 
 // Remote reports whether the target is a host of the user's rather than
