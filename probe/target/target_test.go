@@ -44,12 +44,12 @@ func TestArgsRoundTrip(t *testing.T) {
 		Config: harness.Config{Host: "mail.example", Port: 995, TLS: harness.TLSImplicit, InsecureSkipVerify: true,
 			ServerName: "mx", CAFile: "ca.pem", User: "u", Password: secretPW, User2: "b", Password2: secretPW2,
 			Profile: "rfc1939", MailboxFixture: "alice", Allow: harness.Permissions{Reversible: true, Disruptive: true, Slow: true}},
-		LabelFilter: "readonly", Timeout: 3 * time.Minute,
+		LabelFilter: "readonly", Timeout: 3 * time.Minute, MaxConnections: 2,
 	}
 	bundled := Target{Config: harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: "dovecot",
-		Allow: harness.Permissions{Mutating: true}}, Timeout: time.Hour}
+		Allow: harness.Permissions{Mutating: true}}, Timeout: time.Hour, MaxConnections: 1}
 	starttls := Target{Config: harness.Config{Host: "h", Port: 110, TLS: harness.TLSStartTLS, User: "u", Password: secretPW,
-		Profile: profile.Default}, Timeout: time.Hour}
+		Profile: profile.Default}, Timeout: time.Hour, MaxConnections: DefaultMaxConnections}
 	for _, want := range []Target{remote, bundled, starttls} {
 		args, env := Args(want)
 		for _, a := range args {
@@ -86,7 +86,7 @@ func TestArgsNamedPasswords(t *testing.T) {
 
 func TestFlagsDefaults(t *testing.T) {
 	got, errs := parse(t, nil, nil)
-	want := Target{Config: harness.Config{TLS: harness.TLSNone, Profile: profile.Default}, Timeout: DefaultTimeout}
+	want := Target{Config: harness.Config{TLS: harness.TLSNone, Profile: profile.Default}, Timeout: DefaultTimeout, MaxConnections: DefaultMaxConnections}
 	if len(errs) > 0 || got != want {
 		t.Errorf("got %+v %v, want %+v", got, errs, want)
 	}
