@@ -20,6 +20,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
@@ -163,48 +164,7 @@ type Target struct {
 	Allowed     []string `json:"allowed,omitempty" yaml:"allowed,omitempty"`
 	LabelFilter string   `json:"label_filter,omitempty" yaml:"label_filter,omitempty"`
 	// Certificate is what a TLS target presented; nil without TLS.
-	Certificate *Certificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
-}
-
-// Certificate describes the server's TLS certificate as the suite saw it
-// when it started (suites/harness.Certificate, carried as a report entry).
-type Certificate struct {
-	Subject  string    `json:"subject,omitempty" yaml:"subject,omitempty"`
-	Issuer   string    `json:"issuer,omitempty" yaml:"issuer,omitempty"`
-	DNSNames []string  `json:"dns_names,omitempty" yaml:"dns_names,omitempty"`
-	NotAfter time.Time `json:"not_after,omitzero" yaml:"not_after,omitempty"`
-	// Verified is false when verification was switched off
-	// (--insecure-skip-verify).
-	Verified   bool   `json:"verified" yaml:"verified"`
-	TLSVersion string `json:"tls_version,omitempty" yaml:"tls_version,omitempty"`
-	// Error says why the certificate could not be looked at.
-	Error string `json:"error,omitempty" yaml:"error,omitempty"`
-}
-
-// Text is the certificate in one line.
-func (c *Certificate) Text() string {
-	if c.Error != "" {
-		return "not available: " + c.Error
-	}
-	s := c.Subject
-	if c.Issuer != "" && c.Issuer != c.Subject {
-		s += ", issued by " + c.Issuer
-	} else if c.Issuer != "" {
-		s += ", self-signed"
-	}
-	if len(c.DNSNames) > 0 {
-		s += ", names " + strings.Join(c.DNSNames, " ")
-	}
-	if !c.NotAfter.IsZero() {
-		s += ", valid until " + c.NotAfter.UTC().Format("2006-01-02")
-	}
-	if c.TLSVersion != "" {
-		s += ", " + c.TLSVersion
-	}
-	if c.Verified {
-		return s + " (verified)"
-	}
-	return s + " (not verified: --insecure-skip-verify)"
+	Certificate *contract.Certificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
 }
 
 // Summary counts statements.
@@ -305,18 +265,6 @@ type Input struct {
 	Profile string
 }
 
-// report entry names the suite attaches (suites/conformance/suite.go).
-const (
-	entryTranscript = "transcript"
-	entryTarget     = "target"
-	entryProfile    = "profile"
-	entryCert       = "certificate"
-	entryCommands   = "commands"
-	entryFacts      = "facts"
-	labelReqPrefix  = "req:"
-	labelRobustness = "robustness"
-)
-
 // Build makes the conformance report. Every catalogue requirement appears
 // once, in catalogue order, whether or not a spec checked it.
 func Build(runs []types.Report, cat *catalog.Catalog, in Input) *Report {
@@ -409,19 +357,19 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 			continue
 		}
 		switch e.Name {
-		case entryTarget:
+		case contract.EntryTarget:
 			r.Target.Name = v
-		case entryProfile:
+		case contract.EntryProfile:
 			if r.Profile == "" {
 				r.Profile = v
 			}
-		case entryCert:
-			var c Certificate
+		case contract.EntryCertificate:
+			var c contract.Certificate
 			if err := json.Unmarshal([]byte(v), &c); err != nil {
-				c = Certificate{Error: "unreadable certificate entry: " + err.Error()}
+				c = contract.Certificate{Error: "unreadable certificate entry: " + err.Error()}
 			}
 			r.Target.Certificate = &c
-		case entryFacts:
+		case contract.EntryFacts:
 			// Every process of a parallel run measures; the first says.
 			if r.Facts != nil {
 				continue
@@ -432,7 +380,7 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 				continue
 			}
 			r.Facts = &f
-		case entryCommands:
+		case contract.EntryCommands:
 			// One entry per process of a parallel run: they add up.
 			var c Commands
 			if err := json.Unmarshal([]byte(v), &c); err != nil {
@@ -477,7 +425,7 @@ func SpecOf(sr types.SpecReport) (Spec, []string) {
 	}
 	var ids []string
 	for _, l := range sr.Labels() {
-		if id, ok := strings.CutPrefix(l, labelReqPrefix); ok {
+		if id, ok := contract.ReqID(l); ok {
 			ids = append(ids, id)
 			continue
 		}
@@ -486,7 +434,7 @@ func SpecOf(sr types.SpecReport) (Spec, []string) {
 	if v == verdict.Deviates || v == verdict.Error {
 		var parts []string
 		for _, e := range sr.ReportEntries {
-			if t, ok := e.Value.GetRawValue().(string); ok && e.Name == entryTranscript && t != "" {
+			if t, ok := e.Value.GetRawValue().(string); ok && e.Name == contract.EntryTranscript && t != "" {
 				parts = append(parts, t)
 			}
 		}
@@ -523,18 +471,11 @@ func statementOf(req catalog.Requirement, specs []Spec) Statement {
 		}
 		return st
 	}
-	for _, s := range specs {
-		if supplementary(s) {
-			continue
-		}
-		st.Verdict = verdict.Worst(st.Verdict, s.Verdict)
+	parts := make([]verdict.Part, len(specs))
+	for i, s := range specs {
+		parts[i] = verdict.Part{Verdict: s.Verdict, Labels: s.Labels}
 	}
-	if st.Verdict == "" {
-		// Only supplementary specs ran: they decide after all.
-		for _, s := range specs {
-			st.Verdict = verdict.Worst(st.Verdict, s.Verdict)
-		}
-	}
+	st.Verdict = verdict.Combine(parts)
 	// The reason of the first spec that decided the verdict explains it.
 	for _, s := range specs {
 		if s.Verdict == st.Verdict && s.Reason != "" {
@@ -590,18 +531,6 @@ func (r *Report) Deviating() []Statement {
 		}
 	}
 	return out
-}
-
-// supplementary reports whether a spec only adds to a statement's
-// verdict: a robustness spec that could not run (no second account, no
-// half-close) says nothing about the statement, so it must not turn a
-// statement its own specs judged into an inconclusive one. A robustness
-// spec that passes or fails still counts.
-func supplementary(s Spec) bool {
-	if s.Verdict == verdict.Conformant || s.Verdict == verdict.Deviates || s.Verdict == verdict.Error {
-		return false
-	}
-	return slices.Contains(s.Labels, labelRobustness)
 }
 
 // GroupOf names the summary group of a catalogue source.

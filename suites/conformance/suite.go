@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -60,7 +61,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	targetMu.Lock()
 	target = t
 	targetMu.Unlock()
-	AddReportEntry("target", t.Name(), ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryTarget, t.Name(), ReportEntryVisibilityNever)
 	// One clear message, and no spec run, for a target that cannot be
 	// reached or logged in to (the probe checked before starting).
 	if !cfg.Preflighted {
@@ -68,15 +69,15 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			AbortSuite(err.Error())
 		}
 	}
-	AddReportEntry("profile", t.Profile.Name, ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryProfile, t.Profile.Name, ReportEntryVisibilityNever)
 	// The certificate goes into the report's target as JSON text: a
 	// string entry survives Ginkgo's JSON report unchanged.
 	cert, err := t.Certificate(ctx)
 	if err != nil {
-		cert = &harness.Certificate{Error: err.Error()}
+		cert = &contract.Certificate{Error: err.Error()}
 	}
 	if data, jerr := json.Marshal(cert); jerr == nil && !errors.Is(err, harness.ErrNoTLS) {
-		AddReportEntry("certificate", string(data), ReportEntryVisibilityNever)
+		AddReportEntry(contract.EntryCertificate, string(data), ReportEntryVisibilityNever)
 	}
 	measureFacts(ctx, t)
 })
@@ -91,10 +92,10 @@ func measureFacts(ctx SpecContext, t *harness.Target) {
 	}
 	f := t.Facts()
 	if data, err := json.Marshal(f); err == nil {
-		AddReportEntry("facts", string(data), ReportEntryVisibilityNever)
+		AddReportEntry(contract.EntryFacts, string(data), ReportEntryVisibilityNever)
 	}
-	AddReportEntry("facts summary", f.Summary(), ReportEntryVisibilityNever)
-	AddReportEntry("facts transcript", f.Transcript, ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryFactsSummary, f.Summary(), ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryFactsTranscript, f.Transcript, ReportEntryVisibilityNever)
 }
 
 var _ = AfterSuite(func() {
@@ -106,7 +107,7 @@ var _ = AfterSuite(func() {
 		// The command classes the run sent (and the guard refused) go
 		// into the report as JSON text, like the certificate.
 		if data, err := json.Marshal(commandCounts(t.Recorder())); err == nil {
-			AddReportEntry("commands", string(data), ReportEntryVisibilityNever)
+			AddReportEntry(contract.EntryCommands, string(data), ReportEntryVisibilityNever)
 		}
 		if err := t.Close(); err != nil {
 			GinkgoWriter.Printf("closing the target: %v\n", err)
@@ -124,11 +125,11 @@ var _ = AfterEach(func() {
 		return
 	}
 	if tr := t.Recorder().Flush(); tr != "" {
-		AddReportEntry("transcript", tr, ReportEntryVisibilityFailureOrVerbose)
+		AddReportEntry(contract.EntryTranscript, tr, ReportEntryVisibilityFailureOrVerbose)
 	}
 })
 
-// commandCounts is the report entry "commands": lines sent and refused
+// commandCounts is the report entry contract.EntryCommands: lines sent and refused
 // per command class over the run, and the connections and round trips
 // they took.
 func commandCounts(r *harness.Recorder) any {
