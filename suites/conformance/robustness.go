@@ -125,9 +125,8 @@ func (r *robustRaw) write(b []byte) error {
 	if len(show) > 80 {
 		show = show[:80]
 	}
-	kw, _, _ := strings.Cut(string(show), " ")
-	if strings.EqualFold(kw, "PASS") {
-		show = []byte("PASS <redacted>")
+	if shown, secret := harness.RedactCommand(string(show)); secret {
+		show = []byte(shown)
 	}
 	r.gmu.Lock()
 	err := r.guard.Admit(b)
