@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
@@ -227,11 +228,11 @@ func (p *prober) authConnOn(ctx context.Context, t *harness.Target) (*harness.Co
 	if err != nil {
 		return c, err
 	}
-	needTLS := !t.Profile.PlaintextBeforeTLS
+	plain := t.Profile.PlaintextBeforeTLS
 	if p.plainBeforeTLS != nil {
-		needTLS = !*p.plainBeforeTLS
+		plain = *p.plainBeforeTLS
 	}
-	if !c.TLS() && needTLS && p.stls {
+	if profile.NeedsSTLS(c.TLS(), plain, p.stls) {
 		r, err := c.StartTLS(t.TLSConfig())
 		if err != nil || !r.OK() {
 			return c, fmt.Errorf("STLS before USER/PASS: %s %v", r, err)

@@ -213,7 +213,7 @@ func (r *robustRaw) closeWrite() error {
 
 // login runs STLS when the profile wants it, then USER and PASS.
 func (r *robustRaw) login(t *harness.Target, a harness.Account) {
-	if !r.tls && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+	if t.Profile.NeedsSTLS(r.tls) {
 		ExpectWithOffset(1, r.startTLS(t)).To(Succeed(), "STLS before login")
 	}
 	for _, c := range []string{"USER " + a.User, "PASS " + a.Password} {
@@ -552,7 +552,7 @@ var _ = Describe("Robustness: hostile input", func() {
 
 	Spec("refuses invalid base64 and a 100 KB initial response in AUTH and keeps serving", IDs("RFC5034-4-bad-base64"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
 		r := robustDial(ctx, t)
-		if !r.tls && !t.Profile.PlaintextBeforeTLS {
+		if !t.Profile.PlaintextLogin(r.tls) {
 			if !t.Profile.STLS {
 				verdict.SkipInconclusive("PLAIN is allowed only under TLS and the profile offers no STLS")
 			}
