@@ -20,8 +20,8 @@ import (
 // writer goroutine racing the reader (10,000 pipelined NOOPs), writes of
 // megabytes or of single octets straight to the socket, unrecorded (a
 // 10 MiB line, a slowloris), and a log cut at 200 entries rather than a
-// transcript of every line. It shares the harness's wire guard (every
-// line it writes is admitted by the guard) and its redactor.
+// transcript of every line. What it writes through write passes the
+// harness's wire guard and is logged through the harness's redactor.
 type robustRaw struct {
 	nc  net.Conn
 	br  *bufio.Reader
