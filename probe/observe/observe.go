@@ -111,11 +111,8 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 			secrets = append(secrets, acc.Password)
 		}
 	}
-	tr := t.Recorder().Traffic()
-	out := &report.Observed{Params: p.params, Observation: p.obs, Commands: &report.Commands{
-		Sent: classCounts(t.Recorder().ClassesSent()), Refused: classCounts(t.Recorder().ClassesRefused()),
-		Connections: tr.Connections, RoundTrips: tr.RoundTrips,
-	}}
+	cmds := t.Recorder().Commands()
+	out := &report.Observed{Params: p.params, Observation: p.obs, Commands: &cmds}
 	out.Profiles, err = CompareProfiles(p.params, o.Config.Profile)
 	if err != nil {
 		out.Observation.Errors = append(out.Observation.Errors, "comparing with the profiles: "+err.Error())

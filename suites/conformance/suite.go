@@ -106,7 +106,7 @@ var _ = AfterSuite(func() {
 	if t != nil {
 		// The command classes the run sent (and the guard refused) go
 		// into the report as JSON text, like the certificate.
-		if data, err := json.Marshal(commandCounts(t.Recorder())); err == nil {
+		if data, err := json.Marshal(t.Recorder().Commands()); err == nil {
 			AddReportEntry(contract.EntryCommands, string(data), ReportEntryVisibilityNever)
 		}
 		if err := t.Close(); err != nil {
@@ -128,14 +128,3 @@ var _ = AfterEach(func() {
 		AddReportEntry(contract.EntryTranscript, tr, ReportEntryVisibilityFailureOrVerbose)
 	}
 })
-
-// commandCounts is the report entry contract.EntryCommands: lines sent and refused
-// per command class over the run, and the connections and round trips
-// they took.
-func commandCounts(r *harness.Recorder) any {
-	return struct {
-		Sent    map[harness.CommandClass]int `json:"sent"`
-		Refused map[harness.CommandClass]int `json:"refused"`
-		harness.Traffic
-	}{r.ClassesSent(), r.ClassesRefused(), r.Traffic()}
-}
