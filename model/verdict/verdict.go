@@ -11,6 +11,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pop3conformance/pop3conformance/model/contract"
 )
 
 // Verdict is the outcome of a spec or a requirement.
@@ -107,4 +109,43 @@ func Worst(a, b Verdict) Verdict {
 		return b
 	}
 	return a
+}
+
+// Part is what one spec brings to its requirement's verdict.
+type Part struct {
+	Verdict Verdict
+	// Labels are the spec's labels (model/contract).
+	Labels []string
+}
+
+// Supplementary reports whether a spec only adds to its requirement's
+// verdict: a robustness spec that could not run (no second account, no
+// half-close) says nothing about the requirement, so it must not turn a
+// requirement its own specs judged into an inconclusive one. A
+// robustness spec that passes or fails still counts.
+func (p Part) Supplementary() bool {
+	if p.Verdict == Conformant || p.Verdict == Deviates || p.Verdict == Error {
+		return false
+	}
+	return contract.Has(p.Labels, contract.Robustness)
+}
+
+// Combine is the verdict of a requirement from its specs': the worst of
+// them, the supplementary ones left out unless nothing else ran; "" for
+// no specs. This is the one place specs' verdicts are combined.
+func Combine(parts []Part) Verdict {
+	var v Verdict
+	for _, p := range parts {
+		if !p.Supplementary() {
+			v = Worst(v, p.Verdict)
+		}
+	}
+	if v != "" {
+		return v
+	}
+	// Only supplementary specs ran: they decide after all.
+	for _, p := range parts {
+		v = Worst(v, p.Verdict)
+	}
+	return v
 }

@@ -6,18 +6,6 @@ import (
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
-// classCounts turns the recorder's tally into the report's form.
-func classCounts(m map[harness.CommandClass]int) map[string]int {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[string(k)] = v
-	}
-	return out
-}
-
 // useFacts takes the parameters the suite measured before its specs
 // (harness.Facts) instead of sending the same commands again.
 func (p *prober) useFacts(f harness.Facts) {

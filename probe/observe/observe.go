@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
@@ -110,11 +111,8 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 			secrets = append(secrets, acc.Password)
 		}
 	}
-	tr := t.Recorder().Traffic()
-	out := &report.Observed{Params: p.params, Observation: p.obs, Commands: &report.Commands{
-		Sent: classCounts(t.Recorder().ClassesSent()), Refused: classCounts(t.Recorder().ClassesRefused()),
-		Connections: tr.Connections, RoundTrips: tr.RoundTrips,
-	}}
+	cmds := t.Recorder().Commands()
+	out := &report.Observed{Params: p.params, Observation: p.obs, Commands: &cmds}
 	out.Profiles, err = CompareProfiles(p.params, o.Config.Profile)
 	if err != nil {
 		out.Observation.Errors = append(out.Observation.Errors, "comparing with the profiles: "+err.Error())
@@ -227,11 +225,11 @@ func (p *prober) authConnOn(ctx context.Context, t *harness.Target) (*harness.Co
 	if err != nil {
 		return c, err
 	}
-	needTLS := !t.Profile.PlaintextBeforeTLS
+	plain := t.Profile.PlaintextBeforeTLS
 	if p.plainBeforeTLS != nil {
-		needTLS = !*p.plainBeforeTLS
+		plain = *p.plainBeforeTLS
 	}
-	if !c.TLS() && needTLS && p.stls {
+	if profile.NeedsSTLS(c.TLS(), plain, p.stls) {
 		r, err := c.StartTLS(t.TLSConfig())
 		if err != nil || !r.OK() {
 			return c, fmt.Errorf("STLS before USER/PASS: %s %v", r, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
@@ -83,42 +84,8 @@ type Report struct {
 	suggestedProfile []byte
 }
 
-// Commands counts client lines by command class (suites/harness
-// CommandClass: read, login, failed-login, dele, reset, quit, hostile,
-// other) over every connection the specs opened. Refused counts the lines
-// the wire guard kept from a remote host because the run did not allow
-// their class.
-type Commands struct {
-	Sent    map[string]int `json:"sent" yaml:"sent"`
-	Refused map[string]int `json:"refused,omitempty" yaml:"refused,omitempty"`
-	// Connections and RoundTrips are the network cost of the lines:
-	// connections opened, and writes the client waited on for a reply
-	// (suites/harness Traffic). Zero in a report of an older suite.
-	Connections int `json:"connections,omitempty" yaml:"connections,omitempty"`
-	RoundTrips  int `json:"round_trips,omitempty" yaml:"round_trips,omitempty"`
-}
-
-// TrafficText shows the network cost, "" when the run did not count it.
-func (c *Commands) TrafficText() string {
-	if c == nil || c.Connections == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d connections, %d round trips", c.Connections, c.RoundTrips)
-}
-
-// add sums another process's counts into c.
-func (c *Commands) add(o Commands) {
-	c.Connections += o.Connections
-	c.RoundTrips += o.RoundTrips
-	for dst, src := range map[*map[string]int]map[string]int{&c.Sent: o.Sent, &c.Refused: o.Refused} {
-		for k, v := range src {
-			if *dst == nil {
-				*dst = map[string]int{}
-			}
-			(*dst)[k] += v
-		}
-	}
-}
+// Commands counts client lines by command class (contract.Commands).
+type Commands = contract.Commands
 
 // CountsText shows counts as "dele 0, read 12" in class-name order, or
 // "none".
@@ -163,48 +130,7 @@ type Target struct {
 	Allowed     []string `json:"allowed,omitempty" yaml:"allowed,omitempty"`
 	LabelFilter string   `json:"label_filter,omitempty" yaml:"label_filter,omitempty"`
 	// Certificate is what a TLS target presented; nil without TLS.
-	Certificate *Certificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
-}
-
-// Certificate describes the server's TLS certificate as the suite saw it
-// when it started (suites/harness.Certificate, carried as a report entry).
-type Certificate struct {
-	Subject  string    `json:"subject,omitempty" yaml:"subject,omitempty"`
-	Issuer   string    `json:"issuer,omitempty" yaml:"issuer,omitempty"`
-	DNSNames []string  `json:"dns_names,omitempty" yaml:"dns_names,omitempty"`
-	NotAfter time.Time `json:"not_after,omitzero" yaml:"not_after,omitempty"`
-	// Verified is false when verification was switched off
-	// (--insecure-skip-verify).
-	Verified   bool   `json:"verified" yaml:"verified"`
-	TLSVersion string `json:"tls_version,omitempty" yaml:"tls_version,omitempty"`
-	// Error says why the certificate could not be looked at.
-	Error string `json:"error,omitempty" yaml:"error,omitempty"`
-}
-
-// Text is the certificate in one line.
-func (c *Certificate) Text() string {
-	if c.Error != "" {
-		return "not available: " + c.Error
-	}
-	s := c.Subject
-	if c.Issuer != "" && c.Issuer != c.Subject {
-		s += ", issued by " + c.Issuer
-	} else if c.Issuer != "" {
-		s += ", self-signed"
-	}
-	if len(c.DNSNames) > 0 {
-		s += ", names " + strings.Join(c.DNSNames, " ")
-	}
-	if !c.NotAfter.IsZero() {
-		s += ", valid until " + c.NotAfter.UTC().Format("2006-01-02")
-	}
-	if c.TLSVersion != "" {
-		s += ", " + c.TLSVersion
-	}
-	if c.Verified {
-		return s + " (verified)"
-	}
-	return s + " (not verified: --insecure-skip-verify)"
+	Certificate *contract.Certificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
 }
 
 // Summary counts statements.
@@ -305,18 +231,6 @@ type Input struct {
 	Profile string
 }
 
-// report entry names the suite attaches (suites/conformance/suite.go).
-const (
-	entryTranscript = "transcript"
-	entryTarget     = "target"
-	entryProfile    = "profile"
-	entryCert       = "certificate"
-	entryCommands   = "commands"
-	entryFacts      = "facts"
-	labelReqPrefix  = "req:"
-	labelRobustness = "robustness"
-)
-
 // Build makes the conformance report. Every catalogue requirement appears
 // once, in catalogue order, whether or not a spec checked it.
 func Build(runs []types.Report, cat *catalog.Catalog, in Input) *Report {
@@ -409,19 +323,19 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 			continue
 		}
 		switch e.Name {
-		case entryTarget:
+		case contract.EntryTarget:
 			r.Target.Name = v
-		case entryProfile:
+		case contract.EntryProfile:
 			if r.Profile == "" {
 				r.Profile = v
 			}
-		case entryCert:
-			var c Certificate
+		case contract.EntryCertificate:
+			var c contract.Certificate
 			if err := json.Unmarshal([]byte(v), &c); err != nil {
-				c = Certificate{Error: "unreadable certificate entry: " + err.Error()}
+				c = contract.Certificate{Error: "unreadable certificate entry: " + err.Error()}
 			}
 			r.Target.Certificate = &c
-		case entryFacts:
+		case contract.EntryFacts:
 			// Every process of a parallel run measures; the first says.
 			if r.Facts != nil {
 				continue
@@ -432,7 +346,7 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 				continue
 			}
 			r.Facts = &f
-		case entryCommands:
+		case contract.EntryCommands:
 			// One entry per process of a parallel run: they add up.
 			var c Commands
 			if err := json.Unmarshal([]byte(v), &c); err != nil {
@@ -442,7 +356,7 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 			if r.Commands == nil {
 				r.Commands = &Commands{Sent: map[string]int{}}
 			}
-			r.Commands.add(c)
+			r.Commands.Add(c)
 		}
 	}
 	if !sr.State.Is(types.SpecStateFailureStates) {
@@ -477,7 +391,7 @@ func SpecOf(sr types.SpecReport) (Spec, []string) {
 	}
 	var ids []string
 	for _, l := range sr.Labels() {
-		if id, ok := strings.CutPrefix(l, labelReqPrefix); ok {
+		if id, ok := contract.ReqID(l); ok {
 			ids = append(ids, id)
 			continue
 		}
@@ -486,7 +400,7 @@ func SpecOf(sr types.SpecReport) (Spec, []string) {
 	if v == verdict.Deviates || v == verdict.Error {
 		var parts []string
 		for _, e := range sr.ReportEntries {
-			if t, ok := e.Value.GetRawValue().(string); ok && e.Name == entryTranscript && t != "" {
+			if t, ok := e.Value.GetRawValue().(string); ok && e.Name == contract.EntryTranscript && t != "" {
 				parts = append(parts, t)
 			}
 		}
@@ -523,18 +437,11 @@ func statementOf(req catalog.Requirement, specs []Spec) Statement {
 		}
 		return st
 	}
-	for _, s := range specs {
-		if supplementary(s) {
-			continue
-		}
-		st.Verdict = verdict.Worst(st.Verdict, s.Verdict)
+	parts := make([]verdict.Part, len(specs))
+	for i, s := range specs {
+		parts[i] = verdict.Part{Verdict: s.Verdict, Labels: s.Labels}
 	}
-	if st.Verdict == "" {
-		// Only supplementary specs ran: they decide after all.
-		for _, s := range specs {
-			st.Verdict = verdict.Worst(st.Verdict, s.Verdict)
-		}
-	}
+	st.Verdict = verdict.Combine(parts)
 	// The reason of the first spec that decided the verdict explains it.
 	for _, s := range specs {
 		if s.Verdict == st.Verdict && s.Reason != "" {
@@ -590,18 +497,6 @@ func (r *Report) Deviating() []Statement {
 		}
 	}
 	return out
-}
-
-// supplementary reports whether a spec only adds to a statement's
-// verdict: a robustness spec that could not run (no second account, no
-// half-close) says nothing about the statement, so it must not turn a
-// statement its own specs judged into an inconclusive one. A robustness
-// spec that passes or fails still counts.
-func supplementary(s Spec) bool {
-	if s.Verdict == verdict.Conformant || s.Verdict == verdict.Deviates || s.Verdict == verdict.Error {
-		return false
-	}
-	return slices.Contains(s.Labels, labelRobustness)
 }
 
 // GroupOf names the summary group of a catalogue source.

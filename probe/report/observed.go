@@ -117,7 +117,7 @@ func (r *Report) SetObserved(o *Observed) {
 		if r.Commands == nil {
 			r.Commands = &Commands{Sent: map[string]int{}}
 		}
-		r.Commands.add(*o.Commands)
+		r.Commands.Add(*o.Commands)
 	}
 	r.Observed = map[string]any{}
 	for k, v := range o.Params {

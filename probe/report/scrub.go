@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"reflect"
 	"strings"
+
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
-// Redacted replaces a secret wherever it appears.
-const Redacted = "<redacted>"
+// Redacted replaces a secret wherever it appears, as in the harness's
+// transcripts.
+const Redacted = harness.Redacted
 
 // minBytesSecret is the shortest secret scrubbed from encoded output too:
 // replacing a one- or two-character password byte-wise would mangle the

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/cli"
@@ -180,11 +180,8 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration, l *
 				return // filtered out, or a worker ran it: not part of n of m
 			}
 			_, ids := report.SpecOf(sr)
-			slow := slices.Contains(sr.Labels(), "slow")
-			timeout := specTimeout
-			if slow {
-				timeout = slowSpecTimeout
-			}
+			slow := contract.Has(sr.Labels(), contract.Slow)
+			timeout := contract.TimeoutOf(sr.Labels())
 			mu.Lock()
 			e := cli.SpecStart{N: n + 1, Total: total, IDs: ids, Text: sr.FullText(), Slow: slow, Timeout: timeout}
 			mu.Unlock()
@@ -220,14 +217,6 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration, l *
 	ginkgo.ReportAfterEach(ended)
 	return ended
 }
-
-// The suite's time limits per spec (suites/conformance/spec.go); Ginkgo's
-// report does not carry a spec's SpecTimeout, so the progress display
-// mirrors them.
-const (
-	specTimeout     = 2 * time.Minute
-	slowSpecTimeout = 45 * time.Minute
-)
 
 // waitsOf returns, for a slow spec's requirements, the longest server
 // timer the expected profile names for them (idle timers, LOGIN-DELAY):

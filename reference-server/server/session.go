@@ -359,7 +359,7 @@ func (s *session) loginFailed(text string) {
 // plaintextAllowed says whether USER/PASS and AUTH PLAIN may be used now
 // (V0010, RFC 5034 §4).
 func (s *session) plaintextAllowed() bool {
-	return s.prof.PlaintextBeforeTLS || s.underTLS
+	return s.prof.PlaintextLogin(s.underTLS)
 }
 
 func (s *session) cmdQuit(cmd command) {

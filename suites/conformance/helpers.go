@@ -60,12 +60,8 @@ func expectErr(r harness.Reply, what string) {
 // redactForMessage keeps passwords out of failure messages, which end up
 // in reports next to the transcript.
 func redactForMessage(line string) string {
-	kw, _, _ := strings.Cut(line, " ")
-	switch strings.ToUpper(kw) {
-	case "PASS", "APOP", "AUTH":
-		return kw + " <redacted>"
-	}
-	return line
+	shown, _ := harness.RedactCommand(line)
+	return shown
 }
 
 // commandOf builds a command of exactly n octets including CRLF: keyword,

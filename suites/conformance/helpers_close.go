@@ -7,11 +7,11 @@ package conformance
 
 import (
 	"fmt"
-	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
@@ -39,7 +39,7 @@ var closeStatements = map[string]bool{
 // closing (its req: labels).
 func judgesClose() bool {
 	for _, l := range CurrentSpecReport().Labels() {
-		if id, ok := strings.CutPrefix(l, "req:"); ok && closeStatements[id] {
+		if id, ok := contract.ReqID(l); ok && closeStatements[id] {
 			return true
 		}
 	}

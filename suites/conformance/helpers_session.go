@@ -40,7 +40,7 @@ func dialUntouched(ctx SpecContext, t *harness.Target) *harness.Conn {
 // secureForLogin runs STLS on c when the profile refuses plaintext logins
 // before TLS (V0010), as a well-behaved client would.
 func secureForLogin(c *harness.Conn, t *harness.Target) {
-	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+	if t.Profile.NeedsSTLS(c.TLS()) {
 		r, err := c.StartTLS(t.TLSConfig())
 		needTLS(err)
 		ExpectWithOffset(2, err).NotTo(HaveOccurred(), "STLS before a plaintext login")
@@ -61,7 +61,7 @@ func authDial(ctx SpecContext, t *harness.Target) *harness.Conn {
 // leaves the spec inconclusive (use implicit TLS).
 func plaintextReady(ctx SpecContext, t *harness.Target) *harness.Conn {
 	c := dial(ctx, t)
-	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && !t.Profile.STLS {
+	if !t.Profile.PlaintextLogin(c.TLS()) && !t.Profile.STLS {
 		verdict.SkipInconclusive("the profile allows plaintext passwords only under TLS but offers no STLS; use %s=implicit", harness.EnvTLS)
 	}
 	secureForLogin(c, t)

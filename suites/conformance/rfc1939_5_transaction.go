@@ -81,7 +81,7 @@ var _ = Describe("RFC 1939 section 5: STAT and RSET outside TRANSACTION", func()
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(cmd(c, tc.line), tc.line+" before USER")
-			if !c.TLS() && !t.Profile.PlaintextBeforeTLS {
+			if !t.Profile.PlaintextLogin(c.TLS()) {
 				return // USER is refused before TLS here (V0010): no USER state to test
 			}
 			expectOK(cmd(c, "USER "+a.User), "USER after the refused "+tc.line)

@@ -135,7 +135,7 @@ var _ = Describe("RFC 1939 section 7: TOP and UIDL outside TRANSACTION", func() 
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(multi(c, tc.line).Reply, tc.line+" before USER")
-			if !c.TLS() && !t.Profile.PlaintextBeforeTLS {
+			if !t.Profile.PlaintextLogin(c.TLS()) {
 				return // USER is refused before TLS here (V0010): no USER state to test
 			}
 			expectOK(cmd(c, "USER "+a.User), "USER after the refused "+tc.line)
@@ -273,7 +273,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		a := need(t.Account(ctx))
 		c := authDial(ctx, t)
 		r := cmd(c, "USER "+a.User)
-		if !c.TLS() && !t.Profile.PlaintextBeforeTLS {
+		if !t.Profile.PlaintextLogin(c.TLS()) {
 			// RFC 1939 lets a server refuse a mailbox that may not use a
 			// plaintext password (V0010).
 			expectErr(r, "USER of a mailbox that may not log in in plaintext")

@@ -85,7 +85,7 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 // session under TLS or not, before or after login. sure is false where
 // the profile leaves it open.
 func expectTag(p *profile.Profile, tag string, tlsOn, loggedIn bool) (want, sure bool) {
-	plain := p.PlaintextBeforeTLS || tlsOn
+	plain := p.PlaintextLogin(tlsOn)
 	switch tag {
 	case "STLS":
 		return p.STLS && !tlsOn && !loggedIn, true
@@ -180,7 +180,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 	Spec("lists the profile's SASL mechanisms once logged in", IDs("RFC2449-6.3-sasl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		l, _ := login(ctx, t)
 		k := needCapa(l)
-		want := profileMechs(t.Profile, t.Profile.PlaintextBeforeTLS || l.TLS())
+		want := profileMechs(t.Profile, t.Profile.PlaintextLogin(l.TLS()))
 		got := upperAll(k.Params("SASL"))
 		Expect(got).To(ConsistOf(want), "SASL mechanisms after login (profile %s)", t.Profile.Name)
 	})

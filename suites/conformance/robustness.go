@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,33 +26,6 @@ import (
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
-
-// robustRaw is a bare client for attacks: it writes exactly what it is
-// given, from any goroutine, and keeps a short log for the report. The
-// harness client records every octet and is not meant for concurrent
-// reads and writes.
-type robustRaw struct {
-	nc  net.Conn
-	br  *bufio.Reader
-	tls bool
-	// guard admits every write as harness.Conn's does; gmu keeps writes
-	// from several goroutines from racing on its state.
-	guard *harness.LineGuard
-	gmu   sync.Mutex
-
-	mu  sync.Mutex
-	log []string
-}
-
-func (r *robustRaw) note(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.log) < 200 {
-		r.log = append(r.log, fmt.Sprintf(format, args...))
-	} else if len(r.log) == 200 {
-		r.log = append(r.log, "... (log cut)")
-	}
-}
 
 // robustDial connects as the target is usually reached and reads the
 // greeting.
@@ -92,83 +64,6 @@ func robustDialAddr(ctx context.Context, t *harness.Target) *robustRaw {
 	return r
 }
 
-func (r *robustRaw) handshake(cfg *tls.Config) error {
-	tc := tls.Client(r.nc, cfg)
-	_ = tc.SetDeadline(time.Now().Add(harness.DefaultTimeout))
-	if err := tc.Handshake(); err != nil {
-		r.note("* TLS handshake failed: %v", err)
-		return err
-	}
-	_ = tc.SetDeadline(time.Time{})
-	r.nc, r.br, r.tls = tc, bufio.NewReaderSize(tc, 64<<10), true
-	r.note("* TLS handshake done")
-	return nil
-}
-
-func (r *robustRaw) startTLS(t *harness.Target) error {
-	if err := r.write([]byte("STLS\r\n")); err != nil {
-		return err
-	}
-	l, err := r.line(harness.DefaultTimeout)
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(l, "+OK") {
-		return fmt.Errorf("STLS refused: %q", l)
-	}
-	return r.handshake(t.TLSConfig())
-}
-
-// write sends b; the log shows at most its first 80 octets.
-func (r *robustRaw) write(b []byte) error {
-	show := b
-	if len(show) > 80 {
-		show = show[:80]
-	}
-	kw, _, _ := strings.Cut(string(show), " ")
-	if strings.EqualFold(kw, "PASS") {
-		show = []byte("PASS <redacted>")
-	}
-	r.gmu.Lock()
-	err := r.guard.Admit(b)
-	r.gmu.Unlock()
-	if err != nil {
-		r.note("* not sent: %q: %v", show, err)
-		return err
-	}
-	r.note("C: %q (%d octets)", show, len(b))
-	_ = r.nc.SetWriteDeadline(time.Now().Add(harness.DefaultTimeout))
-	_, err = r.nc.Write(b)
-	if err != nil {
-		r.note("* write failed: %v", err)
-	}
-	return err
-}
-
-// line reads one line within d, at most 64 KiB of it.
-func (r *robustRaw) line(d time.Duration) (string, error) {
-	_ = r.nc.SetReadDeadline(time.Now().Add(d))
-	var b []byte
-	for {
-		frag, err := r.br.ReadSlice('\n')
-		b = append(b, frag...)
-		if err == nil {
-			s := string(b)
-			r.note("S: %q", strings.TrimRight(s, "\r\n"))
-			status, _, _ := strings.Cut(strings.TrimRight(s, "\r\n"), " ")
-			r.gmu.Lock()
-			r.guard.Reply(status)
-			r.gmu.Unlock()
-			return s, nil
-		}
-		if errors.Is(err, bufio.ErrBufferFull) && len(b) < 64<<10 {
-			continue
-		}
-		r.note("* read: %v (partial %q)", err, b)
-		return string(b), err
-	}
-}
-
 // status reads the answer to an attack: a status line, or the end of the
 // connection. A +OK to hostile input, a timeout or anything that is not a
 // status line fails the spec.
@@ -182,39 +77,9 @@ func (r *robustRaw) status(what string) (closed bool) {
 	return false
 }
 
-// closedWithin waits for the server to close, discarding what it sends.
-func (r *robustRaw) closedWithin(d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	buf := make([]byte, 4096)
-	for {
-		_ = r.nc.SetReadDeadline(deadline)
-		_, err := r.br.Read(buf)
-		if err == nil {
-			continue
-		}
-		r.note("* read: %v", err)
-		return !robustIsTimeout(err)
-	}
-}
-
-func robustIsTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func (r *robustRaw) closeWrite() error {
-	type closeWriter interface{ CloseWrite() error }
-	cw, ok := r.nc.(closeWriter)
-	if !ok {
-		return errors.New("transport cannot half-close")
-	}
-	r.note("* client half-closed the connection")
-	return cw.CloseWrite()
-}
-
 // login runs STLS when the profile wants it, then USER and PASS.
 func (r *robustRaw) login(t *harness.Target, a harness.Account) {
-	if !r.tls && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+	if t.Profile.NeedsSTLS(r.tls) {
 		ExpectWithOffset(1, r.startTLS(t)).To(Succeed(), "STLS before login")
 	}
 	for _, c := range []string{"USER " + a.User, "PASS " + a.Password} {
@@ -553,7 +418,7 @@ var _ = Describe("Robustness: hostile input", func() {
 
 	Spec("refuses invalid base64 and a 100 KB initial response in AUTH and keeps serving", IDs("RFC5034-4-bad-base64"), Disruptive, Robustness, func(ctx SpecContext, t *harness.Target) {
 		r := robustDial(ctx, t)
-		if !r.tls && !t.Profile.PlaintextBeforeTLS {
+		if !t.Profile.PlaintextLogin(r.tls) {
 			if !t.Profile.STLS {
 				verdict.SkipInconclusive("PLAIN is allowed only under TLS and the profile offers no STLS")
 			}

@@ -11,49 +11,32 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/pop3conformance/pop3conformance/model/catalog"
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
-// Class is a spec's safety class.
-type Class string
-
-const (
-	// Readonly specs read only; they run against any server. They send
-	// no DELE in any form and fail no login of a configured account.
-	Readonly Class = "readonly"
-	// Reversible specs mark mail deleted (DELE, well-formed or not) and
-	// undo it with RSET or by closing without QUIT. The undo relies on
-	// the server behaving as RFC 1939 says, so against a remote host they
-	// need permission; allowing mutating specs allows them too.
-	Reversible Class = "reversible"
-	// Mutating specs delete or change mail.
-	Mutating Class = "mutating"
-	// Disruptive specs wait out timeouts, contend for locks or open many
-	// connections.
-	Disruptive Class = "disruptive"
+// Class is a spec's safety class, Flag a label that changes when a spec
+// runs (model/contract names them for the suite and the probe alike).
+type (
+	Class = contract.Class
+	Flag  = contract.Flag
 )
 
-// Flag adds a label that changes when a spec runs.
-type Flag string
-
 const (
-	// Slow specs wait for a real server timer; against a remote host they
-	// need permission.
-	Slow Flag = "slow"
-	// ReferenceOnly specs need server-side control and judge the bundled
-	// server only.
-	ReferenceOnly Flag = "reference-only"
-	// Robustness specs send hostile input.
-	Robustness Flag = "robustness"
-	// MarksDeleted is for a disruptive spec that also marks mail deleted
-	// and undoes it as a Reversible spec does: it needs both permissions.
-	MarksDeleted Flag = "reversible"
+	Readonly   = contract.Readonly
+	Reversible = contract.Reversible
+	Mutating   = contract.Mutating
+	Disruptive = contract.Disruptive
+
+	Slow          = contract.Slow
+	ReferenceOnly = contract.ReferenceOnly
+	Robustness    = contract.Robustness
+	MarksDeleted  = contract.MarksDeleted
 )
 
 // IDList holds the requirement IDs a spec checks. Write them as string
@@ -68,12 +51,6 @@ func IDs(ids ...string) IDList { return ids }
 type Body func(ctx SpecContext, t *harness.Target)
 
 var requirements = catalog.MustLoad()
-
-// Default time limits for one spec; a slow spec waits for real timers.
-const (
-	specTimeout     = 2 * time.Minute
-	slowSpecTimeout = 45 * time.Minute
-)
 
 // Priorities order reversible specs after every readonly one and
 // mutating specs last (Ginkgo's default is 0): against a remote host a
@@ -100,7 +77,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		if _, ok := requirements.Lookup(id); !ok {
 			panic(fmt.Sprintf("spec %q names requirement %q, which is not in fixtures/requirements.yaml", text, id))
 		}
-		labels = append(labels, "req:"+id)
+		labels = append(labels, contract.ReqLabel(id))
 	}
 	var (
 		body       Body
@@ -126,11 +103,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	if body == nil {
 		panic(fmt.Sprintf("spec %q has no body", text))
 	}
-	timeout := specTimeout
-	if flags[Slow] {
-		timeout = slowSpecTimeout
-	}
-	decorators = append(decorators, labels, SpecTimeout(timeout))
+	decorators = append(decorators, labels, SpecTimeout(contract.TimeoutOf(labels)))
 	switch class {
 	case Reversible:
 		decorators = append(decorators, SpecPriority(reversiblePriority))

@@ -84,10 +84,7 @@ const stockTapServerOctets = 3000
 
 func (s *stockTap) Write(b []byte) (int, error) {
 	s.mu.Lock()
-	line := strings.TrimRight(string(b), "\r\n")
-	if kw, _, _ := strings.Cut(line, " "); strings.EqualFold(kw, "PASS") {
-		line = kw + " <redacted>"
-	}
+	line, _ := harness.RedactCommand(strings.TrimRight(string(b), "\r\n"))
 	if err := s.guard.Admit(b); err != nil {
 		fmt.Fprintf(&s.log, "*  not sent: %s: %v\n", line, err)
 		s.mu.Unlock()

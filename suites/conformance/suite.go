@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -60,7 +61,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	targetMu.Lock()
 	target = t
 	targetMu.Unlock()
-	AddReportEntry("target", t.Name(), ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryTarget, t.Name(), ReportEntryVisibilityNever)
 	// One clear message, and no spec run, for a target that cannot be
 	// reached or logged in to (the probe checked before starting).
 	if !cfg.Preflighted {
@@ -68,7 +69,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			AbortSuite(err.Error())
 		}
 	}
-	AddReportEntry("profile", t.Profile.Name, ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryProfile, t.Profile.Name, ReportEntryVisibilityNever)
 	if cfg.Facts != nil {
 		// A worker of a probe run: the run's first process measured the
 		// facts and reports them, and the certificate.
@@ -80,10 +81,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// string entry survives Ginkgo's JSON report unchanged.
 	cert, err := t.Certificate(ctx)
 	if err != nil {
-		cert = &harness.Certificate{Error: err.Error()}
+		cert = &contract.Certificate{Error: err.Error()}
 	}
 	if data, jerr := json.Marshal(cert); jerr == nil && !errors.Is(err, harness.ErrNoTLS) {
-		AddReportEntry("certificate", string(data), ReportEntryVisibilityNever)
+		AddReportEntry(contract.EntryCertificate, string(data), ReportEntryVisibilityNever)
 	}
 	measureFacts(ctx, t)
 	beginSchedule(ctx, t)
@@ -109,10 +110,10 @@ func measureFacts(ctx SpecContext, t *harness.Target) {
 	}
 	f := t.Facts()
 	if data, err := json.Marshal(f); err == nil {
-		AddReportEntry("facts", string(data), ReportEntryVisibilityNever)
+		AddReportEntry(contract.EntryFacts, string(data), ReportEntryVisibilityNever)
 	}
-	AddReportEntry("facts summary", f.Summary(), ReportEntryVisibilityNever)
-	AddReportEntry("facts transcript", f.Transcript, ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryFactsSummary, f.Summary(), ReportEntryVisibilityNever)
+	AddReportEntry(contract.EntryFactsTranscript, f.Transcript, ReportEntryVisibilityNever)
 }
 
 var _ = AfterSuite(func() {
@@ -123,8 +124,8 @@ var _ = AfterSuite(func() {
 	if t != nil {
 		// The command classes the run sent (and the guard refused) go
 		// into the report as JSON text, like the certificate.
-		if data, err := json.Marshal(commandCounts(t.Recorder())); err == nil {
-			AddReportEntry("commands", string(data), ReportEntryVisibilityNever)
+		if data, err := json.Marshal(t.Recorder().Commands()); err == nil {
+			AddReportEntry(contract.EntryCommands, string(data), ReportEntryVisibilityNever)
 		}
 		if err := t.Close(); err != nil {
 			GinkgoWriter.Printf("closing the target: %v\n", err)
@@ -143,17 +144,6 @@ var _ = AfterEach(func() {
 	}
 	endSpec(t)
 	if tr := t.Recorder().Flush(); tr != "" {
-		AddReportEntry("transcript", tr, ReportEntryVisibilityFailureOrVerbose)
+		AddReportEntry(contract.EntryTranscript, tr, ReportEntryVisibilityFailureOrVerbose)
 	}
 })
-
-// commandCounts is the report entry "commands": lines sent and refused
-// per command class over the run, and the connections and round trips
-// they took.
-func commandCounts(r *harness.Recorder) any {
-	return struct {
-		Sent    map[harness.CommandClass]int `json:"sent"`
-		Refused map[harness.CommandClass]int `json:"refused"`
-		harness.Traffic
-	}{r.ClassesSent(), r.ClassesRefused(), r.Traffic()}
-}

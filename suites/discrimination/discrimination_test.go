@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pop3conformance/pop3conformance/model/contract"
 )
 
 // buildSuite compiles the conformance suite once for all cases.
@@ -98,7 +100,7 @@ func runSuite(t *testing.T, bin, server, expect string) []string {
 				continue
 			}
 			for _, l := range s.Labels() {
-				if id, ok := strings.CutPrefix(l, "req:"); ok {
+				if id, ok := contract.ReqID(l); ok {
 					seen[id] = true
 				}
 			}

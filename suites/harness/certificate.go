@@ -5,24 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"time"
-)
 
-// Certificate describes the certificate a server presents, for the
-// report's description of the target.
-type Certificate struct {
-	Subject  string    `json:"subject"`
-	Issuer   string    `json:"issuer"`
-	DNSNames []string  `json:"dns_names,omitempty"`
-	NotAfter time.Time `json:"not_after"`
-	// Verified is false when verification was switched off
-	// (POP3_INSECURE_SKIP_VERIFY): the certificate was then only looked at.
-	Verified   bool   `json:"verified"`
-	TLSVersion string `json:"tls_version"`
-	// Error says why the certificate could not be looked at; the other
-	// fields are then empty.
-	Error string `json:"error,omitempty"`
-}
+	"github.com/pop3conformance/pop3conformance/model/contract"
+)
 
 // ErrNoTLS says the target is tested without TLS, so it presents no
 // certificate.
@@ -30,7 +15,7 @@ var ErrNoTLS = errors.New("the target is tested without TLS")
 
 // Certificate connects once the target's usual way and describes the
 // certificate the server presented in the TLS handshake.
-func (t *Target) Certificate(ctx context.Context) (*Certificate, error) {
+func (t *Target) Certificate(ctx context.Context) (*contract.Certificate, error) {
 	if t.Mode() == TLSNone {
 		return nil, ErrNoTLS
 	}
@@ -47,7 +32,7 @@ func (t *Target) Certificate(ctx context.Context) (*Certificate, error) {
 	}
 	_, _ = c.Quit()
 	leaf := st.PeerCertificates[0]
-	return &Certificate{
+	return &contract.Certificate{
 		Subject:    leaf.Subject.String(),
 		Issuer:     leaf.Issuer.String(),
 		DNSNames:   leaf.DNSNames,

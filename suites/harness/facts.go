@@ -518,7 +518,7 @@ func (t *Target) measureFailedPass(ctx context.Context, f *Facts, fail func(stri
 		return
 	}
 	defer c.Close()
-	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+	if t.Profile.NeedsSTLS(c.TLS()) {
 		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
 			fail("a refused PASS", fmt.Errorf("STLS: %v %v", r, err))
 			return

@@ -433,7 +433,7 @@ func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	if !c.TLS() && !t.Profile.PlaintextBeforeTLS && t.Profile.STLS {
+	if t.Profile.NeedsSTLS(c.TLS()) {
 		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
 			return c, fmt.Errorf("STLS before login: %v %v", r, err)
 		}

@@ -270,22 +270,11 @@ func (c *Conn) Send(line string) error { return c.SendRaw([]byte(line + "\r\n"))
 // transcript: passwords, APOP digests and every SASL payload.
 func (c *Conn) redactSent(b []byte) string {
 	if c.inSASL {
-		return "<redacted SASL response>"
+		return redactedSASL
 	}
-	s := string(b)
-	kw, rest, _ := cutSep(strings.TrimRight(s, "\r\n"))
-	switch strings.ToUpper(kw) {
-	case "PASS":
-		return kw + " <redacted>"
-	case "APOP":
-		user, _, _ := cutSep(rest)
-		return kw + " " + user + " <redacted>"
-	case "AUTH":
-		c.inSASL = true
-		mech, ir, _ := cutSep(rest)
-		if ir != "" {
-			return kw + " " + mech + " <redacted initial response>"
-		}
+	c.inSASL = startsAUTH(string(b))
+	if shown, secret := RedactCommand(string(b)); secret {
+		return shown
 	}
 	return ""
 }

@@ -16,14 +16,15 @@
 # Dovecot deviates from a few RFC rules that no profile key governs; those
 # specs fail, as they must. expected-deviations.yaml next to this script
 # lists them (requirement ID, the failing spec, why, how it was observed
-# by hand). Every run writes a Ginkgo JSON report, and judge.py compares
+# by hand). Every run writes a Ginkgo JSON report, and judge/ (a Go
+# command reading each spec's verdict as the probe's report does) compares
 # the failing specs with that list: the exit status is non-zero when any
 # other spec fails, when a listed spec passes or does not run (the list is
 # stale), or when a run did not complete.
 #
 # POP3_DOVECOT_TLS=none|starttls|implicit picks the mode (default
 # starttls); POP3_DOVECOT_KEEP=1 keeps the work directories.
-# Needs: dovecot-core dovecot-pop3d openssl python3 (to list the specs).
+# Needs: dovecot-core dovecot-pop3d openssl.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,8 +48,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# One test binary for every run.
+# One test binary for every run, and the judge.
 ${GO:-go} test -c -o "$top/conformance.test" ./suites/conformance
+${GO:-go} build -o "$top/judge" ./probe/peers/dovecot/judge
 profile="$repo/fixtures/profiles/dovecot.yaml"
 
 # run NAME LABEL-FILTER [FOCUS]: the suite against a fresh Dovecot.
@@ -102,20 +104,7 @@ run shared '!slow && !mutating' || failed=1
 # The mutating specs, each alone: listed from a dry run's JSON report.
 (cd suites/conformance && POP3_PROFILE="$profile" "$top/conformance.test" \
 	-ginkgo.dry-run -ginkgo.no-color -ginkgo.json-report="$top/specs.json" >/dev/null 2>&1) || true
-mapfile -t mutating < <(python3 - "$top/specs.json" <<'EOF'
-import json, re, sys
-# Ginkgo's focus is a Go regexp over the spec's text: escape its
-# metacharacters only (Python's re.escape also escapes SPACE, which Go
-# does not accept).
-for suite in json.load(open(sys.argv[1])):
-    for s in suite.get("SpecReports") or []:
-        labels = s.get("LeafNodeLabels") or []
-        # Reference-only specs skip themselves on a remote host: a run
-        # of its own would show nothing.
-        if s.get("LeafNodeType") == "It" and "mutating" in labels and "slow" not in labels and "reference-only" not in labels:
-            print(re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", s["LeafNodeText"]))
-EOF
-)
+mapfile -t mutating < <("$top/judge" mutating "$top/specs.json")
 i=0
 for focus in "${mutating[@]}"; do
 	i=$((i + 1))
@@ -124,7 +113,7 @@ for focus in "${mutating[@]}"; do
 done
 # The failing specs must be exactly the expected deviations.
 echo "=== judging against $here/expected-deviations.yaml"
-if ! python3 "$here/judge.py" "$here/expected-deviations.yaml" "$top"/report-*.json; then
+if ! "$top/judge" check "$here/expected-deviations.yaml" "$top"/report-*.json; then
 	failed=1
 	for log in "$top"/*.log; do
 		echo "--- $log" >&2
