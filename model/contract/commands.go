@@ -16,6 +16,9 @@ type Commands struct {
 	// (suites/harness Traffic). Zero in a report of an older suite.
 	Connections int `json:"connections,omitempty" yaml:"connections,omitempty"`
 	RoundTrips  int `json:"round_trips,omitempty" yaml:"round_trips,omitempty"`
+	// Sessions says how a run against a remote host shared its specs
+	// among sessions at once, and why it held fewer than allowed.
+	Sessions string `json:"sessions,omitempty" yaml:"sessions,omitempty"`
 }
 
 // TrafficText shows the network cost, "" when the run did not count it.

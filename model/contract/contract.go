@@ -33,7 +33,18 @@ const (
 	// EntryTranscript is a spec's redacted wire transcript: the evidence
 	// of a deviation.
 	EntryTranscript = "transcript"
+	// EntrySessions says how a run against a remote host shared its
+	// specs among sessions at once (Commands.Sessions).
+	EntrySessions = "sessions"
+	// EntryBusy marks a spec a worker process gave back: a refusal it met
+	// may have come from the run's other sessions, so the run does not
+	// count that result and runs the spec again alone.
+	EntryBusy = "busy"
 )
+
+// RunElsewhere is the skip message of a spec that another process of the
+// same run ran; a report leaves such specs out.
+const RunElsewhere = "run by another process of this run"
 
 // ReqPrefix starts the label that names a requirement a spec checks:
 // "req:V0008" selects with --label-filter='req: containsAny {V0008}'.

@@ -29,6 +29,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		if t := c.TrafficText(); t != "" {
 			p("- **Network:** %s\n", t)
 		}
+		if c.Sessions != "" {
+			p("- **Sessions:** %s\n", mdInline(c.Sessions))
+		}
 		if len(c.Refused) > 0 {
 			p("- **Kept from the server (not allowed):** %s\n", CountsText(c.Refused))
 		}

@@ -346,6 +346,11 @@ func (r *Report) suiteNode(sr types.SpecReport) {
 				continue
 			}
 			r.Facts = &f
+		case contract.EntrySessions:
+			if r.Commands == nil {
+				r.Commands = &Commands{Sent: map[string]int{}}
+			}
+			r.Commands.Sessions = v
 		case contract.EntryCommands:
 			// One entry per process of a parallel run: they add up.
 			var c Commands

@@ -3,6 +3,7 @@ package runner
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/suites/conformance"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
@@ -61,28 +64,39 @@ type lead struct {
 	mu      sync.Mutex
 	done    map[string]bool
 	reports []types.Report
-	// Note says how the run shared its specs, for the log.
-	note string
+	// given counts the specs workers gave back; refusals are why
+	// workers stopped taking specs.
+	given    int
+	refusals []string
 }
 
 func (l *lead) Begin(ctx context.Context, t *harness.Target) error {
-	if l.workers < 2 {
-		return nil
+	note := l.share(ctx, t)
+	ginkgo.AddReportEntry(contract.EntrySessions, note, ginkgo.ReportEntryVisibilityNever)
+	return nil
+}
+
+// share runs the workers when the run and the server allow more than one
+// session at once, and says how the specs were shared.
+func (l *lead) share(ctx context.Context, t *harness.Target) string {
+	switch {
+	case l.exe == "":
+		return "one at a time (this program starts no worker processes)"
+	case l.workers < 2:
+		return "one at a time (--max-connections 1)"
 	}
 	ok, why, err := t.ConcurrentLogins(ctx)
+	if err != nil {
+		why = "two sessions at once could not be tried: " + err.Error()
+	}
 	if err != nil || !ok {
-		if err != nil {
-			why = err.Error()
-		}
-		l.note = "one session at a time: " + why
 		slog.Info("specs run one at a time", "why", why)
-		return nil
+		return "one at a time: " + why
 	}
 	facts := t.Facts()
-	began := time.Now()
 	dir, err := os.MkdirTemp("", "pop3probe-claims-")
 	if err != nil {
-		return fmt.Errorf("workers: %w", err)
+		return "one at a time: " + err.Error()
 	}
 	defer os.RemoveAll(dir)
 	j := job{Config: l.cfg, Facts: facts, ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline)}
@@ -96,15 +110,22 @@ func (l *lead) Begin(ctx context.Context, t *harness.Target) error {
 		}()
 	}
 	wg.Wait()
-	slog.Debug("workers ended", "took", time.Since(began), "specs", len(l.done))
-	l.note = fmt.Sprintf("readonly specs on %d sessions at once", l.workers)
+	note := fmt.Sprintf("readonly specs on up to %d at once, the others one at a time", l.workers)
+	l.mu.Lock()
+	if len(l.refusals) > 0 {
+		note += fmt.Sprintf("; %s stopped after a refusal (%s)", harness.Count(len(l.refusals), "worker"), l.refusals[0])
+	}
+	if l.given > 0 {
+		note += fmt.Sprintf("; %s given back to run alone", harness.Count(l.given, "spec"))
+	}
+	l.mu.Unlock()
 	for i, err := range errs {
 		if err != nil {
 			// The specs that worker did not finish run here.
-			slog.Warn("worker", "n", i+1, "err", err)
+			note += fmt.Sprintf("; worker %d: %v", i+1, err)
 		}
 	}
-	return nil
+	return note
 }
 
 // Here runs every spec no worker ran to its end.
@@ -151,10 +172,10 @@ func (l *lead) runWorker(ctx context.Context, n int, j job) error {
 		}
 		switch {
 		case m.Spec != nil:
-			if busy(*m.Spec) {
-				slog.Debug("given back to run alone", "spec", m.Spec.FullText())
-			}
-			if !busy(*m.Spec) && l.specEnded != nil {
+			if why := busy(*m.Spec); why != "" {
+				l.givenBack(why)
+				slog.Debug("given back to run alone", "spec", m.Spec.FullText(), "why", why)
+			} else if l.specEnded != nil {
 				l.specEnded(*m.Spec)
 			}
 		case m.Report != nil:
@@ -180,7 +201,7 @@ func (l *lead) keep(r types.Report) {
 	}
 	for _, sr := range r.SpecReports {
 		if sr.LeafNodeType == types.NodeTypeIt {
-			if busy(sr) {
+			if busy(sr) != "" {
 				continue
 			}
 			l.done[conformance.SpecKey(sr)] = true
@@ -191,21 +212,32 @@ func (l *lead) keep(r types.Report) {
 	l.reports = append(l.reports, r)
 }
 
-// busy reports whether a spec's result may be the run's own doing.
-func busy(sr types.SpecReport) bool {
+// givenBack counts a spec a worker gave back; a refusal (not a second
+// connection of the spec's own) also ended that worker's share.
+func (l *lead) givenBack(why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.given++
+	if why != harness.BusySecondConnection {
+		l.refusals = append(l.refusals, why)
+	}
+}
+
+// busy says why a spec's result may be the run's own doing, "" when not.
+func busy(sr types.SpecReport) string {
 	for _, e := range sr.ReportEntries {
-		if e.Name == conformance.EntryBusy {
-			return true
+		if e.Name == contract.EntryBusy {
+			return cmp.Or(e.Value.String(), "busy")
 		}
 	}
-	return false
+	return ""
 }
 
 // ranHere drops the specs a report shows as run by another process.
 func ranHere(r types.Report) types.Report {
 	var specs types.SpecReports
 	for _, sr := range r.SpecReports {
-		if sr.LeafNodeType == types.NodeTypeIt && sr.State == types.SpecStateSkipped && sr.Failure.Message == conformance.RunElsewhere {
+		if sr.LeafNodeType == types.NodeTypeIt && sr.State == types.SpecStateSkipped && sr.Failure.Message == contract.RunElsewhere {
 			continue
 		}
 		specs = append(specs, sr)
@@ -271,7 +303,7 @@ func Worker(ctx context.Context, in io.Reader, events io.Writer) error {
 	}
 	conformance.UseSchedule(&worker{dir: j.ClaimDir})
 	r, err := runSuite(ctx, cfg, j.LabelFilter, j.Timeout, func(sr types.SpecReport) {
-		if sr.LeafNodeType == types.NodeTypeIt && sr.Failure.Message != conformance.RunElsewhere {
+		if sr.LeafNodeType == types.NodeTypeIt && sr.Failure.Message != contract.RunElsewhere {
 			send(message{Spec: &sr})
 		}
 	})

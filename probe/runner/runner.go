@@ -88,7 +88,7 @@ func (rn Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]ty
 		return nil, fmt.Errorf("no time left to run the suite: %w", context.DeadlineExceeded)
 	}
 	var l *lead
-	if cfg.Remote() && rn.Executable != "" && req.MaxConnections > 1 {
+	if cfg.Remote() {
 		l = &lead{exe: rn.Executable, workers: req.MaxConnections, cfg: cfg,
 			labelFilter: req.LabelFilter, deadline: time.Now().Add(timeout)}
 		conformance.UseSchedule(l)

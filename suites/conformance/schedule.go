@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -45,14 +46,11 @@ func (s SpecInfo) Concurrent() bool {
 	return s.Class == Readonly && !slices.Contains(s.Flags, Slow) && !slices.Contains(s.Flags, ReferenceOnly)
 }
 
-// RunElsewhere is the skip message of a spec another process of the run
-// ran (or runs); reports leave such specs out.
-const RunElsewhere = "run by another process of this run"
-
-// EntryBusy is the report entry of a spec whose refusal may have come
-// from the run's other sessions (harness.ErrBusy); the run does not count
-// that result and runs the spec again alone.
-const EntryBusy = "busy"
+// RunElsewhere and EntryBusy are the contract's (model/contract).
+const (
+	RunElsewhere = contract.RunElsewhere
+	EntryBusy    = contract.EntryBusy
+)
 
 // SpecKey names a spec the same way in every process of a run: its text
 // and where it is declared.
