@@ -30,7 +30,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -38,11 +37,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pop3conformance/pop3conformance/fixtures"
 	"github.com/pop3conformance/pop3conformance/model/profile"
-	"github.com/pop3conformance/pop3conformance/reference-server/delivery"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
-	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 func main() {
@@ -165,71 +162,42 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("both listeners are disabled")}
 	}
 
-	dir := *dataDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "reference-server-*"); err != nil {
-			return fmt.Errorf("temporary data directory: %w", err)
-		}
-		defer os.RemoveAll(dir)
-	}
-	store, err := maildrop.Open(dir, maildrop.Options{Logger: log.With("component", "maildrop"), Credentials: creds})
-	if err != nil {
-		return err
-	}
 	var seed fs.FS
 	if *seedDir != "" {
 		seed = os.DirFS(*seedDir)
-	} else if seed, err = fs.Sub(fixtures.FS, "mailboxes"); err != nil {
-		return fmt.Errorf("embedded fixtures: %w", err)
 	}
-	if err := store.Seed(seed); err != nil {
-		return err
-	}
-
-	srv, err := server.New(server.Config{
+	in, err := embed.Start(ctx, embed.Options{
 		Profile:        prof,
-		Store:          store,
-		TLS:            tlsConfig,
-		Logger:         log,
+		Dir:            *dataDir,
+		Seed:           seed,
+		Plain:          *listen,
+		TLS:            *tlsListen,
+		TLSConfig:      tlsConfig,
+		Credentials:    creds,
 		MaxConnections: *maxConns,
 		Site:           *site,
+		Delivery:       *smtpAddr,
+		LMTP:           *lmtp,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
 	}
-	if *smtpAddr != "" {
-		ln, err := net.Listen("tcp", *smtpAddr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", *smtpAddr, err)
-		}
-		mta := delivery.New(delivery.Config{Store: store, Logger: log.With("component", "delivery"), LMTP: *lmtp})
-		go func() {
-			if err := mta.Serve(ln); err != nil {
-				log.Error("delivery listener stopped", "err", err)
-			}
-		}()
-		defer mta.Close()
-		log.Info("delivery listening", "addr", ln.Addr().String(), "lmtp", *lmtp)
-	}
-	if err := srv.Start(*listen, *tlsListen); err != nil {
-		return err
-	}
-	plain, secure := srv.Addrs()
-	fmt.Fprintf(stdout, "listening pop3=%s pop3s=%s\n", addrOrNone(plain), addrOrNone(secure))
-	log.Info("reference server ready", "profile", prof.Name, "data", dir)
+	fmt.Fprintf(stdout, "listening pop3=%s pop3s=%s\n", orNone(in.Plain), orNone(in.TLS))
+	log.Info("reference server ready", "profile", prof.Name, "data", in.Dir)
 
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	return in.Close(sctx)
 }
 
-func addrOrNone(a net.Addr) string {
-	if a == nil {
+func orNone(addr string) string {
+	if addr == "" {
 		return "none"
 	}
-	return a.String()
+	return addr
 }
 
 // hashPassword is the hash-password subcommand: one password from stdin

@@ -212,7 +212,7 @@ func containsFold(list []string, s string) bool {
 // message of u: every client ran in keep mode.
 func assertNothingDeleted(t *testing.T, e *env, u fixtureUser) {
 	t.Helper()
-	msgs, err := e.store.Messages(u.Name)
+	msgs, err := e.control.UIDs(u.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -23,12 +22,10 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/pop3conformance/pop3conformance/fixtures"
 	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
-	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 // clientTimeout bounds every client run, so a client that hangs on a
@@ -38,7 +35,7 @@ const clientTimeout = 60 * time.Second
 type env struct {
 	plain, tls string // listener addresses
 	caFile     string // PEM of the server certificate
-	store      *maildrop.Store
+	control    embed.Control
 }
 
 // start runs the reference server with a certificate the clients are told
@@ -49,39 +46,18 @@ func start(t *testing.T, profileName string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	store, err := maildrop.Open(filepath.Join(dir, "data"), maildrop.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, _ := fs.Sub(fixtures.FS, "mailboxes")
-	if err := store.Seed(seed); err != nil {
-		t.Fatal(err)
-	}
 	cert, pemData := selfSigned(t)
-	caFile := filepath.Join(dir, "ca.pem")
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pemData, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
-		Profile: p,
-		Store:   store,
-		TLS:     &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		Logger:  slog.New(slog.DiscardHandler),
+	in := embed.StartTest(t, embed.Options{
+		Profile:   p,
+		Plain:     embed.Loopback,
+		TLS:       embed.Loopback,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	pa, ta := srv.Addrs()
-	return &env{plain: pa.String(), tls: ta.String(), caFile: caFile, store: store}
+	return &env{plain: in.Plain, tls: in.TLS, caFile: caFile, control: in.Control}
 }
 
 func selfSigned(t *testing.T) (tls.Certificate, []byte) {
@@ -111,38 +87,30 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pemData
 }
 
-type fixtureUser struct {
-	Name     string   `yaml:"name"`
-	Password string   `yaml:"password"`
-	Messages []string `yaml:"messages"`
-}
+// fixtureUser is an account of the fixture mailboxes.
+type fixtureUser = maildrop.SeedUser
 
 func fixtureUsers(t *testing.T) map[string]fixtureUser {
 	t.Helper()
-	data, err := fs.ReadFile(fixtures.FS, "mailboxes/users.yaml")
+	users, err := maildrop.ReadSeed(fixtures.Mailboxes())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct {
-		Users []fixtureUser `yaml:"users"`
-	}
-	if err := yaml.Unmarshal(data, &f); err != nil {
-		t.Fatal(err)
-	}
 	m := map[string]fixtureUser{}
-	for _, u := range f.Users {
+	for _, u := range users {
 		m[u.Name] = u
 	}
 	return m
 }
 
+// fixtureMessage is a fixture message as the server sends it.
 func fixtureMessage(t *testing.T, name string) []byte {
 	t.Helper()
-	data, err := fs.ReadFile(fixtures.FS, "mailboxes/"+name)
+	data, err := fs.ReadFile(fixtures.Mailboxes(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	return maildrop.Normalize(data)
 }
 
 func need(t *testing.T, bin string) string {

@@ -11,22 +11,45 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// seedFile is the format of fixtures/mailboxes/users.yaml.
-type seedFile struct {
-	Users []struct {
-		Name     string `yaml:"name"`
-		Password string `yaml:"password"`
-		// PasswordBcrypt and NTHash replace Password for a store that
-		// hashes (reference-server hash-password prints them); APOP needs
-		// Password itself.
-		PasswordBcrypt string `yaml:"password_bcrypt"`
-		NTHash         string `yaml:"nt_hash"`
-		Site           string `yaml:"site"`
-		// Login is "apop" for a mailbox that logs in with APOP only
-		// (RFC 1939 section 13); absent: USER/PASS.
-		Login    string   `yaml:"login"`
-		Messages []string `yaml:"messages"`
-	} `yaml:"users"`
+// SeedUser is one account of users.yaml (the layout of
+// fixtures/mailboxes).
+type SeedUser struct {
+	Name     string `yaml:"name"`
+	Password string `yaml:"password"`
+	// PasswordBcrypt and NTHash replace Password for a store that
+	// hashes (reference-server hash-password prints them); APOP needs
+	// Password itself.
+	PasswordBcrypt string `yaml:"password_bcrypt"`
+	NTHash         string `yaml:"nt_hash"`
+	Site           string `yaml:"site"`
+	// Login is "apop" for a mailbox that logs in with APOP only
+	// (RFC 1939 section 13); absent: USER/PASS.
+	Login string `yaml:"login"`
+	// Messages are the .eml files of the maildrop, in order.
+	Messages []string `yaml:"messages"`
+}
+
+// ReadSeed reads users.yaml from fsys. It is strict, so a misspelt key
+// fails instead of seeding an account other than the one meant.
+func ReadSeed(fsys fs.FS) ([]SeedUser, error) {
+	data, err := fs.ReadFile(fsys, "users.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("maildrop: seed: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var sf struct {
+		Users []SeedUser `yaml:"users"`
+	}
+	if err := dec.Decode(&sf); err != nil {
+		return nil, fmt.Errorf("maildrop: seed: users.yaml: %w", err)
+	}
+	for _, u := range sf.Users {
+		if u.Login != "" && u.Login != LoginAPOP {
+			return nil, fmt.Errorf("maildrop: seed %s: login %q is not %q (or absent for USER/PASS)", u.Name, u.Login, LoginAPOP)
+		}
+	}
+	return sf.Users, nil
 }
 
 // Seed reads users.yaml and the .eml files it names from fsys (the layout
@@ -34,20 +57,11 @@ type seedFile struct {
 // yet, with their messages in the listed order. Bare LF becomes CRLF.
 // Seeding is not held to the quota.
 func (s *Store) Seed(fsys fs.FS) error {
-	data, err := fs.ReadFile(fsys, "users.yaml")
+	users, err := ReadSeed(fsys)
 	if err != nil {
-		return fmt.Errorf("maildrop: seed: %w", err)
+		return err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var sf seedFile
-	if err := dec.Decode(&sf); err != nil {
-		return fmt.Errorf("maildrop: seed: users.yaml: %w", err)
-	}
-	for _, u := range sf.Users {
-		if u.Login != "" && u.Login != LoginAPOP {
-			return fmt.Errorf("maildrop: seed %s: login %q is not %q (or absent for USER/PASS)", u.Name, u.Login, LoginAPOP)
-		}
+	for _, u := range users {
 		// Read every message before creating the user, so that a missing
 		// file leaves no half-seeded mailbox.
 		raws := make([][]byte, 0, len(u.Messages))

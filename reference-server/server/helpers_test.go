@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"io/fs"
 	"net"
 	"strings"
 	"testing"
@@ -37,6 +36,10 @@ type testServer struct {
 
 type serverOpt func(*Config, *maildrop.Options)
 
+// startServer starts a seeded server for the server's own tests. It is
+// the one place outside reference-server/embed that does: embed imports
+// this package, so these tests cannot import embed (an import cycle), and
+// they need the Server and the Store themselves.
 func startServer(t testing.TB, prof *profile.Profile, opts ...serverOpt) *testServer {
 	t.Helper()
 	cfg := Config{Profile: prof}
@@ -49,11 +52,7 @@ func startServer(t testing.TB, prof *profile.Profile, opts ...serverOpt) *testSe
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := fs.Sub(fixtures.FS, "mailboxes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Seed(sub); err != nil {
+	if err := store.Seed(fixtures.Mailboxes()); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Store = store

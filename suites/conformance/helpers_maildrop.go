@@ -4,20 +4,18 @@ package conformance
 // unique-ids, retrieval, and what the fixtures say the maildrop holds.
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pop3conformance/pop3conformance/model/verdict"
-	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -294,28 +292,12 @@ func exactSizes(c *harness.Conn, a harness.Account, list []listing) map[int]int6
 	return out
 }
 
-// errInjected is the removal failure the suite injects into the bundled
-// store's UPDATE.
-var errInjected = errors.New("removal failure injected by the suite")
-
 // failRemovals makes the bundled store fail removals of user's messages
-// while fail returns true for them: it is called with the 1-based count of
-// removals attempted for that user in this call's lifetime, and the
-// unique-id. The hook is removed when the spec ends. Use it on a Variant,
-// or on the shared store with a fresh account, so no other spec's user is
-// affected.
-func failRemovals(store *maildrop.Store, user string, fail func(attempt int, uid string) bool) {
-	var attempts atomic.Int64
-	store.SetFailRemove(func(u, uid string) error {
-		if !strings.EqualFold(u, user) {
-			return nil
-		}
-		if fail(int(attempts.Add(1)), uid) {
-			return errInjected
-		}
-		return nil
-	})
-	DeferCleanup(func() { store.SetFailRemove(nil) })
+// while fail returns true for them (embed.Control.FailRemovals) until the
+// spec ends. Use it on a Variant, or on the shared store with a fresh
+// account, so no other spec's user is affected.
+func failRemovals(ctl embed.Control, user string, fail func(attempt int, uid string) bool) {
+	DeferCleanup(ctl.FailRemovals(user, fail))
 }
 
 // failedUpdate is what a session saw of an UPDATE in which the bundled
@@ -354,7 +336,7 @@ func updateWithFailedRemoval(ctx SpecContext, t *harness.Target, marked []int, f
 	needMessages(n, slices.Max(marked))
 	fu := failedUpdate{Target: v, Account: a, Before: uidsByNumber(c), Marked: marked, Removed: map[string]bool{}}
 	var mu sync.Mutex
-	failRemovals(v.Reference().Store, a.User, func(attempt int, uid string) bool {
+	failRemovals(v.Reference().Control, a.User, func(attempt int, uid string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if attempt == failAt {

@@ -266,7 +266,7 @@ func freshName(prefix string) string {
 func emptyAccount(t *harness.Target, name, password string) harness.Account {
 	ref := t.Reference()
 	ExpectWithOffset(1, ref).NotTo(BeNil())
-	ExpectWithOffset(1, ref.Store.AddUser(name, password, "")).To(Succeed(), "create user %s", name)
+	ExpectWithOffset(1, ref.Control.AddUser(name, password)).To(Succeed(), "create user %s", name)
 	return harness.Account{User: name, Password: password}
 }
 

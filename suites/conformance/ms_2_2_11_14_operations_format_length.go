@@ -19,7 +19,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pop3conformance/pop3conformance/model/profile"
-	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -28,7 +28,7 @@ import (
 func fixtureOctets(name string) int64 {
 	var n int64
 	for _, m := range need(harness.FixtureMessages(name)) {
-		n += int64(len(maildrop.Normalize(m.Data)))
+		n += int64(len(m.Data))
 	}
 	return n
 }
@@ -68,11 +68,11 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 		a := need(v.Account(ctx))
 		room := v.Profile.Storage.QuotaOctets - used
 		n := mailboxCount(ctx, v, a)
-		store := v.Reference().Store
+		ctl := v.Reference().Control
 
-		_, err := store.Deliver(a.User, messageOfSize("too-big", int(room)+500))
+		_, err := ctl.Deliver(a.User, messageOfSize("too-big", int(room)+500))
 		Expect(err).To(HaveOccurred(), "a delivery %d octets over the %d-octet quota must fail", 500, v.Profile.Storage.QuotaOctets)
-		Expect(errors.Is(err, maildrop.ErrQuota)).To(BeTrue(), "the delivery must fail for the quota: %v", err)
+		Expect(errors.Is(err, embed.ErrQuota)).To(BeTrue(), "the delivery must fail for the quota: %v", err)
 
 		// The mailbox is still fully readable.
 		c := loginAs(ctx, v, a)
@@ -84,7 +84,7 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 		quitOK(c)
 
 		// A delivery that fits still arrives.
-		_, err = store.Deliver(a.User, messageOfSize("fits", int(room)-500))
+		_, err = ctl.Deliver(a.User, messageOfSize("fits", int(room)-500))
 		Expect(err).NotTo(HaveOccurred(), "a delivery within the quota")
 		Expect(mailboxCount(ctx, v, a)).To(Equal(n+1), "STAT after a delivery within the quota")
 	})
@@ -102,17 +102,17 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 		Expect(level).To(BeNumerically(">", used+1000), "warning level of the variant")
 		a := need(v.Account(ctx))
 		n := mailboxCount(ctx, v, a)
-		store := v.Reference().Store
+		ctl := v.Reference().Control
 
 		// Below the level: no warning.
 		small := messageOfSize("below-level", 500)
-		_, err := store.Deliver(a.User, small)
+		_, err := ctl.Deliver(a.User, small)
 		Expect(err).NotTo(HaveOccurred(), "a delivery below the warning level")
 		Expect(mailboxCount(ctx, v, a)).To(Equal(n+1), "no warning below the level (%d of %d octets)", used+500, q)
 
 		// Crossing the level: the message and a warning.
 		crossing := messageOfSize("crossing-level", int(level-used))
-		_, err = store.Deliver(a.User, crossing)
+		_, err = ctl.Deliver(a.User, crossing)
 		Expect(err).NotTo(HaveOccurred(), "a delivery that crosses the warning level")
 		c := loginAs(ctx, v, a)
 		n2, _ := stat(c)
@@ -137,25 +137,25 @@ var _ = Describe("MS-STANXPOP3 2.2.11 E0003, E0004, E0005 site storage policies"
 			day  = 24 * time.Hour
 		)
 		// The variant's store reads a clock the spec moves.
-		clock := harness.NewClock(time.Now())
 		v := need(t.VariantWith(ctx, harness.VariantOptions{
 			Mutate: func(p *profile.Profile) { p.Storage.RetentionDays = days },
-			Now:    clock.Now,
+			Clock:  time.Now(),
 		}))
+		clock := v.Reference().Control
 		a := need(v.Account(ctx))
 		fixture := len(need(harness.FixtureMessages("alice")))
 		Expect(mailboxCount(ctx, v, a)).To(Equal(fixture), "messages delivered just now are within %d days", days)
 
 		// A message arrives when the fixture's mail is days-10 days old.
-		clock.Advance((days - 10) * day)
+		Expect(clock.Advance((days - 10) * day)).To(Succeed())
 		recent := messageOfSize("recent", 600)
-		_, err := v.Reference().Store.Deliver(a.User, recent)
+		_, err := v.Reference().Control.Deliver(a.User, recent)
 		Expect(err).NotTo(HaveOccurred(), "deliver")
 		Expect(mailboxCount(ctx, v, a)).To(Equal(fixture+1), "no message is %d days old yet", days)
 
 		// Eleven days on, the fixture's mail is past the retention
 		// period and the new message is not.
-		clock.Advance(11 * day)
+		Expect(clock.Advance(11 * day)).To(Succeed())
 		c := loginAs(ctx, v, a)
 		n, _ := stat(c)
 		Expect(n).To(Equal(1), "after %d days only the message delivered 11 days ago is left", days+1)
@@ -235,7 +235,7 @@ var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() 
 		// Bare LF line ends and no final line end, as a careless sender
 		// might deliver it: the server must still send CRLF lines.
 		raw := []byte("From: a@example.org\nTo: carol@example.net\nSubject: sloppy\nDate: Mon, 01 Nov 2026 10:00:00 +0000\n\nno final line end")
-		_, err := t.Reference().Store.Deliver(a.User, raw)
+		_, err := t.Reference().Control.Deliver(a.User, raw)
 		Expect(err).NotTo(HaveOccurred(), "deliver")
 		c := loginAs(ctx, t, a)
 		n, _ := stat(c)

@@ -203,10 +203,10 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0004 snapshot of the message list at login
 		n, size := stat(first)
 		needMessages(n, 1)
 		list := listAll(first, "LIST")
-		store := t.Reference().Store
-		msgs, err := store.Messages(a.User)
+		ctl := t.Reference().Control
+		uids, err := ctl.UIDs(a.User)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(store.Remove(a.User, msgs[0].UID)).To(Succeed(), "remove message 1 out of band")
+		Expect(ctl.Remove(a.User, uids[0])).To(Succeed(), "remove message 1 out of band")
 		vanished(first, n, size, list)
 	})
 
@@ -216,7 +216,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0004 snapshot of the message list at login
 		first := loginAs(ctx, t, a)
 		n, size := stat(first)
 		uids := uidsByNumber(first)
-		_, err := t.Reference().Store.Deliver(a.User, []byte("From: a@example.org\r\nTo: b@example.org\r\nSubject: during\r\nDate: Mon, 01 Nov 2026 10:00:00 +0000\r\n\r\narrived during a session\r\n"))
+		_, err := t.Reference().Control.Deliver(a.User, []byte("From: a@example.org\r\nTo: b@example.org\r\nSubject: during\r\nDate: Mon, 01 Nov 2026 10:00:00 +0000\r\n\r\narrived during a session\r\n"))
 		Expect(err).NotTo(HaveOccurred(), "deliver during the session")
 		n2, size2 := stat(first)
 		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after a delivery during the session")

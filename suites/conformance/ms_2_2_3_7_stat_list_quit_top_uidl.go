@@ -312,7 +312,7 @@ var _ = Describe("MS-STANXPOP3 2.2.7 C0007, C0008, C0009 unique-ids", func() {
 		}
 		expectOK(cmd(c, fmt.Sprintf("DELE %d", n)), fmt.Sprintf("DELE %d", n))
 		quitOK(c)
-		_, err := t.Reference().Store.Deliver(a.User, raw)
+		_, err := t.Reference().Control.Deliver(a.User, raw)
 		Expect(err).NotTo(HaveOccurred(), "deliver a new message")
 
 		again := loginAs(ctx, t, a)

@@ -80,16 +80,12 @@ func startReference(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := embed.Start(embed.Options{Profile: prof, Dir: t.TempDir()})
+	in := embed.StartTest(t, embed.Options{Profile: prof, Plain: embed.Loopback})
+	_, port, err := net.SplitHostPort(in.Plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		in.Close(ctx)
-	})
-	return strconv.Itoa(in.Plain.(*net.TCPAddr).Port)
+	return port
 }
 
 // closedPort is a loopback port with nothing listening.

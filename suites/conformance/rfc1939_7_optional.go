@@ -256,7 +256,7 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		expectOK(cmd(c, "QUIT"), "QUIT")
 		for i := range 2 {
 			msg := fmt.Sprintf("From: <uid-check@example.org>\r\nTo: <%s@example.net>\r\nSubject: delivered after a deletion (%d)\r\n\r\nNew mail.\r\n", a.User, i+1)
-			_, err := ref.Store.Deliver(a.User, []byte(msg))
+			_, err := ref.Control.Deliver(a.User, []byte(msg))
 			Expect(err).NotTo(HaveOccurred(), "deliver to %s", a.User)
 		}
 		c2 := loginSoon(ctx, t, a)

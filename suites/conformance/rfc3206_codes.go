@@ -125,7 +125,7 @@ var _ = Describe("RFC 3206 section 4 the SYS response code", func() {
 		ref := t.Reference()
 		a := need(t.Account(ctx))
 		fail := new(atomic.Bool)
-		failRemovals(ref.Store, a.User, func(int, string) bool { return fail.Load() })
+		failRemovals(ref.Control, a.User, func(int, string) bool { return fail.Load() })
 		return a, fail
 	}
 

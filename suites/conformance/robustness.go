@@ -263,7 +263,7 @@ var _ = Describe("Robustness: hostile input", func() {
 		size := 0
 		if ref := t.Reference(); ref != nil {
 			big := robustBigMessage(20 << 20)
-			_, err := ref.Store.Deliver(a.User, big)
+			_, err := ref.Control.Deliver(a.User, big)
 			Expect(err).NotTo(HaveOccurred(), "deliver a 20 MiB message")
 			size = len(big)
 		}

@@ -371,17 +371,9 @@ func (t *Target) measureAccount() (Account, error) {
 	if t.ref == nil {
 		return Account{User: t.Config.User, Password: t.Config.Password, Fixture: t.Config.MailboxFixture}, nil
 	}
-	src, err := FixtureAccount("alice")
-	if err != nil {
-		return Account{}, err
-	}
 	// A name of its own: the target's copies are numbered by another
 	// counter.
-	name := fmt.Sprintf("facts.alice.%d", t.seq.Add(1))
-	if err := t.ref.Store.CloneUser("alice", name, src.Password); err != nil {
-		return Account{}, fmt.Errorf("clone fixture alice: %w", err)
-	}
-	return Account{User: name, Password: src.Password, Fixture: "alice"}, nil
+	return t.copyFixture("alice", fmt.Sprintf("facts.alice.%d", t.seq.Add(1)))
 }
 
 // measureSession logs in once and reads NOOP, the maildrop against the

@@ -9,22 +9,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/pop3conformance/pop3conformance/fixtures"
 	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
-	"github.com/pop3conformance/pop3conformance/reference-server/server"
 )
 
 // ErrUnavailable says the target cannot provide what a spec needs; specs
@@ -50,16 +45,6 @@ type Account struct {
 	FixtureLost string
 }
 
-// Reference is the bundled server when it is the target.
-type Reference struct {
-	Server *server.Server
-	Store  *maildrop.Store
-	// Profile is what the server does (it may differ from the
-	// expectations when discrimination is being tested).
-	Profile *profile.Profile
-	dir     string
-}
-
 // Target is the server under test plus what the suite expects of it.
 type Target struct {
 	Config Config
@@ -73,7 +58,7 @@ type Target struct {
 	tlsConf   *tls.Config
 	plainAddr string // "" when the target has no plain listener
 	tlsAddr   string // "" when the target has no implicit TLS listener
-	ref       *Reference
+	ref       *embed.Instance
 	seq       atomic.Int64
 	// changed is set once a mutating spec ran against a remote account:
 	// its maildrop may no longer hold the declared fixture.
@@ -110,7 +95,7 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 	if err := serverProfile.Complete(); err != nil {
 		return nil, fmt.Errorf("reference server: %w (give a bundled profile as the reference profile)", err)
 	}
-	if err := t.startReference(ctx, serverProfile, nil); err != nil {
+	if err := t.startReference(ctx, serverProfile, time.Time{}); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -145,38 +130,14 @@ func (t *Target) openRemote() error {
 	return nil
 }
 
-func (t *Target) startReference(_ context.Context, p *profile.Profile, now func() time.Time) error {
-	dir, err := os.MkdirTemp("", "pop3conformance-ref-")
+func (t *Target) startReference(ctx context.Context, p *profile.Profile, clock time.Time) error {
+	in, err := embed.Start(ctx, embed.Options{Profile: p, Plain: embed.Loopback, TLS: embed.Loopback, Clock: clock})
 	if err != nil {
 		return fmt.Errorf("reference server: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := maildrop.Open(dir, maildrop.Options{Logger: logger, Now: now})
-	if err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("reference server: open store: %w", err)
-	}
-	seed, err := fs.Sub(fixtures.FS, "mailboxes")
-	if err != nil {
-		return fmt.Errorf("reference server: %w", err)
-	}
-	if err := store.Seed(seed); err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("reference server: seed: %w", err)
-	}
-	srv, err := server.New(server.Config{Profile: p, Store: store, Logger: logger})
-	if err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("reference server: %w", err)
-	}
-	if err := srv.Start("127.0.0.1:0", "127.0.0.1:0"); err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("reference server: %w", err)
-	}
-	plain, tlsA := srv.Addrs()
-	t.plainAddr, t.tlsAddr = plain.String(), tlsA.String()
-	t.tlsConf = &tls.Config{RootCAs: srv.CertPool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	t.ref = &Reference{Server: srv, Store: store, Profile: p, dir: dir}
+	t.plainAddr, t.tlsAddr = in.Plain, in.TLS
+	t.tlsConf = &tls.Config{RootCAs: in.CertPool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	t.ref = in
 	return nil
 }
 
@@ -197,8 +158,7 @@ func (t *Target) Close() error {
 	if t.ref != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 		defer cancel()
-		errs = append(errs, t.ref.Server.Shutdown(ctx))
-		errs = append(errs, os.RemoveAll(t.ref.dir))
+		errs = append(errs, t.ref.Close(ctx))
 		t.ref = nil
 	}
 	return errors.Join(errs...)
@@ -212,8 +172,10 @@ func (t *Target) Name() string {
 	return t.Config.Addr() + " (" + string(t.Config.TLS) + ")"
 }
 
-// Reference returns the bundled server, or nil for a remote host.
-func (t *Target) Reference() *Reference { return t.ref }
+// Reference returns the bundled server, or nil for a remote host. Its
+// Profile may differ from the expectations when discrimination is being
+// tested. Specs reach its state through its Control only.
+func (t *Target) Reference() *embed.Instance { return t.ref }
 
 // Recorder returns the transcripts of the connections opened since the
 // last flush.
@@ -359,15 +321,17 @@ func (t *Target) AccountLike(_ context.Context, fixture string) (Account, error)
 		}
 		return Account{}, fmt.Errorf("a mailbox like fixture %q: %w (set %s=%s on an account prepared that way)", fixture, ErrUnavailable, EnvMailboxFixture, fixture)
 	}
-	src, err := FixtureAccount(fixture)
+	return t.copyFixture(fixture, fmt.Sprintf("%s.%d", fixture, t.seq.Add(1)))
+}
+
+// copyFixture makes the account name on the bundled server, a copy of
+// the fixture account.
+func (t *Target) copyFixture(fixture, name string) (Account, error) {
+	password, err := t.ref.Control.CopyFixture(fixture, name)
 	if err != nil {
-		return Account{}, err
-	}
-	name := fmt.Sprintf("%s.%d", fixture, t.seq.Add(1))
-	if err := t.ref.Store.CloneUser(fixture, name, src.Password); err != nil {
 		return Account{}, fmt.Errorf("clone fixture %s: %w", fixture, err)
 	}
-	return Account{User: name, Password: src.Password, Fixture: fixture}, nil
+	return Account{User: name, Password: password, Fixture: fixture}, nil
 }
 
 // NoteChanged records that a spec may have changed the remote account's
@@ -489,15 +453,15 @@ type VariantOptions struct {
 	// Mutate changes the server's profile and the expectations alike; nil
 	// keeps both.
 	Mutate func(*profile.Profile)
-	// Now is the clock of the variant's store: delivery times, and the
-	// age at which retention removes mail (E0005). nil is the real clock.
-	// The fixture accounts are seeded at the clock's time when the
-	// variant starts.
-	Now func() time.Time
+	// Clock, when not zero, starts a test clock for the variant's store
+	// (delivery times, and the age at which retention removes mail,
+	// E0005) that moves only by Reference().Control.Advance. The fixture
+	// accounts are seeded at that time. Zero is the real clock.
+	Clock time.Time
 }
 
 // VariantWith starts another bundled server as opts say; a variant has a
-// store of its own, so faults injected into it (Store.SetFailRemove)
+// store of its own, so faults injected into it (Control.FailRemovals)
 // touch no other spec. It fails with ErrUnavailable on a remote host.
 func (t *Target) VariantWith(ctx context.Context, opts VariantOptions) (*Target, error) {
 	if t.ref == nil {
@@ -515,7 +479,7 @@ func (t *Target) VariantWith(ctx context.Context, opts VariantOptions) (*Target,
 		return nil, fmt.Errorf("variant profile: %w", err)
 	}
 	v := &Target{Config: t.Config, Profile: expect, rec: t.rec, variant: true}
-	if err := v.startReference(ctx, serverProfile, opts.Now); err != nil {
+	if err := v.startReference(ctx, serverProfile, opts.Clock); err != nil {
 		return nil, err
 	}
 	v.setFacts(deriveFacts(serverProfile))
@@ -525,42 +489,11 @@ func (t *Target) VariantWith(ctx context.Context, opts VariantOptions) (*Target,
 	return v, nil
 }
 
-// Clock is a settable clock for VariantOptions.Now. It starts at a fixed
-// time and moves only when told to.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a clock that reads start.
-func NewClock(start time.Time) *Clock { return &Clock{now: start} }
-
-// Now reads the clock.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // FixtureMessage is one message of a fixture account, as the server must
 // return it: CRLF line ends, not byte-stuffed.
 type FixtureMessage struct {
 	Name string
 	Data []byte
-}
-
-type fixtureUser struct {
-	Name     string   `yaml:"name"`
-	Password string   `yaml:"password"`
-	Site     string   `yaml:"site"`
-	Messages []string `yaml:"messages"`
 }
 
 // FixtureAccount returns the fixture account's login as users.yaml gives it.
@@ -572,27 +505,21 @@ func FixtureAccount(name string) (Account, error) {
 	return Account{User: u.Name, Password: u.Password, Fixture: u.Name}, nil
 }
 
-func fixtureUserNamed(name string) (fixtureUser, error) {
-	data, err := fs.ReadFile(fixtures.FS, "mailboxes/users.yaml")
+func fixtureUserNamed(name string) (maildrop.SeedUser, error) {
+	users, err := maildrop.ReadSeed(fixtures.Mailboxes())
 	if err != nil {
-		return fixtureUser{}, fmt.Errorf("fixtures: %w", err)
+		return maildrop.SeedUser{}, fmt.Errorf("fixtures: %w", err)
 	}
-	var f struct {
-		Users []fixtureUser `yaml:"users"`
-	}
-	if err := yaml.Unmarshal(data, &f); err != nil {
-		return fixtureUser{}, fmt.Errorf("fixtures users.yaml: %w", err)
-	}
-	for _, u := range f.Users {
+	for _, u := range users {
 		if u.Name == name {
 			return u, nil
 		}
 	}
-	return fixtureUser{}, fmt.Errorf("fixtures: no account %q", name)
+	return maildrop.SeedUser{}, fmt.Errorf("fixtures: no account %q", name)
 }
 
 // FixtureMessages returns the messages of the named fixture account in
-// maildrop order.
+// maildrop order, as the store keeps them.
 func FixtureMessages(name string) ([]FixtureMessage, error) {
 	u, err := fixtureUserNamed(name)
 	if err != nil {
@@ -600,17 +527,11 @@ func FixtureMessages(name string) ([]FixtureMessage, error) {
 	}
 	out := make([]FixtureMessage, 0, len(u.Messages))
 	for _, m := range u.Messages {
-		data, err := fs.ReadFile(fixtures.FS, "mailboxes/"+m)
+		data, err := fs.ReadFile(fixtures.Mailboxes(), m)
 		if err != nil {
 			return nil, fmt.Errorf("fixtures: %w", err)
 		}
-		out = append(out, FixtureMessage{Name: m, Data: ToCRLF(data)})
+		out = append(out, FixtureMessage{Name: m, Data: maildrop.Normalize(data)})
 	}
 	return out, nil
-}
-
-// ToCRLF turns bare LF line ends into CRLF, leaving CRLF alone.
-func ToCRLF(b []byte) []byte {
-	s := strings.ReplaceAll(string(b), "\r\n", "\n")
-	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
 }

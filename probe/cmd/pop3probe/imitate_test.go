@@ -27,7 +27,6 @@ import (
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
 	"github.com/pop3conformance/pop3conformance/reference-server/embed"
-	"github.com/pop3conformance/pop3conformance/reference-server/maildrop"
 )
 
 // imitation is the reference server under a profile that imitates an
@@ -36,7 +35,7 @@ import (
 type imitation struct {
 	host, port string
 	dir        string
-	store      *maildrop.Store
+	control    embed.Control
 	keywords   *keywordTally
 	profPath   string // the server's profile, as YAML
 }
@@ -44,19 +43,12 @@ type imitation struct {
 func startImitation(t *testing.T, prof *profile.Profile) *imitation {
 	t.Helper()
 	im := &imitation{dir: t.TempDir(), keywords: &keywordTally{n: map[string]int{}}}
-	in, err := embed.Start(embed.Options{Profile: prof, Dir: im.dir, Logger: slog.New(im.keywords)})
-	if err != nil {
+	in := embed.StartTest(t, embed.Options{Profile: prof, Dir: im.dir, Plain: embed.Loopback, Logger: slog.New(im.keywords)})
+	var err error
+	if im.host, im.port, err = net.SplitHostPort(in.Plain); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		in.Close(ctx)
-	})
-	if im.host, im.port, err = net.SplitHostPort(in.Plain.String()); err != nil {
-		t.Fatal(err)
-	}
-	im.store = in.Store
+	im.control = in.Control
 	data, err := yaml.Marshal(prof)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +66,7 @@ func (im *imitation) mail(t *testing.T) map[string][2]int {
 	t.Helper()
 	out := map[string][2]int{}
 	for _, user := range []string{"alice", "bob"} {
-		msgs, err := im.store.Messages(user)
+		msgs, err := im.control.UIDs(user)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -131,9 +131,9 @@ func TestProbeRemoteWithMutating(t *testing.T) {
 
 func countMessages(t *testing.T, srv *harness.Target, user string) int {
 	t.Helper()
-	msgs, err := srv.Reference().Store.Messages(user)
+	uids, err := srv.Reference().Control.UIDs(user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(msgs)
+	return len(uids)
 }
