@@ -60,6 +60,9 @@ type lead struct {
 	deadline    time.Time
 	// specEnded feeds the progress display with the workers' specs.
 	specEnded func(types.SpecReport)
+	// observe, when set, measures the server's parameters next to the
+	// workers.
+	observe func(ctx context.Context, facts harness.Facts)
 
 	mu      sync.Mutex
 	done    map[string]bool
@@ -102,12 +105,28 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	j := job{Config: l.cfg, Facts: facts, ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline)}
 	var wg sync.WaitGroup
 	errs := make([]error, l.workers)
-	for i := range l.workers {
+	start := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			errs[i] = l.runWorker(ctx, i, j)
 		}()
+	}
+	first := 0
+	if l.observe != nil {
+		// The measurement of server parameters takes the last worker's
+		// connection; that worker starts when it is done and takes what
+		// specs are left. Mutating specs run only after both.
+		first = 1
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.observe(ctx, facts)
+			start(l.workers - 1)
+		}()
+	}
+	for i := range l.workers - first {
+		start(i)
 	}
 	wg.Wait()
 	note := fmt.Sprintf("readonly specs on up to %d at once, the others one at a time", l.workers)

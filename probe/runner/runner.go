@@ -47,21 +47,34 @@ func (t *testingT) Fail() { t.failed.Store(true) }
 
 // Runner runs the suite for the probe command. With Executable (the
 // probe binary) a run against a remote host shares its readonly specs
-// among worker processes, one connection each (cli.Request.MaxConnections);
-// without it every spec runs in this process.
+// among worker processes, one connection each (cli.Request.MaxConnections),
+// and measures the server's parameters (Observe) on one of those
+// connections meanwhile; without it every spec runs in this process and
+// Observe measures afterwards. A Runner serves one run.
 type Runner struct {
 	Executable string
+
+	// observed is the measurement the run started next to its workers;
+	// nil when it started none.
+	observed *observation
+}
+
+// observation is a measurement of server parameters under way.
+type observation struct {
+	done chan struct{}
+	obs  *report.Observed
+	err  error
 }
 
 // Run runs every spec serially in this process (Runner without an
 // executable).
 func Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, error) {
-	return Runner{}.Run(ctx, req, p)
+	return (&Runner{}).Run(ctx, req, p)
 }
 
 // Run is a cli.Runner: it runs every spec the request's label filter and
 // permissions select and returns Ginkgo's reports, one per process.
-func (rn Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, error) {
+func (rn *Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]types.Report, error) {
 	cfg := Config(req)
 	if cfg.Profile == "" {
 		cfg.Profile = harness.DefaultProfile
@@ -91,6 +104,15 @@ func (rn Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]ty
 	if cfg.Remote() {
 		l = &lead{exe: rn.Executable, workers: req.MaxConnections, cfg: cfg,
 			labelFilter: req.LabelFilter, deadline: time.Now().Add(timeout)}
+		if rn.Executable != "" && !cfg.Allow.Slow {
+			// Waits on server timers want the server to themselves.
+			l.observe = func(ctx context.Context, facts harness.Facts) {
+				o := &observation{done: make(chan struct{})}
+				rn.observed = o
+				defer close(o.done)
+				o.obs, o.err = Observe(ctx, req, &facts)
+			}
+		}
 		conformance.UseSchedule(l)
 	}
 	specEnded := registerProgress(p, waitsOf(cfg), l)
@@ -264,10 +286,23 @@ func timerOf(p *profile.Profile, key string) time.Duration {
 	return 0
 }
 
-// Observe is a cli.Observer: it measures the server's parameters through
-// the suite's wire client, on a target opened anew from the same
-// configuration (for the bundled server: a fresh server started as the
-// run's was).
+// Observe is a cli.Observer. It returns the measurement the run made
+// next to its workers when there was one, else measures now.
+func (rn *Runner) Observe(ctx context.Context, req cli.Request, facts *harness.Facts) (*report.Observed, error) {
+	if o := rn.observed; o != nil {
+		select {
+		case <-o.done:
+			return o.obs, o.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return Observe(ctx, req, facts)
+}
+
+// Observe measures the server's parameters through the suite's wire
+// client, on a target opened anew from the same configuration (for the
+// bundled server: a fresh server started as the run's was).
 func Observe(ctx context.Context, req cli.Request, facts *harness.Facts) (*report.Observed, error) {
 	cfg := Config(req)
 	if cfg.Profile == "" {

@@ -30,12 +30,13 @@ func main() {
 	if err != nil {
 		exe = ""
 	}
+	rn := &runner.Runner{Executable: exe}
 	code := cli.Main(ctx, os.Args[1:], cli.Env{
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
 		Getenv:     os.Getenv,
-		Runner:     runner.Runner{Executable: exe}.Run,
-		Observer:   runner.Observe,
+		Runner:     rn.Run,
+		Observer:   rn.Observe,
 		Executable: exe,
 	})
 	stop()
