@@ -215,8 +215,12 @@ type probeRun struct {
 func runProbe(t *testing.T, port int, limit time.Duration, args ...string) probeRun {
 	t.Helper()
 	out := t.TempDir()
+	// One session at a time: these tests bound the time and memory one
+	// client spends on a hostile server; sharing the specs among worker
+	// processes is proven in latency_test.go.
 	all := append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--user", "alice",
-		"--password-env", "PW", "--out", out, "--format", "json,yaml,md,html,junit", "--no-observe"}, args...)
+		"--password-env", "PW", "--out", out, "--format", "json,yaml,md,html,junit", "--no-observe",
+		"--max-connections", "1"}, args...)
 	cmd := exec.Command(os.Args[0], all...)
 	cmd.Env = append(os.Environ(), envAsProbe+"=1", "PW="+testPassword)
 	var stdout, stderr bytes.Buffer
