@@ -246,7 +246,8 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration, l *
 // slow specs on variants with shortened timers, so there it is 0.
 func waitsOf(cfg harness.Config) func(ids []string) time.Duration {
 	none := func([]string) time.Duration { return 0 }
-	if !cfg.Remote() {
+	if !cfg.Remote() || !cfg.Allow.Slow {
+		// Without --slow the slow specs end "not run" at once.
 		return none
 	}
 	prof, err := profile.Load(cfg.Profile)
