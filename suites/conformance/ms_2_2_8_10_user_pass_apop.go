@@ -42,8 +42,13 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 		}
 		a := need(t.Account(ctx))
 		name := noSuchUser()
-		known := cmd(authDial(ctx, t), "USER "+a.User)
-		unknown := cmd(authDial(ctx, t), "USER "+name)
+		// One connection at a time, each closed once it answered.
+		user := func(name string) harness.Reply {
+			c := authDial(ctx, t)
+			defer c.Close()
+			return cmd(c, "USER "+name)
+		}
+		known, unknown := user(a.User), user(name)
 		expectOK(known, "USER for an existing mailbox")
 		expectOK(unknown, "USER for a mailbox that does not exist")
 		// The text must not tell them apart either (beyond echoing the

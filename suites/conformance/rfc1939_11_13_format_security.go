@@ -175,6 +175,7 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		reply := func(name string) harness.Reply {
 			c := authDial(ctx, t)
 			r := cmd(c, "USER "+name)
+			c.Close()
 			Expect(r.OK() || r.Err()).To(BeTrue(), "USER %s: a status line, got %q", name, r.String())
 			return r
 		}

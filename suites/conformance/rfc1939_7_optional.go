@@ -299,6 +299,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		expectErr(provoke(c, "USER"), "USER without a name")
 		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the failed USER")
 		stat(c)
+		c.Close()
 		// And QUIT is accepted after a failed USER too.
 		c2 := authDial(ctx, t)
 		expectErr(provoke(c2, "USER"), "USER without a name")

@@ -88,7 +88,9 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 	})
 
 	Spec("never runs commands sent in plaintext together with STLS inside TLS", IDs("RFC2595-4-stls-inject"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		_, _ = needSTLS(ctx, t)
+		// One connection at a time: the one that read CAPA is done.
+		c0, _ := needSTLS(ctx, t)
+		c0.Close()
 		if !t.HasPlain() {
 			verdict.SkipInconclusive("the target has no plain listener")
 		}

@@ -41,6 +41,7 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 			// command")
 			c := dial(ctx, t)
 			r := cmd(c, "USER "+name)
+			c.Close()
 			Expect(strings.ToUpper(r.Code())).NotTo(Equal("AUTH"), "USER %s: %q reveals whether the user exists", name, r.String())
 		}
 		// Where plaintext logins need TLS the USER of an existing
