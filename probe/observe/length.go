@@ -31,7 +31,7 @@ type lineRef struct {
 // userForm is "USER <name>" with one long argument, as the suite's own
 // length specs send it.
 func userForm() *lineForm {
-	base := randomName("nosuch")
+	base := harness.NoSuchUser()
 	return &lineForm{
 		name:  "USER",
 		short: func() string { return "USER " + base },

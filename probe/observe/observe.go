@@ -15,7 +15,6 @@ package observe
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -475,7 +474,7 @@ func (p *prober) unknownUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name := randomName("nosuch")
+	name := harness.NoSuchUser()
 	r, err := c.Cmd("USER " + name)
 	if err != nil {
 		return err
@@ -558,8 +557,7 @@ func (p *prober) apopLogin(ctx context.Context) error {
 		p.skip("apop", "the greetings disagree on the APOP timestamp")
 		return nil
 	}
-	sum := md5.Sum([]byte(stamp + a.Password))
-	r, err := c.Cmd("APOP " + a.User + " " + hex.EncodeToString(sum[:]))
+	r, err := c.Cmd("APOP " + a.User + " " + harness.APOPDigest(stamp, a.Password))
 	if err != nil {
 		return fmt.Errorf("APOP: %w", err)
 	}

@@ -30,8 +30,10 @@ func (p *prober) separators(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r, err := c.Cmd("USER" + tc.sep + a.User)
-		closed := harness.IsServerClose(err)
+		// A +OK to USER is proof enough where unknown names get -ERR.
+		userProves := p.unknownOK != nil && !*p.unknownOK
+		s, err := harness.TrySeparator(c, a, tc.sep, !userProves)
+		closed := !s.PassSent && harness.IsServerClose(err)
 		if err != nil && !closed {
 			return err
 		}
@@ -42,17 +44,13 @@ func (p *prober) separators(ctx context.Context) error {
 			// Twisted drops the connection on a command with an empty
 			// argument: the line was not taken as USER and a name.
 			method += "the connection closed without a reply"
-		case !r.OK():
+		case !s.User.OK():
 			method += "refused"
-		case p.unknownOK != nil && !*p.unknownOK:
+		case userProves:
 			ok = true
 			method += "+OK from a server that refuses unknown names at USER"
 		default:
-			pr, err := c.Cmd("PASS " + a.Password)
-			if err != nil {
-				return err
-			}
-			ok = pr.OK()
+			ok = s.LoggedIn()
 			method += "+OK, then PASS decided (a login works only when the name was split off correctly)"
 			if ok {
 				p.quit(c)

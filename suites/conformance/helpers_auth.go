@@ -4,9 +4,7 @@ package conformance
 // APOP (RFC 1939 section 7), and STLS (RFC 2595) before them.
 
 import (
-	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"regexp"
 	"slices"
@@ -156,14 +154,7 @@ func needAPOPSecret(ctx SpecContext, t *harness.Target, a harness.Account) {
 	if !ok {
 		return
 	}
-	r := cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password))
+	r := cmd(c, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password))
 	skipUnknownAPOPSecret(t, a, r)
 	cmd(c, "QUIT")
-}
-
-// apopDigest is the APOP digest of RFC 1939 section 7: MD5 over the
-// timestamp and the shared secret, in lower-case hex.
-func apopDigest(stamp, secret string) string {
-	sum := md5.Sum([]byte(stamp + secret))
-	return hex.EncodeToString(sum[:])
 }

@@ -5,23 +5,17 @@ package conformance
 // whose lockout policy the suite cannot know.
 
 import (
-	"fmt"
-	"math/rand/v2"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
-// unknownUser is a user name that exists on no server.
-func unknownUser() string { return fmt.Sprintf("no-such-user-%08x", rand.Uint32()) }
-
 // failedPass fails a USER/PASS login on c with an unknown name and
 // returns the reply that refused it: PASS's, or USER's when the server
 // refuses unknown names at once.
 func failedPass(c *harness.Conn) harness.Reply {
-	u := cmd(c, "USER "+unknownUser())
+	u := cmd(c, "USER "+harness.NoSuchUser())
 	if !u.OK() {
 		return u
 	}

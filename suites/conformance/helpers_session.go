@@ -124,13 +124,6 @@ func quitAndWait(c *harness.Conn) harness.Reply {
 	return r
 }
 
-// noSuchUser is a mailbox name that no server holds. It stays short so
-// that "USER <name>" fits the smallest command limit Exchange allows (40
-// octets, E0006).
-func noSuchUser() string {
-	return fmt.Sprintf("nosuch%d", time.Now().UnixNano()%1_000_000_000)
-}
-
 // errBudget is how many negative replies one session may collect before
 // the server may close it (C0005); 0 means no limit. The limit is the
 // smaller of the profile's and the one measured before the run

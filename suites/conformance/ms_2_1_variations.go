@@ -33,15 +33,13 @@ var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", 
 		Spec(fmt.Sprintf("treats %s between keyword and argument as the profile says", tc.name), IDs("2.1.1"), Readonly, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
 			c := plaintextReady(ctx, t)
-			r := cmd(c, "USER"+tc.sep+a.User)
 			// A +OK to USER tells little where any name gets +OK (V0008):
 			// PASS with the real password shows whether the server took
 			// the separator and the name as sent.
-			loggedIn := false
-			if r.OK() {
-				p := cmd(c, "PASS "+a.Password)
-				Expect(p.OK() || p.Err()).To(BeTrue(), "PASS after USER with %s: a status line, got %q", tc.name, p.String())
-				loggedIn = p.OK()
+			s := trySeparator(c, a, tc.sep)
+			r, loggedIn := s.User, s.LoggedIn()
+			if s.PassSent {
+				Expect(s.Pass.OK() || s.Pass.Err()).To(BeTrue(), "PASS after USER with %s: a status line, got %q", tc.name, s.Pass.String())
 			}
 			switch t.Profile.Separators {
 			case profile.SeparatorsSpaceOrTab:
@@ -71,12 +69,21 @@ var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", 
 	})
 })
 
+// trySeparator is harness.TrySeparator with PASS, a transport error
+// failing the spec as in cmd.
+func trySeparator(c *harness.Conn, a harness.Account, sep string) harness.SeparatorTry {
+	s, err := harness.TrySeparator(c, a, sep, true)
+	explainClose(c, s.Last, err)
+	Expect(err).NotTo(HaveOccurred(), "reply to %q", redactForMessage(s.Last))
+	return s
+}
+
 // unknownUserGetsOK reports whether USER of a name no server holds gets
 // +OK, as the first command of a connection of its own.
 func unknownUserGetsOK(ctx SpecContext, t *harness.Target) bool {
 	c := plaintextReady(ctx, t)
 	defer c.Close()
-	return cmd(c, "USER "+noSuchUser()).OK()
+	return cmd(c, "USER "+harness.NoSuchUser()).OK()
 }
 
 // maskName normalises a reply text that may echo the name sent.
@@ -94,7 +101,7 @@ func maskName(text, name string) string { return strings.ReplaceAll(text, name, 
 // second USER there may get -ERR for the state alone (GNU Mailutils pop3d
 // answers "-ERR Invalid command"), which is no verdict on its length.
 func userOfLength(dial func() *harness.Conn, n int) (c *harness.Conn, short, long harness.Reply) {
-	name := noSuchUser()
+	name := harness.NoSuchUser()
 	first := dial()
 	short = cmd(first, "USER "+name)
 	Expect(short.OK() || short.Err()).To(BeTrue(), "status line %q", short)

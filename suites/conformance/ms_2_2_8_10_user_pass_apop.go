@@ -8,8 +8,6 @@ package conformance
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"regexp"
 	"strings"
 
@@ -24,7 +22,7 @@ import (
 var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 	Spec("answers USER for an unknown mailbox as the profile says, and refuses its PASS", IDs("V0008"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := authDial(ctx, t)
-		name := noSuchUser()
+		name := harness.NoSuchUser()
 		r := cmd(c, "USER "+name)
 		switch t.Profile.UnknownUserReply {
 		case profile.ReplyOK:
@@ -41,7 +39,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 			verdict.SkipNotApplicable("the profile answers USER for an unknown mailbox with -ERR, as RFC 1939 section 7 allows")
 		}
 		a := need(t.Account(ctx))
-		name := noSuchUser()
+		name := harness.NoSuchUser()
 		// One connection at a time, each closed once it answered.
 		user := func(name string) harness.Reply {
 			c := authDial(ctx, t)
@@ -155,13 +153,13 @@ var _ = Describe("MS-STANXPOP3 2.2.10 V0012 APOP", func() {
 		a := apopAccount(ctx, t)
 		c := dial(ctx, t)
 		stamp := msgIDStampRE.FindString(c.Greeting.Text)
-		sum := md5.Sum([]byte(stamp + a.Password))
-		line := "APOP " + a.User + " " + hex.EncodeToString(sum[:])
+		digest := harness.APOPDigest(stamp, a.Password)
+		line := "APOP " + a.User + " " + digest
 		if !t.Profile.APOP {
 			Expect(stamp).To(BeEmpty(), "a server without APOP puts no timestamp in its greeting %q", c.Greeting)
 			// Any name does: a refused APOP for the account itself could
 			// count towards its lockout.
-			expectErr(cmd(c, "APOP "+unknownUser()+" "+hex.EncodeToString(sum[:])), "APOP on a server without APOP")
+			expectErr(cmd(c, "APOP "+harness.NoSuchUser()+" "+digest), "APOP on a server without APOP")
 			return
 		}
 		Expect(stamp).NotTo(BeEmpty(), "a server with APOP puts a timestamp in its greeting %q", c.Greeting)

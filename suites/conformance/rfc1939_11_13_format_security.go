@@ -121,7 +121,7 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		both := func(a harness.Account) (apop, pass harness.Reply) {
 			c := authDial(ctx, t)
 			stamp, _ := apopTimestamp(c.Greeting)
-			apop = cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password))
+			apop = cmd(c, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password))
 			if apop.OK() {
 				quitAndWait(c)
 			} else {
@@ -156,7 +156,7 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		a := apopAccount(ctx, t)
 		c := authDial(ctx, t)
 		stamp := apopOffered(t, c)
-		digest := apopDigest(stamp, a.Password)
+		digest := harness.APOPDigest(stamp, a.Password)
 		r := cmd(c, "APOP "+a.User+" "+digest)
 		if !r.OK() {
 			verdict.SkipInconclusive("APOP with the account password as shared secret was refused (%q), so no valid digest could be captured", r.String())
@@ -179,7 +179,7 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 			Expect(r.OK() || r.Err()).To(BeTrue(), "USER %s: a status line, got %q", name, r.String())
 			return r
 		}
-		known, unknown := reply(a.User), reply(noSuchUser())
+		known, unknown := reply(a.User), reply(harness.NoSuchUser())
 		record("USER replies", "known name: %q; unknown name: %q; the status tells them apart: %v",
 			known.String(), unknown.String(), known.Status != unknown.Status)
 	})

@@ -96,7 +96,7 @@ var _ = Describe("RFC 1939 section 3: greeting and states", func() {
 			"PASS " + a.Password,
 			// Not the account's name: a wrong digest for it is a failed
 			// login that lockout policies may count.
-			"APOP " + unknownUser() + " " + strings.Repeat("0", 32),
+			"APOP " + harness.NoSuchUser() + " " + strings.Repeat("0", 32),
 			"AUTH PLAIN",
 			"STLS",
 		}
@@ -194,7 +194,7 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 instead: its %d-octet command limit cannot carry USER with a %d-character argument (%d octets)", p.MaxCommandOctets, argLen, need)
 		}
 		a := need(t.Account(ctx))
-		unknown := noSuchUser()
+		unknown := harness.NoSuchUser()
 		name := "x" + strings.Repeat("0", argLen-len(unknown)-1) + unknown
 		Expect(name).To(HaveLen(argLen))
 		// Neither name exists, so whatever the profile answers for unknown
@@ -318,7 +318,7 @@ func richSession(ctx SpecContext, t *harness.Target) []replyLine {
 	// An unknown name on its own connection: -ERR or +OK, by profile.
 	c0 := authDial(ctx, t)
 	status("greeting", c0.Greeting)
-	status("USER of an unknown name", cmd(c0, "USER "+noSuchUser()))
+	status("USER of an unknown name", cmd(c0, "USER "+harness.NoSuchUser()))
 	status("QUIT in AUTHORIZATION", cmd(c0, "QUIT"))
 
 	c := dial(ctx, t)

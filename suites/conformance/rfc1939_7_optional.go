@@ -287,7 +287,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 	// against the profile there.
 	Spec("answers USER for an unknown name with +OK or -ERR", IDs("RFC1939-7-user-ok-or-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := authDial(ctx, t)
-		name := noSuchUser()
+		name := harness.NoSuchUser()
 		r := cmd(c, "USER "+name)
 		Expect(r.OK() || r.Err()).To(BeTrue(), "USER %s: want +OK or -ERR, got %q", name, r.Raw)
 	})
@@ -313,7 +313,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 		needErrBudget(t, 1)
 		a := need(t.Account(ctx))
 		c := authDial(ctx, t)
-		if r := cmd(c, "USER "+noSuchUser()); !r.Err() {
+		if r := cmd(c, "USER "+harness.NoSuchUser()); !r.Err() {
 			// RFC1939-7-user-ok-or-err judges that reply; here it only
 			// means no USER failed.
 			verdict.SkipInconclusive("the server accepted USER for an unknown name (%s), so no USER failed", r.String())
@@ -427,7 +427,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		c := authDial(ctx, t)
 		stamp, ok := apopTimestamp(c.Greeting)
 		Expect(ok).To(BeTrue(), "greeting %q has no timestamp", c.Greeting.String())
-		r := cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password))
+		r := cmd(c, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password))
 		skipUnknownAPOPSecret(t, a, r)
 		expectOK(r, "APOP with the right digest")
 		stat(c)
@@ -448,11 +448,11 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		c2 := authDial(ctx, t)
 		stamp, ok := apopTimestamp(c2.Greeting)
 		Expect(ok).To(BeTrue(), "greeting %q has no timestamp", c2.Greeting.String())
-		expectErr(cmd(c2, "APOP "+a.User+" "+apopDigest(stamp, a.Password+"-wrong")), "APOP with a wrong digest")
+		expectErr(cmd(c2, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password+"-wrong")), "APOP with a wrong digest")
 		// Still AUTHORIZATION: TRANSACTION commands are refused, and APOP
 		// with the right digest works on the same session.
 		expectErr(cmd(c2, "STAT"), "STAT after a refused APOP")
-		expectOK(cmd(c2, "APOP "+a.User+" "+apopDigest(stamp, a.Password)), "APOP with the right digest after the refused one")
+		expectOK(cmd(c2, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password)), "APOP with the right digest after the refused one")
 		stat(c2)
 	})
 
@@ -481,7 +481,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		}, false},
 		{"in TRANSACTION after APOP", 0, func(c *harness.Conn, a, _ harness.Account) {
 			stamp, _ := apopTimestamp(c.Greeting)
-			expectOK(cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password)), "APOP")
+			expectOK(cmd(c, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password)), "APOP")
 		}, false},
 	} {
 		verb := "refuses"
@@ -508,7 +508,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 			}
 			tc.steps(c, a, pw)
 			// The right digest: only the place of APOP decides.
-			r := cmd(c, "APOP "+a.User+" "+apopDigest(stamp, a.Password))
+			r := cmd(c, "APOP "+a.User+" "+harness.APOPDigest(stamp, a.Password))
 			if tc.allowed {
 				skipUnknownAPOPSecret(t, a, r)
 				expectOK(r, "APOP "+tc.name)
@@ -529,10 +529,10 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		Expect(has).To(BeFalse(), "greeting %q carries %s, which a client takes for an APOP timestamp", c.Greeting.String(), s)
 		// Any name does: a refused APOP for the account itself could
 		// count towards its lockout.
-		line := "APOP " + unknownUser() + " " + apopDigest("<1.2@example>", a.Password)
+		line := "APOP " + harness.NoSuchUser() + " " + harness.APOPDigest("<1.2@example>", a.Password)
 		if len(line)+2 > t.Profile.MaxCommandOctets {
 			// Keep the refusal about APOP, not about the length (E0006).
-			line = "APOP x " + apopDigest("<1.2@example>", a.Password)
+			line = "APOP x " + harness.APOPDigest("<1.2@example>", a.Password)
 		}
 		expectErr(cmd(c, line), "APOP on a server without APOP")
 		Expect(loginAgain(c, a)).To(Succeed(), "USER and PASS after the refused APOP")

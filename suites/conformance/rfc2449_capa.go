@@ -301,7 +301,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 		// login (of a name no server has: a wrong password for the
 		// account could count towards its lockout), then bad arguments
 		// in TRANSACTION.
-		for _, line := range []string{"STAT", "XYZZY", "USER " + unknownUser(), "PASS x", "PASS nouser"} {
+		for _, line := range []string{"STAT", "XYZZY", "USER " + harness.NoSuchUser(), "PASS x", "PASS nouser"} {
 			seen = append(seen, cmd(c, line))
 		}
 		Expect(loginAgain(c, a)).To(Succeed())
@@ -591,7 +591,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 			// the line was read as a command, not refused as too long.
 			// The name exists nowhere: a wrong password for the account
 			// could count towards its lockout.
-			if u := cmd(c, "USER "+unknownUser()); !u.OK() {
+			if u := cmd(c, "USER "+harness.NoSuchUser()); !u.OK() {
 				verdict.SkipInconclusive("the server refuses unknown names at USER (%q), so no long PASS can be judged as a password", u.String())
 			}
 			r := cmd(c, commandOf("PASS", n))
@@ -644,7 +644,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 		}
 		// A name that exists nowhere: a wrong password for the account
 		// could count towards its lockout.
-		user := unknownUser()
+		user := harness.NoSuchUser()
 		ir := plainResponse("", user, strings.Repeat("p", raw-2-len(user)))
 		r := cmd(c, "AUTH PLAIN "+ir)
 		expectErr(r, "AUTH PLAIN with a wrong long password")

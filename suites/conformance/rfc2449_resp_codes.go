@@ -175,7 +175,7 @@ func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
 	reopenAuth := func() *harness.Conn { return plaintextReady(ctx, t) }
 	// The failed login names no real account, whose lockout policy the
 	// suite cannot know.
-	for _, line := range []string{"STAT", "NOOP", long, "USER " + unknownUser(), "PASS x"} {
+	for _, line := range []string{"STAT", "NOOP", long, "USER " + harness.NoSuchUser(), "PASS x"} {
 		c = rc.send(c, line, errBudgetIn(t, false), reopenAuth)
 	}
 	Expect(loginAgain(c, a)).To(Succeed())

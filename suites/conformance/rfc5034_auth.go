@@ -192,7 +192,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 
 	Spec("answers failed authentication with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-auth-fail"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
-		expectErr(authContinue(c, "PLAIN", plainResponse("", unknownUser(), "x")), "AUTH PLAIN of a user that does not exist")
+		expectErr(authContinue(c, "PLAIN", plainResponse("", harness.NoSuchUser(), "x")), "AUTH PLAIN of a user that does not exist")
 		expectErr(cmd(c, "STAT"), "STAT after a failed AUTH")
 	})
 
@@ -206,7 +206,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 	Spec("ends the exchange with +OK or -ERR, never another challenge", IDs("RFC5034-4-no-additional-data"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
-		bad := authContinue(c, "PLAIN", plainResponse("", unknownUser(), "x"))
+		bad := authContinue(c, "PLAIN", plainResponse("", harness.NoSuchUser(), "x"))
 		Expect(bad.Status).To(Equal("-ERR"), "after PLAIN's only response for a user that does not exist")
 		good := authContinue(c, "PLAIN", plainResponse("", a.User, a.Password))
 		Expect(good.Status).To(Equal("+OK"), "after PLAIN's only response")
@@ -273,13 +273,13 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		a := need(t.Account(ctx))
 		// The failed logins name a user that does not exist: a wrong
 		// password for the account could count towards its lockout.
-		expectErr(authContinue(c, "PLAIN", plainResponse("", unknownUser(), "x")), "AUTH PLAIN of a user that does not exist")
+		expectErr(authContinue(c, "PLAIN", plainResponse("", harness.NoSuchUser(), "x")), "AUTH PLAIN of a user that does not exist")
 		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN after a failed one")
 		// End that session (nothing is marked deleted) so that a server
 		// with a maildrop lock lets the next login in.
 		expectOK(cmd(c, "QUIT"), "QUIT")
 		d, _ := needPlainMech(ctx, t)
-		expectErr(authContinue(d, "PLAIN", plainResponse("", unknownUser(), "x")), "AUTH PLAIN of a user that does not exist")
+		expectErr(authContinue(d, "PLAIN", plainResponse("", harness.NoSuchUser(), "x")), "AUTH PLAIN of a user that does not exist")
 		expectStillAuthorization(d, a, "a failed AUTH")
 	})
 

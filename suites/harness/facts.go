@@ -3,10 +3,8 @@ package harness
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
 	"sync"
@@ -550,11 +548,7 @@ func (t *Target) measureFailedPass(ctx context.Context, f *Facts, fail func(stri
 			return
 		}
 	}
-	name, err := randomUser()
-	if err != nil {
-		fail("a refused PASS", err)
-		return
-	}
+	name := NoSuchUser()
 	r, err := c.Cmd("USER " + name)
 	if err != nil {
 		fail("a refused PASS", fmt.Errorf("USER: %w", err))
@@ -582,16 +576,6 @@ func (t *Target) measureFailedPass(ctx context.Context, f *Facts, fail func(stri
 	default:
 		fail("a refused PASS", fmt.Errorf("QUIT after it got %q: %v", q.String(), err))
 	}
-}
-
-// randomUser is a mailbox name no server holds, short enough for the
-// smallest command limit (E0006: 40 octets).
-func randomUser() (string, error) {
-	n, err := rand.Int(rand.Reader, big.NewInt(1e12))
-	if err != nil {
-		return "", fmt.Errorf("random name: %w", err)
-	}
-	return fmt.Sprintf("nosuch%012d", n), nil
 }
 
 // deriveFacts are the facts of a bundled server, read from its profile:

@@ -8,9 +8,7 @@ package harness
 
 import (
 	"bytes"
-	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -314,8 +312,7 @@ func (l *LineGuard) apopClass(arg string) CommandClass {
 	if i < 0 || j < i {
 		return ClassFailedLogin
 	}
-	sum := md5.Sum([]byte(g[i:j+1] + a.Password))
-	if !strings.EqualFold(strings.TrimRight(digest, " \t"), hex.EncodeToString(sum[:])) {
+	if !strings.EqualFold(strings.TrimRight(digest, " \t"), APOPDigest(g[i:j+1], a.Password)) {
 		return ClassFailedLogin
 	}
 	return ClassLogin
