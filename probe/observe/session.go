@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -113,13 +114,18 @@ func (p *prober) session(ctx context.Context) error {
 		}
 		return nil
 	}
-	c, err := p.authConn(ctx)
-	if err != nil {
+	c, err := p.loggedIn(ctx, a, func(c *harness.Conn) error {
+		err := p.login(c, a)
+		if err != nil {
+			p.evidence("login", c)
+		}
 		return err
-	}
-	if err := p.login(c, a); err != nil {
-		p.evidence("login", c)
+	})
+	if loginFailed(err) {
 		return fmt.Errorf("login: %w", err)
+	}
+	if err != nil {
+		return errors.Unwrap(err)
 	}
 	retrieved := false
 	defer func() {
@@ -333,6 +339,52 @@ func (p *prober) lock(ctx context.Context) error {
 	p.set("lock_reply", r.String(), "the reply that decided the second login")
 	p.evidence("lock", first, second)
 	return nil
+}
+
+// loggedIn opens a connection and logs in to a with login. The step
+// before may have closed its session without QUIT, and a server that
+// locks the maildrop may free it a moment late: a PASS refused with
+// [IN-USE] is tried again on a new connection, up to three times, a
+// quarter second apart. After a refused login the closed connection comes
+// back with the error, as evidence.
+func (p *prober) loggedIn(ctx context.Context, a harness.Account, login func(*harness.Conn) error) (*harness.Conn, error) {
+	return p.loggedInOn(ctx, p.t, login)
+}
+
+// loggedInOn is loggedIn to t (a variant of the bundled server).
+func (p *prober) loggedInOn(ctx context.Context, t *harness.Target, login func(*harness.Conn) error) (*harness.Conn, error) {
+	for i := 1; ; i++ {
+		c, err := p.authConnOn(ctx, t)
+		if err != nil {
+			return nil, &connectError{err}
+		}
+		err = login(c)
+		if err == nil {
+			return c, nil
+		}
+		c.Close()
+		var pe *harness.PassError
+		if i == 3 || !errors.As(err, &pe) || !strings.EqualFold(pe.Reply.Code(), "IN-USE") {
+			return c, err // closed; its transcript is the evidence
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// connectError is loggedIn failing before the login: no connection.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// loginFailed says whether loggedIn's error came from the login itself.
+func loginFailed(err error) bool {
+	var ce *connectError
+	return err != nil && !errors.As(err, &ce)
 }
 
 // firstLogin logs in for the lock measurement. The session step before

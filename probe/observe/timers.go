@@ -269,12 +269,12 @@ func (p *prober) idleLogin(ctx context.Context, t *harness.Target) (*harness.Con
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.authConnOn(ctx, t)
-	if err != nil {
-		return c, err
-	}
-	if err := harness.LoginUserPass(c, a); err != nil {
+	c, err := p.loggedInOn(ctx, t, func(c *harness.Conn) error { return harness.LoginUserPass(c, a) })
+	if loginFailed(err) {
 		return c, fmt.Errorf("login: %w", err)
+	}
+	if err != nil {
+		return nil, errors.Unwrap(err)
 	}
 	return c, nil
 }

@@ -122,14 +122,13 @@ func (s *txSearch) session(ctx context.Context) (*harness.Conn, error) {
 	if s.c != nil {
 		return s.c, nil
 	}
-	c, err := s.p.authConn(ctx)
-	if err != nil {
-		return nil, err
-	}
 	s.logins++
-	if err := harness.LoginUserPass(c, s.acc); err != nil {
-		c.Close()
+	c, err := s.p.loggedIn(ctx, s.acc, func(c *harness.Conn) error { return harness.LoginUserPass(c, s.acc) })
+	if loginFailed(err) {
 		return nil, fmt.Errorf("%w: login: %v", errNoSession, err)
+	}
+	if err != nil {
+		return nil, errors.Unwrap(err)
 	}
 	s.c = c
 	return c, nil
