@@ -131,10 +131,11 @@ func (e TargetEntry) port() int { return cmp.Or(e.Port, e.DefaultPort()) }
 
 // effective is the entry's target with the command line's settings for
 // every target: permissions, label filter, time limit, and the profile
-// unless the entry names its own.
+// and the sessions at once unless the entry names its own.
 func (e TargetEntry) effective(o runOptions) target.Target {
 	t := e.Target
 	t.Profile = cmp.Or(t.Profile, o.Profile)
+	t.MaxConnections = cmp.Or(t.MaxConnections, o.MaxConnections)
 	t.Allow, t.LabelFilter, t.Timeout = o.Allow, o.LabelFilter, o.Timeout
 	return t
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,14 @@ func TestChildArgs(t *testing.T) {
 		args, _ := childArgs(TargetEntry{Target: target.Target{Config: harness.Config{Host: "h"}}, Expect: tc.own}, o, "out/h")
 		if i := slices.Index(args, "--expect"); i < 0 || args[i+1] != tc.want || slices.Contains(args[i+2:], "--expect") {
 			t.Errorf("target expect %q: args %q, want --expect %s once", tc.own, args, tc.want)
+		}
+	}
+	// So do its own sessions at once.
+	o.MaxConnections = 4
+	for _, tc := range []struct{ own, want int }{{0, 4}, {1, 1}} {
+		args, _ := childArgs(TargetEntry{Target: target.Target{Config: harness.Config{Host: "h"}, MaxConnections: tc.own}}, o, "out/h")
+		if i := slices.Index(args, "--max-connections"); i < 0 || args[i+1] != strconv.Itoa(tc.want) {
+			t.Errorf("target max_connections %d: args %q, want --max-connections %d", tc.own, args, tc.want)
 		}
 	}
 }
