@@ -111,7 +111,9 @@ func TestRunBundled(t *testing.T) {
 }
 
 func TestWaitsOf(t *testing.T) {
-	remote := harness.Config{Host: "h", Port: 110, Profile: "exchange2010"}
+	remote := harness.Config{Host: "h", Port: 110, Profile: "exchange2010", Allow: harness.Permissions{Slow: true}}
+	fast := remote
+	fast.Allow.Slow = false
 	tests := []struct {
 		name string
 		cfg  harness.Config
@@ -119,6 +121,7 @@ func TestWaitsOf(t *testing.T) {
 		want time.Duration
 	}{
 		{"idle timers on a remote host", remote, []string{"V0002"}, 1800 * time.Second},
+		{"slow specs not allowed: they end at once", fast, []string{"V0002"}, 0},
 		{"no timer key", remote, []string{"V0008"}, 0},
 		{"bundled server uses short timers", harness.Config{Profile: "exchange2010"}, []string{"V0002"}, 0},
 	}
