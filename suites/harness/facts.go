@@ -234,63 +234,29 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	m := &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
 		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
 	f := Facts{Measured: true}
-	var (
-		mu   sync.Mutex
-		errs []error
-	)
+	var errs []error
 	fail := func(what string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
 		f.Problems = append(f.Problems, fmt.Sprintf("%s: %v", what, err))
 		errs = append(errs, fmt.Errorf("%s: %w", what, err))
 	}
-	// Before login and after it: two sessions that never hold the
-	// maildrop at once. Across a network the two run side by side (each
-	// its own connection); on the bundled server one after the other, so
-	// its reports stay the same from run to run.
-	var before, after Facts
-	both := []func(){
-		func() {
-			if v, err := m.measureCapaAuthorization(ctx); err != nil {
-				fail("CAPA in AUTHORIZATION", err)
-			} else {
-				before.CapaAuthorization = v
-			}
-			if l, err := m.measureErrors(ctx, false); err != nil {
-				fail("unknown commands in AUTHORIZATION", err)
-			} else {
-				before.Authorization = l
-			}
-		},
-		func() {
-			if err := m.measureSession(ctx, &after); err != nil {
-				fail("a session after login", err)
-			}
-			if l, err := m.measureErrors(ctx, true); err != nil {
-				fail("unknown commands in TRANSACTION", err)
-			} else {
-				after.Transaction = l
-			}
-		},
-	}
-	if t.ref == nil {
-		var wg sync.WaitGroup
-		for _, run := range both {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				run()
-			}()
-		}
-		wg.Wait()
+	if v, err := m.measureCapaAuthorization(ctx); err != nil {
+		fail("CAPA in AUTHORIZATION", err)
 	} else {
-		for _, run := range both {
-			run()
-		}
+		f.CapaAuthorization = v
 	}
-	f.CapaAuthorization, f.Authorization = before.CapaAuthorization, before.Authorization
-	f.CapaTransaction, f.NoopTransaction, f.Fixture, f.Transaction = after.CapaTransaction, after.NoopTransaction, after.Fixture, after.Transaction
-	// Last and alone: a refused PASS may slow the logins that follow it.
+	if l, err := m.measureErrors(ctx, false); err != nil {
+		fail("unknown commands in AUTHORIZATION", err)
+	} else {
+		f.Authorization = l
+	}
+	if err := m.measureSession(ctx, &f); err != nil {
+		fail("a session after login", err)
+	}
+	if l, err := m.measureErrors(ctx, true); err != nil {
+		fail("unknown commands in TRANSACTION", err)
+	} else {
+		f.Transaction = l
+	}
 	m.measureFailedPass(ctx, &f, fail)
 	f.Transcript = m.rec.Flush()
 	t.rec.Absorb(m.rec)
