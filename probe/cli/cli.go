@@ -228,7 +228,7 @@ Output:
   --out DIR                report directory (default reports/latest)
   --format LIST            comma-separated: json,yaml,md,html,junit (default all five)
                            observed-profile.yaml (the measured server as a profile) comes with any
-  --no-observe             skip measuring server parameters after the specs
+  --no-observe             skip measuring server parameters
   --quiet                  no progress on stderr (a live bar on a terminal, plain lines otherwise)
 
 Exit codes:

@@ -42,9 +42,10 @@ func compareChild(o runOptions, prof, out string) (args, env []string) {
 		// profile's expectations judge the same behaviour.
 		t.ReferenceProfile = cmp.Or(t.ReferenceProfile, t.Profile)
 	}
-	t.Profile = prof
+	// The main run measures the server's parameters; the children judge.
+	t.Profile, t.NoObserve = prof, true
 	args, env = target.Args(t)
-	return append([]string{"run", "--format", string(report.JSON), "--quiet", "--no-observe", "--out", out}, args...), env
+	return append([]string{"run", "--format", string(report.JSON), "--quiet", "--out", out}, args...), env
 }
 
 // comparison is the --compare-profiles work of one run: a child probe per

@@ -20,8 +20,6 @@ type runOptions struct {
 	// Parallel bounds the child probes of --targets running at once; 0
 	// takes the targets file's concurrency or DefaultParallel.
 	Parallel int
-	// NoObserve skips measuring server parameters.
-	NoObserve bool
 	// Expect is the baseline file of accepted deviations (--expect).
 	Expect string
 	// CompareProfiles runs the specs again under every other bundled
@@ -94,7 +92,6 @@ func parseRun(args []string, getenv func(string) string, stdout io.Writer) (runO
 	fs.StringVar(&o.Out, "out", "reports/latest", "")
 	fs.StringVar(&formats, "format", "json,yaml,md,html,junit", "")
 	fs.BoolVar(&o.Quiet, "quiet", false, "")
-	fs.BoolVar(&o.NoObserve, "no-observe", false, "")
 	fs.BoolVar(&o.CompareProfiles, "compare-profiles", false, "")
 	fs.StringVar(&o.Expect, "expect", "", "")
 	fs.StringVar(&o.Targets, "targets", "", "")

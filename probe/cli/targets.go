@@ -136,7 +136,7 @@ func (e TargetEntry) effective(o runOptions) target.Target {
 	t := e.Target
 	t.Profile = cmp.Or(t.Profile, o.Profile)
 	t.MaxConnections = cmp.Or(t.MaxConnections, o.MaxConnections)
-	t.Allow, t.LabelFilter, t.Timeout = o.Allow, o.LabelFilter, o.Timeout
+	t.Allow, t.LabelFilter, t.Timeout, t.NoObserve = o.Allow, o.LabelFilter, o.Timeout, o.NoObserve
 	return t
 }
 

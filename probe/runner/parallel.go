@@ -86,6 +86,7 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	case l.exe == "":
 		return "one at a time (this program starts no worker processes)"
 	case l.workers < 2:
+		l.observeFirst(ctx, t)
 		return "one at a time (--max-connections 1)"
 	}
 	ok, why, err := t.ConcurrentLogins(ctx)
@@ -94,6 +95,7 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	}
 	if err != nil || !ok {
 		slog.Info("specs run one at a time", "why", why)
+		l.observeFirst(ctx, t)
 		return "one at a time: " + why
 	}
 	facts := t.Facts()
@@ -145,6 +147,15 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 		}
 	}
 	return note
+}
+
+// observeFirst measures the server's parameters before any spec, when the
+// run measures them at all: they describe the maildrop as the facts found
+// it, before a mutating spec changes it, whether or not workers run.
+func (l *lead) observeFirst(ctx context.Context, t *harness.Target) {
+	if l.observe != nil {
+		l.observe(ctx, t.Facts())
+	}
 }
 
 // Here runs every spec no worker ran to its end.

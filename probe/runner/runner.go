@@ -104,8 +104,11 @@ func (rn *Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]t
 	if cfg.Remote() {
 		l = &lead{exe: rn.Executable, workers: req.MaxConnections, cfg: cfg,
 			labelFilter: req.LabelFilter, deadline: time.Now().Add(timeout)}
-		if rn.Executable != "" && !cfg.Allow.Slow {
-			// Waits on server timers want the server to themselves.
+		if rn.Executable != "" && !cfg.Allow.Slow && !req.NoObserve {
+			// Before the specs (next to the workers, when there are
+			// any): the parameters then describe the maildrop before
+			// a mutating spec changed it. Waits on server timers
+			// (--slow) want the server to themselves, after the specs.
 			l.observe = func(ctx context.Context, facts harness.Facts) {
 				o := &observation{done: make(chan struct{})}
 				rn.observed = o

@@ -67,6 +67,7 @@ func Args(t Target) (args, env []string) {
 	if t.Timeout > 0 {
 		add("--timeout", t.Timeout.String())
 	}
+	on("--no-observe", t.NoObserve)
 	if t.MaxConnections > 0 {
 		add("--max-connections", strconv.Itoa(t.MaxConnections))
 	}

@@ -54,6 +54,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&t.LabelFilter, "label-filter", "", "")
 	fs.DurationVar(&t.Timeout, "timeout", DefaultTimeout, "")
 	fs.IntVar(&t.MaxConnections, "max-connections", DefaultMaxConnections, "")
+	fs.BoolVar(&t.NoObserve, "no-observe", false, "")
 	return f
 }
 

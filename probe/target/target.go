@@ -41,6 +41,8 @@ type Target struct {
 	// holds at once: its readonly specs share that many worker processes,
 	// one connection each. 1 runs every spec in one process.
 	MaxConnections int `yaml:"max_connections"`
+	// NoObserve skips measuring the server's parameters (--no-observe).
+	NoObserve bool `yaml:"-"`
 }
 
 // DefaultMaxConnections is --max-connections' default: few enough that

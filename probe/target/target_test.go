@@ -44,7 +44,7 @@ func TestArgsRoundTrip(t *testing.T) {
 		Config: harness.Config{Host: "mail.example", Port: 995, TLS: harness.TLSImplicit, InsecureSkipVerify: true,
 			ServerName: "mx", CAFile: "ca.pem", User: "u", Password: secretPW, User2: "b", Password2: secretPW2,
 			Profile: "rfc1939", MailboxFixture: "alice", Allow: harness.Permissions{Reversible: true, Disruptive: true, Slow: true}},
-		LabelFilter: "readonly", Timeout: 3 * time.Minute, MaxConnections: 2,
+		LabelFilter: "readonly", Timeout: 3 * time.Minute, MaxConnections: 2, NoObserve: true,
 	}
 	bundled := Target{Config: harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: "dovecot",
 		Allow: harness.Permissions{Mutating: true}}, Timeout: time.Hour, MaxConnections: 1}
