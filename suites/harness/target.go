@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -373,14 +374,16 @@ func (t *Target) SecondAccount(ctx context.Context) (Account, error) {
 // TRANSACTION state when err is nil.
 func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
 	// The previous spec's sessions were closed without QUIT (QUIT would
-	// commit what a reversible spec marked). A server that locks the
-	// maildrop notices the close a moment later, so a PASS refused just
-	// after that, without an [AUTH] code, is tried again briefly.
+	// commit what a reversible spec marked), and so were the parameter
+	// measurement's. A server that locks the maildrop notices the close a
+	// moment later, so a PASS refused just after that, without an [AUTH]
+	// code, or at any time with [IN-USE] (RFC 2449: locked, try later),
+	// is tried again briefly.
 	for wait := 50 * time.Millisecond; ; wait *= 2 {
 		c, err := t.login(ctx, a)
 		var pe *PassError
-		if err == nil || !errors.As(err, &pe) || pe.Reply.Code() == "AUTH" ||
-			wait > 800*time.Millisecond || !t.rec.FlushedWithin(3*time.Second) {
+		if err == nil || !errors.As(err, &pe) || pe.Reply.Code() == "AUTH" || wait > 800*time.Millisecond ||
+			(!t.rec.FlushedWithin(3*time.Second) && !strings.EqualFold(pe.Reply.Code(), "IN-USE")) {
 			return c, err
 		}
 		c.Close()
