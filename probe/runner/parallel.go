@@ -187,6 +187,7 @@ func (l *lead) runWorker(ctx context.Context, n int, j job) error {
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	cmd.WaitDelay = 5 * time.Second
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		return fmt.Errorf("start worker %d: %w", n+1, err)
