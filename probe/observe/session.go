@@ -114,7 +114,7 @@ func (p *prober) session(ctx context.Context) error {
 		}
 		return nil
 	}
-	c, err := p.loggedIn(ctx, a, func(c *harness.Conn) error {
+	c, err := p.loggedIn(ctx, func(c *harness.Conn) error {
 		err := p.login(c, a)
 		if err != nil {
 			p.evidence("login", c)
@@ -314,9 +314,16 @@ func (p *prober) lock(ctx context.Context) error {
 		p.skip("lock", err.Error())
 		return nil
 	}
-	first, err := p.firstLogin(ctx, a)
-	if err != nil {
+	// The session step before closed its connection without QUIT.
+	first, err := p.loggedIn(ctx, func(c *harness.Conn) error {
+		err := harness.LoginUserPass(c, a)
+		if err != nil {
+			p.evidence("lock", c)
+		}
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("first login: %w", err)
 	}
 	second, err := p.authConn(ctx)
 	if err != nil {
@@ -341,18 +348,19 @@ func (p *prober) lock(ctx context.Context) error {
 	return nil
 }
 
-// loggedIn opens a connection and logs in to a with login. The step
-// before may have closed its session without QUIT, and a server that
-// locks the maildrop may free it a moment late: a PASS refused with
-// [IN-USE] is tried again on a new connection, up to three times, a
-// quarter second apart. After a refused login the closed connection comes
-// back with the error, as evidence.
-func (p *prober) loggedIn(ctx context.Context, a harness.Account, login func(*harness.Conn) error) (*harness.Conn, error) {
+// loggedIn opens a connection and logs in with login. The step before
+// closed its session without QUIT, and a server that locks the maildrop
+// may free it a moment late: a refused PASS (not one with [AUTH], which
+// blames the credentials) is tried again on a new connection, up to
+// three times, a second apart. After the last refusal the closed
+// connection comes back with the error, as evidence.
+func (p *prober) loggedIn(ctx context.Context, login func(*harness.Conn) error) (*harness.Conn, error) {
 	return p.loggedInOn(ctx, p.t, login)
 }
 
 // loggedInOn is loggedIn to t (a variant of the bundled server).
 func (p *prober) loggedInOn(ctx context.Context, t *harness.Target, login func(*harness.Conn) error) (*harness.Conn, error) {
+	const attempts = 3
 	for i := 1; ; i++ {
 		c, err := p.authConnOn(ctx, t)
 		if err != nil {
@@ -364,13 +372,13 @@ func (p *prober) loggedInOn(ctx context.Context, t *harness.Target, login func(*
 		}
 		c.Close()
 		var pe *harness.PassError
-		if i == 3 || !errors.As(err, &pe) || !strings.EqualFold(pe.Reply.Code(), "IN-USE") {
-			return c, err // closed; its transcript is the evidence
+		if i == attempts || !errors.As(err, &pe) || !pe.MayBeBusy() {
+			return c, err
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -385,32 +393,4 @@ func (e *connectError) Unwrap() error { return e.err }
 func loginFailed(err error) bool {
 	var ce *connectError
 	return err != nil && !errors.As(err, &ce)
-}
-
-// firstLogin logs in for the lock measurement. The session step before
-// it closed its connection without QUIT (it retrieved a message), and a
-// server may notice that close, and free the maildrop, a moment late; so
-// a refused login is tried again twice, a second apart.
-func (p *prober) firstLogin(ctx context.Context, a harness.Account) (*harness.Conn, error) {
-	const attempts = 3
-	for i := 1; ; i++ {
-		c, err := p.authConn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		err = harness.LoginUserPass(c, a)
-		if err == nil {
-			return c, nil
-		}
-		p.evidence("lock", c)
-		c.Close()
-		if i == attempts {
-			return nil, fmt.Errorf("first login (%d attempts): %w", attempts, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }

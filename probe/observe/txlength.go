@@ -123,7 +123,7 @@ func (s *txSearch) session(ctx context.Context) (*harness.Conn, error) {
 		return s.c, nil
 	}
 	s.logins++
-	c, err := s.p.loggedIn(ctx, s.acc, func(c *harness.Conn) error { return harness.LoginUserPass(c, s.acc) })
+	c, err := s.p.loggedIn(ctx, func(c *harness.Conn) error { return harness.LoginUserPass(c, s.acc) })
 	if loginFailed(err) {
 		return nil, fmt.Errorf("%w: login: %v", errNoSession, err)
 	}

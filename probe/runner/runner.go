@@ -228,7 +228,7 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration, l *
 			// Left out by the label filter: not part of n of m.
 			return
 		}
-		if sr.Failure.Message == conformance.RunElsewhere {
+		if sr.Failure.Message == contract.RunElsewhere {
 			return // counted when its worker reported it
 		}
 		mu.Lock()

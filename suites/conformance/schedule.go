@@ -23,7 +23,7 @@ type Schedule interface {
 	// before any spec of this process.
 	Begin(ctx context.Context, t *harness.Target) error
 	// Here says whether this process runs the spec; one that does not
-	// ends skipped with RunElsewhere.
+	// ends skipped with contract.RunElsewhere.
 	Here(s SpecInfo) bool
 	// Ended hears that a spec this process ran has ended; busy says why
 	// its result may be the run's own doing (harness.ErrBusy), or "".
@@ -45,12 +45,6 @@ type SpecInfo struct {
 func (s SpecInfo) Concurrent() bool {
 	return s.Class == Readonly && !slices.Contains(s.Flags, Slow) && !slices.Contains(s.Flags, ReferenceOnly)
 }
-
-// RunElsewhere and EntryBusy are the contract's (model/contract).
-const (
-	RunElsewhere = contract.RunElsewhere
-	EntryBusy    = contract.EntryBusy
-)
 
 // SpecKey names a spec the same way in every process of a run: its text
 // and where it is declared.
@@ -90,7 +84,7 @@ func placeSpec(class Class, flags map[Flag]bool) {
 		info.Flags = append(info.Flags, f)
 	}
 	if !s.Here(info) {
-		Skip(RunElsewhere)
+		Skip(contract.RunElsewhere)
 	}
 }
 
@@ -99,12 +93,12 @@ func placeSpec(class Class, flags map[Flag]bool) {
 func endSpec(t *harness.Target) {
 	s := currentSchedule()
 	sr := CurrentSpecReport()
-	if s == nil || sr.Failure.Message == RunElsewhere {
+	if s == nil || sr.Failure.Message == contract.RunElsewhere {
 		return
 	}
 	busy := t.Recorder().Busy()
 	if busy != "" {
-		AddReportEntry(EntryBusy, busy, ReportEntryVisibilityNever)
+		AddReportEntry(contract.EntryBusy, busy, ReportEntryVisibilityNever)
 	}
 	s.Ended(SpecKey(sr), busy)
 }

@@ -231,8 +231,7 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	// the facts must not eat the whole run.
 	ctx, cancel := context.WithTimeout(ctx, factsTimeout)
 	defer cancel()
-	m := &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
-		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
+	m := t.aside()
 	f := Facts{Measured: true}
 	var errs []error
 	fail := func(what string, err error) {

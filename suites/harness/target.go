@@ -382,7 +382,7 @@ func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
 	for wait := 50 * time.Millisecond; ; wait *= 2 {
 		c, err := t.login(ctx, a)
 		var pe *PassError
-		if err == nil || !errors.As(err, &pe) || pe.Reply.Code() == "AUTH" || wait > 800*time.Millisecond ||
+		if err == nil || !errors.As(err, &pe) || !pe.MayBeBusy() || wait > 800*time.Millisecond ||
 			(!t.rec.FlushedWithin(3*time.Second) && !strings.EqualFold(pe.Reply.Code(), "IN-USE")) {
 			return c, err
 		}
@@ -422,6 +422,11 @@ type PassError struct {
 }
 
 func (e *PassError) Error() string { return fmt.Sprintf("PASS for %s: %s", e.User, e.Reply) }
+
+// MayBeBusy says whether the refusal may be a maildrop still locked by a
+// session that just ended, worth a retry: any but one with [AUTH], which
+// blames the credentials (RFC 3206).
+func (e *PassError) MayBeBusy() bool { return !strings.EqualFold(e.Reply.Code(), "AUTH") }
 
 // LoginUserPass runs USER and PASS on an open connection.
 func LoginUserPass(c *Conn, a Account) error {

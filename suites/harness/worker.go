@@ -107,8 +107,7 @@ func (r *Recorder) openConns() int {
 // without QUIT, so nothing is committed. The lines count into the run's
 // tally; they are no spec's evidence.
 func (t *Target) ConcurrentLogins(ctx context.Context) (bool, string, error) {
-	m := &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
-		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
+	m := t.aside()
 	m.Config.Worker = false
 	defer func() {
 		m.rec.Flush()
@@ -118,21 +117,28 @@ func (t *Target) ConcurrentLogins(ctx context.Context) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	first, err := m.login(ctx, a)
-	if err != nil {
+	// The first session stays open, tracked by m's recorder, while the
+	// second logs in.
+	if _, err := m.login(ctx, a); err != nil {
 		return false, "", fmt.Errorf("first session: %w", err)
 	}
-	_ = first
 	second, err := m.login(ctx, a)
-	if err == nil {
-		return true, "a second session of the account opened while the first was open", nil
-	}
 	var pe *PassError
-	if errors.As(err, &pe) {
+	switch {
+	case err == nil:
+		return true, "a second session of the account opened while the first was open", nil
+	case errors.As(err, &pe):
 		return false, "a second session of the account was refused: " + pe.Reply.String(), nil
-	}
-	if second != nil && second.Greeting.Err() {
+	case second != nil && second.Greeting.Err():
 		return false, "a second connection was refused: " + strings.TrimSpace(second.Greeting.String()), nil
 	}
 	return false, "a second session could not be opened: " + err.Error(), nil
+}
+
+// aside is a target for the run's own measurements (facts, the session
+// check): the same server and settings, a recorder of its own, so that
+// its connections are no spec's evidence.
+func (t *Target) aside() *Target {
+	return &Target{Config: t.Config, Profile: t.Profile, rec: &Recorder{}, variant: true,
+		tlsConf: t.tlsConf, plainAddr: t.plainAddr, tlsAddr: t.tlsAddr, ref: t.ref}
 }

@@ -21,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
@@ -49,14 +47,7 @@ func startImitation(t *testing.T, prof *profile.Profile) *imitation {
 		t.Fatal(err)
 	}
 	im.control = in.Control
-	data, err := yaml.Marshal(prof)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im.profPath = filepath.Join(t.TempDir(), prof.Name+".yaml")
-	if err := os.WriteFile(im.profPath, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	im.profPath = profileFile(t, prof, prof.Name)
 	return im
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -13,12 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/pop3conformance/pop3conformance/internal/netsim"
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/probe/report"
-	"github.com/pop3conformance/pop3conformance/suites/harness"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
 )
 
 // netDelay is the test's simulated network, each way: small so the test
@@ -97,28 +94,12 @@ type audit struct {
 
 func auditOnce(t *testing.T, s refServer, oneWay time.Duration, args []string) audit {
 	t.Helper()
-	prof := cmp.Or(s.profile, harness.DefaultProfile)
-	if s.maxConnections > 0 {
-		p, err := profile.Load(prof)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.MaxConnections = s.maxConnections
-		data, err := yaml.Marshal(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prof = filepath.Join(t.TempDir(), "server.yaml")
-		if err := os.WriteFile(prof, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv, err := harness.Open(context.Background(), harness.Config{Profile: prof})
+	prof, err := profile.Load(cmp.Or(s.profile, profile.Default))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	addr := srv.PlainAddr()
+	srv := embed.StartTest(t, embed.Options{Profile: prof, Plain: embed.Loopback, MaxConnections: s.maxConnections})
+	addr := srv.Plain
 	if oneWay > 0 {
 		px, err := netsim.Start(addr, netsim.Options{OneWay: oneWay})
 		if err != nil {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/probe/report"
@@ -39,14 +37,7 @@ func TestProbeRemoteWithMutating(t *testing.T) {
 	// timer specs finish in seconds.
 	prof.Timers.Unauthenticated = profile.Duration(2 * time.Second)
 	prof.Timers.Authenticated = profile.Duration(3 * time.Second)
-	data, err := yaml.Marshal(prof)
-	if err != nil {
-		t.Fatal(err)
-	}
-	profPath := filepath.Join(t.TempDir(), "short-timers.yaml")
-	if err := os.WriteFile(profPath, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	profPath := profileFile(t, prof, "short-timers")
 
 	ctx := context.Background()
 	srv, err := harness.Open(ctx, harness.Config{Profile: profPath})

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/pop3conformance/pop3conformance/model/catalog"
 	"github.com/pop3conformance/pop3conformance/model/profile"
 	"github.com/pop3conformance/pop3conformance/model/verdict"
@@ -32,14 +30,7 @@ func TestObservedProfileRoundTrip(t *testing.T) {
 	p.MaxCommandOctets = 300
 	p.Separators = profile.SeparatorsSingleSpace
 	p.UnknownUserReply = profile.ReplyErr
-	data, err := yaml.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := filepath.Join(t.TempDir(), "custom.yaml")
-	if err := os.WriteFile(server, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	server := profileFile(t, p, "custom")
 
 	run := func(expect string) (*report.Report, string, int) {
 		out := t.TempDir()
