@@ -186,24 +186,11 @@ func TestProbeAgainstMailutils(t *testing.T) {
 	}
 	probe := peertest.NewProbe(t, mailutils, probeTimeout, "--server-name", "localhost", "--profile", "rfc1939")
 
-	t.Run("readonly", func(t *testing.T) {
-		t.Parallel()
-		run := probe.Run(t)
-		peertest.CheckRun(t, run, "rfc1939")
-		peertest.CheckDeviations(t, run.Report, expectedDeviations, nil)
-		peertest.CheckObserved(t, run.Report, expectedObserved)
-		peertest.CheckObserved(t, run.Report, expectedAPOP)
-		peertest.CheckMethods(t, run.Report, expectedMethods)
-	})
-	t.Run("disruptive", func(t *testing.T) {
-		t.Parallel()
-		run := probe.Run(t, "--allow-mutating", "--allow-disruptive")
-		peertest.CheckRun(t, run, "rfc1939")
-		peertest.CheckDeviations(t, run.Report, peertest.Merge(expectedDeviations, expectedDisruptiveDeviations), nil)
-		// The mutating specs delete mail, so only what does not depend on
-		// the maildrop is compared after them.
-		peertest.CheckObserved(t, run.Report, expectedDisruptiveObserved)
-		peertest.CheckObserved(t, run.Report, expectedAPOP)
+	probe.CheckBoth(t, peertest.Both{
+		Profile:    "rfc1939",
+		Deviations: expectedDeviations, Disruptive: peertest.Merge(expectedDeviations, expectedDisruptiveDeviations),
+		Observed: expectedObserved, Methods: expectedMethods, DisruptiveObserved: expectedDisruptiveObserved,
+		Always: expectedAPOP,
 	})
 }
 
