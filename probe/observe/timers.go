@@ -26,11 +26,13 @@ const (
 var timerKeys = []string{keyUnauthenticated, keyAuthenticated, keyNotice, keyNoticeText}
 
 const (
-	// scaledLongest is what the bundled server's longest timer becomes
-	// on the variant the probe measures: short enough for the step to
-	// cost under 2 s, long enough that the shorter timer (1/30 of it
-	// under Exchange) still spans many times the loopback noise.
-	scaledLongest = 1500 * time.Millisecond
+	// scaledTimer is what each of the bundled server's timers becomes on
+	// the variant the probe measures: short enough for the step to cost
+	// under 2 s, long enough to span many times the loopback noise. Each
+	// timer has its own factor: with one for both, Exchange's 1-minute
+	// timer (1/30 of the other) lasted 50 ms, and a loaded machine's
+	// scheduling delay of 20 ms read as 25 s more.
+	scaledTimer = 1500 * time.Millisecond
 	// scaleNoise is how far a loopback close may land from the server's
 	// deadline (scheduler wake-ups, the race detector). Multiplied by
 	// the scale factor it is the precision of a scaled measurement.
@@ -75,11 +77,10 @@ func defaultTimeout(cfg harness.Config) time.Duration {
 	return DefaultTimeout + max(waitLimit(unauth), waitLimit(auth)) + waitSlack
 }
 
-// scaleFactor divides the bundled server's timers so that the longer one
-// lasts about scaledLongest; 1 when it is that short already.
-func scaleFactor(t profile.Timers) int64 {
-	longest := max(t.Unauthenticated.D(), t.Authenticated.D())
-	return max(1, int64(math.Round(float64(longest)/float64(scaledLongest))))
+// scaleFactor divides a bundled server's timer so that it lasts about
+// scaledTimer; 1 when it is that short already.
+func scaleFactor(d time.Duration) int64 {
+	return max(1, int64(math.Round(float64(d)/float64(scaledTimer))))
 }
 
 // niceStep is the smallest 1, 2 or 5 times a power of ten nanoseconds
@@ -107,7 +108,7 @@ func roundMeasured(d, resolution time.Duration) time.Duration {
 // whichever is more. A measured timeout is never exact: it carries a
 // network round trip; servers close on a periodic sweep rather than on
 // the dot (up to a few seconds late); and a measurement at 1/1200 scale
-// is rounded to 5 s at 60 s. 10 % covers those and still tells 60 s from
+// is rounded to 20 s at 1800 s. 10 % covers those and still tells 60 s from
 // 180 s or 600 s, and 600 s from 1800 s, which is what tells the
 // profiles apart; the 2 s floor keeps a round trip from failing short
 // timers.
@@ -145,6 +146,9 @@ type idleWait struct {
 	// STLS), or PASS's +OK.
 	start time.Time
 	limit time.Duration
+	// timer is 0 for the unauthenticated timer, 1 for the authenticated
+	// (idleSetup's index).
+	timer int
 
 	elapsed time.Duration
 	lines   [][]byte // sent by the server before it closed
@@ -164,10 +168,12 @@ func (w *idleWait) closed() bool { return w.err == nil }
 type idleSetup struct {
 	target *harness.Target
 	// scale multiplies a measured duration back to full scale (1 on a
-	// remote host).
-	scale      int64
-	resolution time.Duration
-	limits     [2]time.Duration // unauthenticated, authenticated
+	// remote host), resolution is the measurement's precision at full
+	// scale, and limits bound the waits; each unauthenticated first,
+	// authenticated second.
+	scale      [2]int64
+	resolution [2]time.Duration
+	limits     [2]time.Duration
 }
 
 // idleTimers measures both idle timers at once, on two connections: one
@@ -186,35 +192,34 @@ func (p *prober) idleTimers(ctx context.Context) error {
 	}
 	expect := p.t.Profile.Timers
 	return p.measureIdle(ctx, idleSetup{
-		target: p.t, scale: 1, resolution: remoteResolution,
+		target: p.t, scale: [2]int64{1, 1}, resolution: [2]time.Duration{remoteResolution, remoteResolution},
 		limits: [2]time.Duration{waitLimit(expect.Unauthenticated.D()), waitLimit(expect.Authenticated.D())},
 	})
 }
 
 // idleTimersScaled measures the bundled server's timers on a variant
-// whose timers are the server's divided by one factor, so the longer
-// lasts about scaledLongest; the results are multiplied back. The notice
+// whose timers are the server's each divided by its own factor, so each
+// lasts about scaledTimer; the results are multiplied back. The notice
 // is the server's own.
 func (p *prober) idleTimersScaled(ctx context.Context) error {
 	server := p.t.Reference().Profile.Timers
-	factor := scaleFactor(server)
-	scaled := func(d profile.Duration) profile.Duration {
-		// A timer far shorter than the other must not become zero,
-		// which the profile refuses.
-		return profile.Duration(max(d.D()/time.Duration(factor), time.Millisecond))
+	s := idleSetup{scale: [2]int64{scaleFactor(server.Unauthenticated.D()), scaleFactor(server.Authenticated.D())}}
+	var timers [2]profile.Duration
+	for i, d := range []profile.Duration{server.Unauthenticated, server.Authenticated} {
+		// A timer must not become zero, which the profile refuses.
+		timers[i] = profile.Duration(max(d.D()/time.Duration(s.scale[i]), time.Millisecond))
+		s.resolution[i] = time.Duration(s.scale[i]) * scaleNoise
+		s.limits[i] = 2*timers[i].D() + bundledSlack
 	}
-	unauth, auth := scaled(server.Unauthenticated), scaled(server.Authenticated)
 	v, err := p.t.Variant(ctx, func(pr *profile.Profile) {
-		pr.Timers.Unauthenticated, pr.Timers.Authenticated = unauth, auth
+		pr.Timers.Unauthenticated, pr.Timers.Authenticated = timers[0], timers[1]
 	})
 	if err != nil {
-		return fmt.Errorf("starting the bundled server with its timers at 1/%d scale: %w", factor, err)
+		return fmt.Errorf("starting the bundled server with its timers at 1/%d and 1/%d scale: %w", s.scale[0], s.scale[1], err)
 	}
 	defer v.Close()
-	return p.measureIdle(ctx, idleSetup{
-		target: v, scale: factor, resolution: time.Duration(factor) * scaleNoise,
-		limits: [2]time.Duration{2*unauth.D() + bundledSlack, 2*auth.D() + bundledSlack},
-	})
+	s.target = v
+	return p.measureIdle(ctx, s)
 }
 
 // measureIdle opens the two connections and waits on both at once, so
@@ -236,7 +241,7 @@ func (p *prober) measureIdle(ctx context.Context, s idleSetup) error {
 
 	authed, loginErr := p.idleLogin(ctx, s.target)
 	if loginErr == nil {
-		start(&idleWait{key: keyAuthenticated, what: "PASS's +OK", conn: authed, start: time.Now(), limit: s.limits[1]})
+		start(&idleWait{key: keyAuthenticated, what: "PASS's +OK", conn: authed, start: time.Now(), limit: s.limits[1], timer: 1})
 	} else {
 		p.skip(keyAuthenticated, "no login to leave idle: "+loginErr.Error())
 		p.evidence(keyAuthenticated, authed)
@@ -283,13 +288,14 @@ func (p *prober) idleLogin(ctx context.Context, t *harness.Target) (*harness.Con
 // it was not measured.
 func (p *prober) recordIdle(w *idleWait, s idleSetup) {
 	p.evidence(w.key, w.conn)
+	scale := s.scale[w.timer]
 	atScale := ""
-	if s.scale > 1 {
-		atScale = fmt.Sprintf(" (at 1/%d scale)", s.scale)
+	if scale > 1 {
+		atScale = fmt.Sprintf(" (at 1/%d scale)", scale)
 	}
 	switch {
 	case w.closed():
-		full := roundMeasured(w.elapsed*time.Duration(s.scale), s.resolution)
+		full := roundMeasured(w.elapsed*time.Duration(scale), s.resolution[w.timer])
 		p.set(w.key, full.String(), idleMethod(w, s, full))
 	case errors.Is(w.err, harness.ErrInterrupted):
 		p.skip(w.key, fmt.Sprintf("the observation's time limit ended %v after %s%s, before the server closed the connection", w.elapsed.Round(time.Millisecond), w.what, atScale))
@@ -299,10 +305,11 @@ func (p *prober) recordIdle(w *idleWait, s idleSetup) {
 }
 
 func idleMethod(w *idleWait, s idleSetup, full time.Duration) string {
-	step := niceStep(max(s.resolution, full/100))
-	if s.scale > 1 {
+	scale := s.scale[w.timer]
+	step := niceStep(max(s.resolution[w.timer], full/100))
+	if scale > 1 {
 		return fmt.Sprintf("bundled server variant at 1/%d scale: left idle after %s, closed after %v, i.e. %v at full scale (rounded to %v, the precision at that scale)",
-			s.scale, w.what, w.elapsed.Round(100*time.Microsecond), full, step)
+			scale, w.what, w.elapsed.Round(100*time.Microsecond), full, step)
 	}
 	return fmt.Sprintf("a connection left idle after %s until the server closed it: closed after %v (from that reply's arrival to the end of the connection), rounded to %v",
 		w.what, w.elapsed.Round(time.Millisecond), step)
