@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,10 +281,13 @@ func ranHere(r types.Report) types.Report {
 
 // worker is the schedule of a worker process: it takes every readonly
 // spec no other worker has claimed, until a refusal suggests the server
-// wants fewer sessions; then it takes no more.
+// wants fewer sessions; then it takes no more. The specs of one Reading
+// are claimed together, so one worker reads it for all of them.
 type worker struct {
 	dir     string
 	stopped atomic.Bool
+	mu      sync.Mutex
+	groups  map[string]bool // the groups this worker claimed
 }
 
 func (w *worker) Begin(context.Context, *harness.Target) error { return nil }
@@ -291,7 +296,28 @@ func (w *worker) Here(s conformance.SpecInfo) bool {
 	if w.stopped.Load() || !s.Concurrent() {
 		return false
 	}
-	f, err := os.OpenFile(filepath.Join(w.dir, s.Key), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if s.Group == "" {
+		return w.claim(s.Key)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.groups[s.Group] {
+		return true
+	}
+	sum := sha256.Sum256([]byte(s.Group))
+	if !w.claim("group-" + hex.EncodeToString(sum[:12])) {
+		return false
+	}
+	if w.groups == nil {
+		w.groups = map[string]bool{}
+	}
+	w.groups[s.Group] = true
+	return true
+}
+
+// claim takes name for this worker unless another already has it.
+func (w *worker) claim(name string) bool {
+	f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return false
 	}

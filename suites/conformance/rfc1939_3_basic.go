@@ -292,7 +292,8 @@ type replyLine struct {
 // STAT, LIST, UIDL, RETR, TOP, unknown commands, commands in the wrong
 // state, NOOP, RSET and QUIT. It returns every status line and every
 // listing line. Message bodies are not returned: their lines are the
-// message's, not the server's.
+// message's, not the server's. Specs get it through richReplies, which
+// runs it once for all of them.
 func richSession(ctx SpecContext, t *harness.Target) []replyLine {
 	var out []replyLine
 	status := func(what string, r harness.Reply) {
@@ -369,10 +370,14 @@ func richSession(ctx SpecContext, t *harness.Target) []replyLine {
 	return out
 }
 
+// richReplies is richSession read once for every spec that judges its
+// lines.
+var richReplies = Reading[[]replyLine]{name: "a session of every kind of reply", read: richSession}
+
 var _ = Describe("RFC 1939 section 3: responses", func() {
 
-	Spec("starts every reply with +OK or -ERR, alone or followed by a space and text", IDs("RFC1939-3-status-indicators"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, l := range richSession(ctx, t) {
+	Spec("starts every reply with +OK or -ERR, alone or followed by a space and text", IDs("RFC1939-3-status-indicators"), Readonly, richReplies, func(ctx SpecContext, t *harness.Target) {
+		for _, l := range richReplies.Get(ctx, t) {
 			if !l.Status {
 				continue
 			}
@@ -380,8 +385,8 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		}
 	})
 
-	Spec("writes +OK and -ERR in capitals", IDs("RFC1939-3-status-uppercase"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		for _, l := range richSession(ctx, t) {
+	Spec("writes +OK and -ERR in capitals", IDs("RFC1939-3-status-uppercase"), Readonly, richReplies, func(ctx SpecContext, t *harness.Target) {
+		for _, l := range richReplies.Get(ctx, t) {
 			if !l.Status {
 				continue
 			}
@@ -394,9 +399,9 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		}
 	})
 
-	Spec("keeps every response line within 512 octets, CRLF included", IDs("RFC1939-3-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps every response line within 512 octets, CRLF included", IDs("RFC1939-3-resp-512"), Readonly, richReplies, func(ctx SpecContext, t *harness.Target) {
 		max := rfcMaxResponseOctets
-		for _, l := range richSession(ctx, t) {
+		for _, l := range richReplies.Get(ctx, t) {
 			Expect(len(l.Raw)).To(BeNumerically("<=", max), "%s: a line of %d octets: %q", l.What, len(l.Raw), l.Raw)
 		}
 	})

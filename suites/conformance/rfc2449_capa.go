@@ -60,15 +60,13 @@ var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
 			Expect(capaLineRE.Match(l)).To(BeTrue(), "CAPA %s: %q is not tag *(SP param) CRLF", state, l)
 		}
 	}
-	Spec("lists one capability per line, tag and parameters, ended by a dot line", IDs("RFC2449-5-capa-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := dial(ctx, t)
-		checkFormat(needCapa(c), rfcMaxResponseOctets, "before login")
-		c.Close()
-		l, _ := login(ctx, t)
-		checkFormat(readCapa(l), rfcMaxResponseOctets, "after login")
+	Spec("lists one capability per line, tag and parameters, ended by a dot line", IDs("RFC2449-5-capa-format"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
+		p := capaBoth.Get(ctx, t)
+		checkFormat(p.Before, rfcMaxResponseOctets, "before login")
+		checkFormat(p.After, rfcMaxResponseOctets, "after login")
 	})
 
-	Spec("still lists after login every capability it listed before", IDs("RFC2449-5-capa-auth-caps-in-both"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("still lists after login every capability it listed before", IDs("RFC2449-5-capa-auth-caps-in-both"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		for _, tag := range p.Before.TagSet() {
 			if tag == "STLS" {
@@ -151,22 +149,17 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 		{"AUTH-RESP-CODE", IDs("RFC3206-6-auth-resp-code-cap")},
 	}
 	for _, tc := range cases {
-		Spec(fmt.Sprintf("advertises %s before and after login exactly when the profile does", tc.tag), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
-			c := dial(ctx, t)
-			before := needCapa(c)
-			tlsBefore := c.TLS()
-			c.Close()
-			l, _ := login(ctx, t)
-			after := readCapa(l)
-			Expect(after.OK).To(BeTrue(), "CAPA after login")
+		Spec(fmt.Sprintf("advertises %s before and after login exactly when the profile does", tc.tag), tc.ids, Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
+			p := capaBothStates(ctx, t)
+			before, after := p.Before, p.After
 			for _, s := range []struct {
 				k        capabilities
 				tls, in  bool
 				state    string
 				listHint []string
 			}{
-				{before, tlsBefore, false, "before login", before.Order},
-				{after, l.TLS(), true, "after login", after.Order},
+				{before, p.TLSBefore, false, "before login", before.Order},
+				{after, p.TLSAfter, true, "after login", after.Order},
 			} {
 				want, sure := expectTag(t.Profile, tc.tag, s.tls, s.in)
 				if !sure {
@@ -185,12 +178,9 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 		Expect(got).To(ConsistOf(want), "SASL mechanisms after login (profile %s)", t.Profile.Name)
 	})
 
-	Spec("names the profile's implementation string in IMPLEMENTATION", IDs("RFC2449-6.9-implementation-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c := dial(ctx, t)
-		before := needCapa(c)
-		c.Close()
-		l, _ := login(ctx, t)
-		after := readCapa(l)
+	Spec("names the profile's implementation string in IMPLEMENTATION", IDs("RFC2449-6.9-implementation-cap"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
+		p := capaBoth.Get(ctx, t)
+		before, after := p.Before, p.After
 		// Recorded only; the suite never lets it change an expectation
 		// (RFC 2449 6.9: clients must not switch on it).
 		AddReportEntry("IMPLEMENTATION", strings.Join(after.Params("IMPLEMENTATION"), " "), ReportEntryVisibilityFailureOrVerbose)
@@ -203,7 +193,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 		}
 	})
 
-	Spec("lists no APOP tag, in either state", IDs("RFC2449-6-no-apop-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists no APOP tag, in either state", IDs("RFC2449-6-no-apop-cap"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		Expect(p.Before.Has("APOP")).To(BeFalse(), "CAPA before login lists APOP: %v", p.Before.Order)
 		Expect(p.After.Has("APOP")).To(BeFalse(), "CAPA after login lists APOP: %v", p.After.Order)
@@ -212,7 +202,7 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 	// Standard tags: RFC 2449, RFC 2595 (STLS), RFC 3206 (AUTH-RESP-CODE),
 	// RFC 6856 (UTF8, LANG).
 	registered := []string{"TOP", "USER", "SASL", "RESP-CODES", "LOGIN-DELAY", "PIPELINING", "EXPIRE", "UIDL", "IMPLEMENTATION", "STLS", "AUTH-RESP-CODE", "UTF8", "LANG"}
-	Spec("lists registered or private (X) tags only, and no other tag the profile does not name", IDs("RFC2449-9-registry"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists registered or private (X) tags only, and no other tag the profile does not name", IDs("RFC2449-9-registry"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		var private, unknown, extra []string
 		for _, k := range []capabilities{p.Before, p.After} {
@@ -409,7 +399,7 @@ func numberCapParams(params []string, state string, never bool) (n int, isNever,
 }
 
 var _ = Describe("RFC 2449 6.5 LOGIN-DELAY", func() {
-	Spec("gives LOGIN-DELAY as seconds, with USER only before login", IDs("RFC2449-6.5-login-delay-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives LOGIN-DELAY as seconds, with USER only before login", IDs("RFC2449-6.5-login-delay-cap"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		if !p.Before.Has("LOGIN-DELAY") && !p.After.Has("LOGIN-DELAY") {
 			verdict.SkipNotApplicable("the server does not advertise LOGIN-DELAY in CAPA")
@@ -423,7 +413,7 @@ var _ = Describe("RFC 2449 6.5 LOGIN-DELAY", func() {
 		}
 	})
 
-	Spec("announces before login the largest delay that could apply", IDs("RFC2449-6.5-login-delay-max-in-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("announces before login the largest delay that could apply", IDs("RFC2449-6.5-login-delay-max-in-auth"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		needTag(p.Before, "LOGIN-DELAY", "before login")
 		n1, _, _ := numberCapParams(p.Before.Params("LOGIN-DELAY"), "LOGIN-DELAY before login", false)
@@ -480,7 +470,7 @@ var _ = Describe("RFC 2449 6.5 LOGIN-DELAY", func() {
 })
 
 var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
-	Spec("gives EXPIRE as days or NEVER, with USER only before login", IDs("RFC2449-6.7-expire-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives EXPIRE as days or NEVER, with USER only before login", IDs("RFC2449-6.7-expire-cap"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		if !p.Before.Has("EXPIRE") && !p.After.Has("EXPIRE") {
 			verdict.SkipNotApplicable("the server does not advertise EXPIRE in CAPA")
@@ -512,7 +502,7 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 		}
 	})
 
-	Spec("announces before login the smallest retention that could apply", IDs("RFC2449-6.7-expire-min-in-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("announces before login the smallest retention that could apply", IDs("RFC2449-6.7-expire-min-in-auth"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		needTag(p.Before, "EXPIRE", "before login")
 		n1, never1, _ := numberCapParams(p.Before.Params("EXPIRE"), "EXPIRE before login", true)

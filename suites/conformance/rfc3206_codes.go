@@ -112,7 +112,7 @@ var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
 		Expect(strings.EqualFold(r.Code(), "AUTH")).To(BeFalse(), "the credentials were right: %q", r.String())
 	})
 
-	Spec("lists AUTH-RESP-CODE in both states or in neither", IDs("RFC3206-6-cap-states"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists AUTH-RESP-CODE in both states or in neither", IDs("RFC3206-6-cap-states"), Readonly, capaBoth, func(ctx SpecContext, t *harness.Target) {
 		p := capaBothStates(ctx, t)
 		Expect(p.After.Has("AUTH-RESP-CODE")).To(Equal(p.Before.Has("AUTH-RESP-CODE")), "before: %v; after: %v", p.Before.Order, p.After.Order)
 	})

@@ -36,6 +36,9 @@ type SpecInfo struct {
 	Key   string
 	Class Class
 	Flags []Flag
+	// Group names the Reading the spec judges, "" for none: the specs of
+	// one group are best run in one process, which then reads it once.
+	Group string
 }
 
 // Concurrent says whether the spec may run while other specs of the run
@@ -74,12 +77,12 @@ func currentSchedule() Schedule {
 
 // placeSpec skips the spec here when the schedule gives it to another
 // process.
-func placeSpec(class Class, flags map[Flag]bool) {
+func placeSpec(class Class, flags map[Flag]bool, group string) {
 	s := currentSchedule()
 	if s == nil {
 		return
 	}
-	info := SpecInfo{Key: SpecKey(CurrentSpecReport()), Class: class}
+	info := SpecInfo{Key: SpecKey(CurrentSpecReport()), Class: class, Group: group}
 	for f := range flags {
 		info.Flags = append(info.Flags, f)
 	}

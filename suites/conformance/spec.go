@@ -61,8 +61,8 @@ const (
 	mutatingPriority   = -2
 )
 
-// Spec declares one spec. args are Flags, extra Ginkgo decorators, and the
-// Body last.
+// Spec declares one spec. args are Flags, at most one Reading the spec
+// judges, extra Ginkgo decorators, and the Body last.
 func Spec(text string, ids IDList, class Class, args ...any) bool {
 	if len(ids) == 0 {
 		panic(fmt.Sprintf("spec %q names no requirement", text))
@@ -82,6 +82,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	var (
 		body       Body
 		flags      = map[Flag]bool{}
+		group      string
 		decorators []any
 	)
 	for _, a := range args {
@@ -92,6 +93,11 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 			}
 			flags[v] = true
 			labels = append(labels, string(v))
+		case sharedReading:
+			if group != "" {
+				panic(fmt.Sprintf("spec %q: more than one Reading", text))
+			}
+			group = v.readingName()
 		case Body:
 			body = v
 		case func(SpecContext, *harness.Target):
@@ -112,7 +118,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	}
 	decorators = append(decorators, func(ctx SpecContext) {
 		t := currentTarget()
-		placeSpec(class, flags)
+		placeSpec(class, flags, group)
 		gate(t, class, flags)
 		needCatalogueKeys(t, ids)
 		if class == Mutating && t.Reference() == nil {

@@ -69,6 +69,9 @@ type Target struct {
 
 	mu       sync.Mutex
 	variants []*Target
+	// readings are what specs read once for the specs after them
+	// (Remember, Recall).
+	readings map[string]reading
 }
 
 // Open prepares the target: it loads the profiles and, for the bundled

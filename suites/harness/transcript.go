@@ -163,6 +163,9 @@ type Recorder struct {
 	// busy is why the spec since the last Flush may have been refused
 	// for the run's own sessions (ErrBusy); "" when not.
 	busy string
+	// cited are transcripts of an earlier spec whose reading the spec
+	// since the last Flush judged (Target.Recall).
+	cited []string
 }
 
 // FlushedWithin reports whether Flush closed connections less than d ago.
@@ -281,8 +284,8 @@ func (r *Recorder) Refusal() error {
 // the order they were opened, then forgets them and any refusal.
 func (r *Recorder) Flush() string {
 	r.mu.Lock()
-	conns, guards := r.conns, r.guards
-	r.conns, r.guards = nil, nil
+	conns, guards, cited := r.conns, r.guards, r.cited
+	r.conns, r.guards, r.cited = nil, nil, nil
 	r.refusal = nil
 	r.busy = ""
 	if len(conns) > 0 {
@@ -290,6 +293,10 @@ func (r *Recorder) Flush() string {
 	}
 	r.mu.Unlock()
 	var sb strings.Builder
+	for _, ev := range cited {
+		sb.WriteString("== (read once, by an earlier spec, for every spec that judges these replies)\n")
+		sb.WriteString(ev)
+	}
 	for _, c := range conns {
 		_ = c.nc.Close()
 		sb.WriteString(c.tr.String())
