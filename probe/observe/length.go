@@ -245,6 +245,9 @@ func (p *prober) transactionLimit(ctx context.Context) (limitResult, error) {
 		return r, nil
 	}
 	s := &txSearch{p: p, acc: a, pipelining: hasCapability(p.params, "PIPELINING")}
+	if p.t.Profile != nil {
+		s.hint = p.t.Profile.CommandLimit(true)
+	}
 	defer s.drop()
 	spaces, _ := p.params["multiple_spaces_separate"].(bool)
 	if err := s.calibrate(ctx, spaces); err != nil {
@@ -263,8 +266,12 @@ func (p *prober) transactionLimit(ctx context.Context) (limitResult, error) {
 	if s.pipelining {
 		how = "each line pipelined with its NOOP (PIPELINING)"
 	}
-	r.method = fmt.Sprintf("after login, %s: doubling from %d octets then bisection up to %d (CRLF included); a line is read whole when %s gets the reply of LIST 1 and the NOOP sent after it the next reply; refused when XPRB with short arguments gets another reply than a short XPRB, a close, the line echoed or a second reply; %d lines, %d logins, proven whole up to %d",
-		how, MinCommandOctets, MaxCommandOctets, s.formNames(), s.probes, s.logins, r.proven) + stop
+	first := ""
+	if s.hint >= MinCommandOctets && s.hint < MaxCommandOctets {
+		first = fmt.Sprintf("first %d octets (the audited profile's limit) and %d, then ", s.hint, s.hint+1)
+	}
+	r.method = fmt.Sprintf("after login, %s: %sdoubling from %d octets then bisection up to %d (CRLF included), below any length already refused or unproven; a line is read whole when %s gets the reply of LIST 1 and the NOOP sent after it the next reply; refused when XPRB with short arguments gets another reply than a short XPRB, a close, the line echoed or a second reply; %d lines, %d logins, proven whole up to %d",
+		how, first, MinCommandOctets, MaxCommandOctets, s.formNames(), s.probes, s.logins, r.proven) + stop
 	if r.truncated {
 		r.method += "; the line one octet longer was cut: the server executes its first octets silently"
 	}

@@ -88,13 +88,15 @@ type txSearch struct {
 	acc        harness.Account
 	c          *harness.Conn
 	pipelining bool
-	listRef    harness.Reply
-	xRef       harness.Reply
-	xLine      string
-	xUsable    bool
-	forms      []*txForm
-	probes     int
-	logins     int
+	// hint is the length tried first (0: none).
+	hint    int
+	listRef harness.Reply
+	xRef    harness.Reply
+	xLine   string
+	xUsable bool
+	forms   []*txForm
+	probes  int
+	logins  int
 	// evidence keeps the connections of the deciding lines.
 	lastWhole, lastRefused *harness.Conn
 	refusal                string
@@ -364,32 +366,59 @@ func (r *limitResult) decide() {
 	}
 }
 
-// run searches MinCommandOctets..MaxCommandOctets: doubling from 64
-// while lines are read whole, then bisecting between the longest whole
-// line and the shortest refused or unproven one.
+// run searches MinCommandOctets..MaxCommandOctets: first the hint (the
+// audited profile's limit) and one octet more, which settle it in two
+// lines when the server keeps that limit; then doubling from 64 while
+// lines are read whole, below any length already not proven, and
+// bisecting between the longest whole line and the shortest refused or
+// unproven one.
 func (s *txSearch) run(ctx context.Context) (limitResult, error) {
 	var r limitResult
 	lo, hi := 0, 0 // lo proven whole; hi not proven (refused or unclear)
 	hiRefused := false
+	note := func(n int, out lineOutcome) {
+		if out == whole {
+			lo = max(lo, n)
+		} else if hi == 0 || n < hi {
+			hi, hiRefused = n, out == refused
+		}
+	}
+	step := func(n int) int {
+		switch {
+		case n == MaxCommandOctets:
+			return n + 1
+		case n < 64:
+			return 64
+		}
+		return min(2*n, MaxCommandOctets)
+	}
 	err := func() error {
-		for n := MinCommandOctets; n <= MaxCommandOctets; {
+		if h := s.hint; h >= MinCommandOctets && h < MaxCommandOctets {
+			for _, n := range []int{h, h + 1} {
+				out, err := s.classify(ctx, n)
+				if err != nil {
+					return err
+				}
+				note(n, out)
+				if out != whole {
+					break
+				}
+			}
+		}
+		n := MinCommandOctets
+		if lo > 0 {
+			n = step(lo)
+		}
+		for n <= MaxCommandOctets && (hi == 0 || n < hi) {
 			out, err := s.classify(ctx, n)
 			if err != nil {
 				return err
 			}
+			note(n, out)
 			if out != whole {
-				hi, hiRefused = n, out == refused
 				break
 			}
-			lo = n
-			switch {
-			case n == MaxCommandOctets:
-				n++
-			case n < 64:
-				n = 64
-			default:
-				n = min(2*n, MaxCommandOctets)
-			}
+			n = step(n)
 		}
 		// Bisect for the longest whole line below hi (when a form works).
 		for lo > 0 && hi > lo+1 {

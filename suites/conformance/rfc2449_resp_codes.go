@@ -51,12 +51,12 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 		}
 	}
 
-	Spec("answers every command with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		statusSyntax(provokeReplies(ctx, t))
+	Spec("answers every command with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Readonly, provoked, func(ctx SpecContext, t *harness.Target) {
+		statusSyntax(provoked.Get(ctx, t))
 	})
 
-	Spec("keeps every first line within 512 octets, even when a long argument could be echoed", IDs("RFC2449-4-resp-512"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		within512(provokeReplies(ctx, t))
+	Spec("keeps every first line within 512 octets, even when a long argument could be echoed", IDs("RFC2449-4-resp-512"), Readonly, provoked, func(ctx SpecContext, t *harness.Target) {
+		within512(provoked.Get(ctx, t))
 	})
 
 	// The same for DELE with arguments that name no message: a server
@@ -165,7 +165,8 @@ func (rc *replyCollector) send(c *harness.Conn, line string, budget int, reopen 
 // each state, commands whose replies a server may build from the
 // arguments: the longest lines the profile allows, a failed login, and
 // RETR and LIST with long non-numeric arguments (some servers echo them).
-// DELE is provokeDeleReplies'.
+// DELE is provokeDeleReplies'. Specs get it through provoked, which runs
+// it once for all of them.
 func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
 	needKey(t, "max_command_octets", "max_command_octets_transaction")
 	c := plaintextReady(ctx, t)
@@ -188,6 +189,9 @@ func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
 	}
 	return rc.seen
 }
+
+// provoked is provokeReplies read once for every spec that judges it.
+var provoked = Reading[[]harness.Reply]{name: "replies to commands that may echo their arguments", read: provokeReplies}
 
 // provokeDeleReplies collects the replies to DELE with arguments that
 // name no message, one of them as long as the profile allows.
