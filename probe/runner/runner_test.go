@@ -15,6 +15,11 @@ import (
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
+func withSessions(c harness.Config, n int) harness.Config {
+	c.Sessions = n
+	return c
+}
+
 // TestConfig: the suite gets the request's own harness.Config, with the
 // defaults of a run that names no profile or TLS mode.
 func TestConfig(t *testing.T) {
@@ -26,9 +31,10 @@ func TestConfig(t *testing.T) {
 		want harness.Config
 	}{
 		{"bundled", cli.Request{Config: harness.Config{Profile: "rfc1939", ReferenceProfile: "exchange2010"}},
-			harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: "exchange2010"}},
-		{"defaults", cli.Request{}, harness.Config{TLS: harness.TLSNone, Profile: harness.DefaultProfile}},
-		{"remote", cli.Request{Config: remote, PasswordEnv: "PW", LabelFilter: "readonly"}, remote},
+			harness.Config{TLS: harness.TLSNone, Profile: "rfc1939", ReferenceProfile: "exchange2010", Sessions: 4}},
+		{"defaults", cli.Request{}, harness.Config{TLS: harness.TLSNone, Profile: harness.DefaultProfile, Sessions: 4}},
+		{"remote", cli.Request{Config: remote, PasswordEnv: "PW", LabelFilter: "readonly", MaxConnections: 2}, withSessions(remote, 2)},
+		{"one session", cli.Request{Config: remote, MaxConnections: 1}, withSessions(remote, 1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

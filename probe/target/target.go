@@ -66,6 +66,7 @@ func (t *Target) SetDefaults() {
 // Harness is the suite's configuration of the target, defaults filled in.
 func (t Target) Harness() harness.Config {
 	t.SetDefaults()
+	t.Config.Sessions = t.MaxConnections
 	return t.Config
 }
 

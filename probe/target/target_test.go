@@ -97,7 +97,7 @@ func TestFlagsDefaults(t *testing.T) {
 
 func TestHarness(t *testing.T) {
 	c := Target{Config: harness.Config{Host: "h", User: "u"}, PasswordEnv: "PW", LabelFilter: "x"}.Harness()
-	if c != (harness.Config{Host: "h", Port: 110, TLS: harness.TLSNone, User: "u", Profile: profile.Default}) {
+	if c != (harness.Config{Host: "h", Port: 110, TLS: harness.TLSNone, User: "u", Profile: profile.Default, Sessions: DefaultMaxConnections}) {
 		t.Errorf("%+v", c)
 	}
 }

@@ -74,6 +74,10 @@ type Config struct {
 	// Facts, when set, are the facts the run's first process measured;
 	// the suite takes them instead of measuring again.
 	Facts *Facts `yaml:"-"`
+	// Sessions is how many connections the run may hold at once (the
+	// probe's --max-connections); with two or more, MeasureFacts measures
+	// on two at once. 0 or 1: one at a time.
+	Sessions int `yaml:"-"`
 }
 
 // Environment variable names; scripts and CI rely on them.

@@ -233,30 +233,64 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	defer cancel()
 	m := t.aside()
 	f := Facts{Measured: true}
+	// Two lanes of measurements, each failing into its own list so that
+	// the problems keep one order. The second holds what neither logs in
+	// nor reads a multi-line reply: a server that locks the maildrop
+	// sees one login at a time, and at most one connection may read up
+	// to MaxMultiOctets.
+	var lanes [2]struct {
+		problems []string
+		errs     []error
+	}
+	failIn := func(lane int) func(string, error) {
+		return func(what string, err error) {
+			lanes[lane].problems = append(lanes[lane].problems, fmt.Sprintf("%s: %v", what, err))
+			lanes[lane].errs = append(lanes[lane].errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	// Each lane fills its own copy; the fields they set do not overlap.
+	var fl [2]Facts
+	logins := func() {
+		f, fail := &fl[0], failIn(0)
+		if v, err := m.measureCapaAuthorization(ctx); err != nil {
+			fail("CAPA in AUTHORIZATION", err)
+		} else {
+			f.CapaAuthorization = v
+		}
+		if err := m.measureSession(ctx, f); err != nil {
+			fail("a session after login", err)
+		}
+		if l, err := m.measureErrors(ctx, true); err != nil {
+			fail("unknown commands in TRANSACTION", err)
+		} else {
+			f.Transaction = l
+		}
+	}
+	others := func() {
+		f, fail := &fl[1], failIn(1)
+		if l, err := m.measureErrors(ctx, false); err != nil {
+			fail("unknown commands in AUTHORIZATION", err)
+		} else {
+			f.Authorization = l
+		}
+		m.measureFailedPass(ctx, f, fail)
+	}
+	if t.Config.Sessions >= 2 {
+		var wg sync.WaitGroup
+		wg.Go(others)
+		logins()
+		wg.Wait()
+	} else {
+		logins()
+		others()
+	}
+	f.CapaAuthorization, f.CapaTransaction, f.NoopTransaction, f.Fixture, f.Transaction = fl[0].CapaAuthorization, fl[0].CapaTransaction, fl[0].NoopTransaction, fl[0].Fixture, fl[0].Transaction
+	f.Authorization, f.FailedPassCloses, f.FailedPassNote = fl[1].Authorization, fl[1].FailedPassCloses, fl[1].FailedPassNote
 	var errs []error
-	fail := func(what string, err error) {
-		f.Problems = append(f.Problems, fmt.Sprintf("%s: %v", what, err))
-		errs = append(errs, fmt.Errorf("%s: %w", what, err))
+	for _, l := range lanes {
+		f.Problems = append(f.Problems, l.problems...)
+		errs = append(errs, l.errs...)
 	}
-	if v, err := m.measureCapaAuthorization(ctx); err != nil {
-		fail("CAPA in AUTHORIZATION", err)
-	} else {
-		f.CapaAuthorization = v
-	}
-	if l, err := m.measureErrors(ctx, false); err != nil {
-		fail("unknown commands in AUTHORIZATION", err)
-	} else {
-		f.Authorization = l
-	}
-	if err := m.measureSession(ctx, &f); err != nil {
-		fail("a session after login", err)
-	}
-	if l, err := m.measureErrors(ctx, true); err != nil {
-		fail("unknown commands in TRANSACTION", err)
-	} else {
-		f.Transaction = l
-	}
-	m.measureFailedPass(ctx, &f, fail)
 	f.Transcript = m.rec.Flush()
 	t.rec.Absorb(m.rec)
 	t.setFacts(f)

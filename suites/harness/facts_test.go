@@ -255,42 +255,50 @@ func TestMeasureFacts(t *testing.T) {
 			reason: "message 1 is not the fixture's",
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tg := remoteTarget(t, tc.server.start(t))
-			if err := tg.MeasureFacts(context.Background()); err != nil {
-				t.Fatalf("MeasureFacts: %v", err)
-			}
-			got := tg.Facts()
-			if got.CapaAuthorization != tc.want.CapaAuthorization || got.CapaTransaction != tc.want.CapaTransaction || got.NoopTransaction != tc.want.NoopTransaction {
-				t.Errorf("CAPA/NOOP: got %s/%s/%s, want %s/%s/%s", got.CapaAuthorization, got.CapaTransaction, got.NoopTransaction, tc.want.CapaAuthorization, tc.want.CapaTransaction, tc.want.NoopTransaction)
-			}
-			if got.Authorization != tc.want.Authorization || got.Transaction != tc.want.Transaction {
-				t.Errorf("error limits: got %+v / %+v, want %+v / %+v", got.Authorization, got.Transaction, tc.want.Authorization, tc.want.Transaction)
-			}
-			if got.FailedPassCloses != tc.want.FailedPassCloses {
-				t.Errorf("failed PASS closes: got %s (%s), want %s", got.FailedPassCloses, got.FailedPassNote, tc.want.FailedPassCloses)
-			}
-			fx := got.Fixture
-			if !fx.Checked || fx.Name != "alice" {
-				t.Fatalf("fixture not checked: %+v", fx)
-			}
-			if tc.reason == "" && (!fx.Match || fx.Sizes != tc.sizes) {
-				t.Errorf("fixture: got match %v sizes %q (%s), want match with sizes %q", fx.Match, fx.Sizes, fx.Reason, tc.sizes)
-			}
-			if tc.reason != "" && (fx.Match || !strings.Contains(fx.Reason, tc.reason)) {
-				t.Errorf("fixture: got match %v reason %q, want a mismatch saying %q", fx.Match, fx.Reason, tc.reason)
-			}
-			if !strings.Contains(got.Transcript, "C: XYZW") {
-				t.Errorf("the measuring connections' transcript is missing:\n%s", got.Transcript)
-			}
-			if strings.Contains(got.Transcript, fakePass) {
-				t.Errorf("the transcript holds the password")
-			}
-			if tg.Recorder().Flush() != "" {
-				t.Errorf("measuring connections leaked into the spec recorder")
-			}
-		})
+	// One connection at a time, or two lanes at once: the same facts.
+	for _, sessions := range []int{1, 2} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, sessions), func(t *testing.T) {
+				tg := remoteTarget(t, tc.server.start(t))
+				tg.Config.Sessions = sessions
+				checkMeasuredFacts(t, tg, tc.want, tc.sizes, tc.reason)
+			})
+		}
+	}
+}
+
+func checkMeasuredFacts(t *testing.T, tg *Target, want Facts, sizes, reason string) {
+	if err := tg.MeasureFacts(context.Background()); err != nil {
+		t.Fatalf("MeasureFacts: %v", err)
+	}
+	got := tg.Facts()
+	if got.CapaAuthorization != want.CapaAuthorization || got.CapaTransaction != want.CapaTransaction || got.NoopTransaction != want.NoopTransaction {
+		t.Errorf("CAPA/NOOP: got %s/%s/%s, want %s/%s/%s", got.CapaAuthorization, got.CapaTransaction, got.NoopTransaction, want.CapaAuthorization, want.CapaTransaction, want.NoopTransaction)
+	}
+	if got.Authorization != want.Authorization || got.Transaction != want.Transaction {
+		t.Errorf("error limits: got %+v / %+v, want %+v / %+v", got.Authorization, got.Transaction, want.Authorization, want.Transaction)
+	}
+	if got.FailedPassCloses != want.FailedPassCloses {
+		t.Errorf("failed PASS closes: got %s (%s), want %s", got.FailedPassCloses, got.FailedPassNote, want.FailedPassCloses)
+	}
+	fx := got.Fixture
+	if !fx.Checked || fx.Name != "alice" {
+		t.Fatalf("fixture not checked: %+v", fx)
+	}
+	if reason == "" && (!fx.Match || fx.Sizes != sizes) {
+		t.Errorf("fixture: got match %v sizes %q (%s), want match with sizes %q", fx.Match, fx.Sizes, fx.Reason, sizes)
+	}
+	if reason != "" && (fx.Match || !strings.Contains(fx.Reason, reason)) {
+		t.Errorf("fixture: got match %v reason %q, want a mismatch saying %q", fx.Match, fx.Reason, reason)
+	}
+	if !strings.Contains(got.Transcript, "C: XYZW") {
+		t.Errorf("the measuring connections' transcript is missing:\n%s", got.Transcript)
+	}
+	if strings.Contains(got.Transcript, fakePass) {
+		t.Errorf("the transcript holds the password")
+	}
+	if tg.Recorder().Flush() != "" {
+		t.Errorf("measuring connections leaked into the spec recorder")
 	}
 }
 
