@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,11 +30,28 @@ func (t *Target) Preflight(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, PreflightTimeout)
 	defer cancel()
-	c, err := t.Dial(ctx)
-	if c != nil {
-		c.Close()
-	}
+	a, err := t.Account(ctx)
 	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPreflight, err)
+	}
+	var (
+		err2 error
+		wg   sync.WaitGroup
+	)
+	second := func() { err2 = t.preflightLogin(ctx, t.SecondAccount, EnvUser2, EnvPassword2) }
+	// Another maildrop, so no lock stands between the two logins.
+	together := t.Config.Sessions >= 2 && t.Config.User2 != t.Config.User
+	if t.Config.User2 != "" && together {
+		wg.Go(second)
+	}
+	// The first account logs in on the connection that shows whether
+	// the server answers at all.
+	c, err := t.Dial(ctx)
+	if err != nil {
+		if c != nil {
+			c.Close()
+		}
+		wg.Wait()
 		// c is nil when not even TCP connected; otherwise the server
 		// accepted and then failed the greeting or the TLS handshake.
 		how := "cannot connect to %s: %v"
@@ -42,27 +61,44 @@ func (t *Target) Preflight(ctx context.Context) error {
 		return fmt.Errorf("%w: "+how+" (check %s, %s, %s and, for TLS, %s, %s or %s)",
 			ErrPreflight, t.Name(), err, EnvHost, EnvPort, EnvTLS, EnvCAFile, EnvServerName, EnvInsecureSkipVerify)
 	}
-	type account struct {
-		get  func(context.Context) (Account, error)
-		hint string
+	err = t.loginOn(c, a)
+	if err == nil {
+		_, _ = c.Quit()
 	}
-	accounts := []account{{t.Account, "check " + EnvUser + " and " + EnvPassword}}
-	if t.Config.User2 != "" {
-		accounts = append(accounts, account{t.SecondAccount, "check " + EnvUser2 + " and " + EnvPassword2})
+	c.Close()
+	var pe *PassError
+	if errors.As(err, &pe) && strings.EqualFold(pe.Reply.Code(), "IN-USE") {
+		// Locked by a session that just ended: Login waits a little.
+		err = t.preflightLogin(ctx, t.Account, EnvUser, EnvPassword)
+	} else if err != nil {
+		err = fmt.Errorf("%w: cannot log in to %s as %s: %v (check %s and %s)", ErrPreflight, t.Name(), a.User, err, EnvUser, EnvPassword)
 	}
-	for _, acc := range accounts {
-		a, err := acc.get(ctx)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrPreflight, err)
-		}
-		c, err := t.Login(ctx, a)
-		if c != nil {
+	if err != nil {
+		wg.Wait()
+		return err
+	}
+	if t.Config.User2 != "" && !together {
+		second()
+	}
+	wg.Wait()
+	return err2
+}
+
+// preflightLogin logs in with the account get returns and quits.
+func (t *Target) preflightLogin(ctx context.Context, get func(context.Context) (Account, error), userVar, passVar string) error {
+	a, err := get(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPreflight, err)
+	}
+	c, err := t.Login(ctx, a)
+	if c != nil {
+		if err == nil {
 			_, _ = c.Quit()
-			c.Close()
 		}
-		if err != nil {
-			return fmt.Errorf("%w: cannot log in to %s as %s: %v (%s)", ErrPreflight, t.Name(), a.User, err, acc.hint)
-		}
+		c.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: cannot log in to %s as %s: %v (check %s and %s)", ErrPreflight, t.Name(), a.User, err, userVar, passVar)
 	}
 	return nil
 }

@@ -403,12 +403,7 @@ func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	if t.Profile.NeedsSTLS(c.TLS()) {
-		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
-			return c, fmt.Errorf("STLS before login: %v %v", r, err)
-		}
-	}
-	if err := LoginUserPass(c, a); err != nil {
+	if err := t.loginOn(c, a); err != nil {
 		var pe *PassError
 		if errors.As(err, &pe) && t.busyLogin(a, pe) {
 			return c, t.markBusy("PASS refused: "+pe.Reply.String(), nil)
@@ -416,6 +411,17 @@ func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// loginOn logs in on c, just connected: STLS first where the profile
+// needs it, then USER and PASS.
+func (t *Target) loginOn(c *Conn, a Account) error {
+	if t.Profile.NeedsSTLS(c.TLS()) {
+		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
+			return fmt.Errorf("STLS before login: %v %v", r, err)
+		}
+	}
+	return LoginUserPass(c, a)
 }
 
 // PassError is a PASS the server refused.

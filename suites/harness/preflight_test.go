@@ -1,0 +1,66 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pop3conformance/pop3conformance/model/profile"
+	"github.com/pop3conformance/pop3conformance/reference-server/embed"
+)
+
+// TestPreflight: whichever login fails, and whether the two accounts log
+// in one after the other or at once, the message names that account and
+// the settings to check. rfc1939 locks the maildrop, so the same account
+// twice must not be logged in at once.
+func TestPreflight(t *testing.T) {
+	prof, err := profile.Load("rfc1939")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := embed.StartTest(t, embed.Options{Profile: prof, Plain: embed.Loopback})
+	host, portText, _ := net.SplitHostPort(in.Plain)
+	port, _ := strconv.Atoi(portText)
+	tests := []struct {
+		name                     string
+		user, pass, user2, pass2 string
+		want                     []string // "" for success
+	}{
+		{"both right", "alice", "wonderland", "bob", "two words", nil},
+		{"first wrong", "alice", "nope", "bob", "two words", []string{"as alice", EnvUser + " and " + EnvPassword}},
+		{"second wrong", "alice", "wonderland", "bob", "nope", []string{"as bob", EnvUser2 + " and " + EnvPassword2}},
+		{"same account twice", "alice", "wonderland", "alice", "wonderland", nil},
+		{"one account", "alice", "wonderland", "", "", nil},
+	}
+	for _, sessions := range []int{1, 4} {
+		for _, tt := range tests {
+			t.Run(tt.name+"/"+strconv.Itoa(sessions), func(t *testing.T) {
+				cfg := Config{Host: host, Port: port, TLS: TLSNone, Profile: "rfc1939", Sessions: sessions,
+					User: tt.user, Password: tt.pass, User2: tt.user2, Password2: tt.pass2}
+				tg, err := Open(context.Background(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tg.Close()
+				err = tg.Preflight(context.Background())
+				if tt.want == nil {
+					if err != nil {
+						t.Fatalf("Preflight: %v", err)
+					}
+					return
+				}
+				if !errors.Is(err, ErrPreflight) {
+					t.Fatalf("Preflight: %v, want a preflight error", err)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%v: lacks %q", err, w)
+					}
+				}
+			})
+		}
+	}
+}
