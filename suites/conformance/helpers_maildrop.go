@@ -4,7 +4,9 @@ package conformance
 // unique-ids, retrieval, and what the fixtures say the maildrop holds.
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -38,9 +40,14 @@ var (
 // stat sends STAT and returns the message count and maildrop size; a
 // reply outside the RFC 1939 grammar ("+OK nn mm", CRLF) fails the spec.
 func stat(c *harness.Conn) (n int, size int64) {
-	r := cmd(c, "STAT")
+	return statOf(cmd(c, "STAT"), 1)
+}
+
+// statOf reads a reply to STAT as stat does; offset is the caller's
+// depth for the failure's location.
+func statOf(r harness.Reply, offset int) (n int, size int64) {
 	m := statRE.FindStringSubmatch(string(r.Raw))
-	ExpectWithOffset(1, m).NotTo(BeNil(), "STAT: want \"+OK nn mm\", got %q", r.Raw)
+	ExpectWithOffset(offset+1, m).NotTo(BeNil(), "STAT: want \"+OK nn mm\", got %q", r.Raw)
 	n, _ = strconv.Atoi(m[1])
 	size, _ = strconv.ParseInt(m[2], 10, 64)
 	return n, size
@@ -112,12 +119,17 @@ func listAll(c *harness.Conn, command string) []listing {
 // strictListing sends LIST or UIDL and checks every line against re, the
 // RFC 1939 grammar of its listings.
 func strictListing(c *harness.Conn, command string, re *regexp.Regexp, what string) []listing {
-	m := multi(c, command)
-	ExpectWithOffset(2, m.OK()).To(BeTrue(), "%s: want +OK, got %q", command, m.String())
+	return strictListingOf(multi(c, command), command, re, what, 3)
+}
+
+// strictListingOf is strictListing of a listing already read; offset is
+// the depth of the caller the failure names.
+func strictListingOf(m harness.Multi, command string, re *regexp.Regexp, what string, offset int) []listing {
+	ExpectWithOffset(offset, m.OK()).To(BeTrue(), "%s: want +OK, got %q", command, m.String())
 	out := make([]listing, 0, len(m.Lines))
 	for _, l := range m.Lines {
 		s := re.FindStringSubmatch(string(l))
-		ExpectWithOffset(2, s).NotTo(BeNil(), "%s: %q is not %s", command, l, what)
+		ExpectWithOffset(offset, s).NotTo(BeNil(), "%s: %q is not %s", command, l, what)
 		n, _ := strconv.Atoi(s[1])
 		_, rest, _ := strings.Cut(strings.TrimRight(string(l), "\r\n"), " ")
 		out = append(out, listing{Num: n, NumText: s[1], Value: s[2], Rest: rest})
@@ -140,7 +152,11 @@ func uidListings(c *harness.Conn) []listing {
 // does not answer UIDL leaves the spec inconclusive: nothing else tells
 // messages apart across sessions.
 func uidsByNumber(c *harness.Conn) map[int]string {
-	m := multi(c, "UIDL")
+	return uidsByNumberOf(multi(c, "UIDL"))
+}
+
+// uidsByNumberOf is uidsByNumber of a UIDL listing already read.
+func uidsByNumberOf(m harness.Multi) map[int]string {
 	if m.Err() {
 		verdict.SkipInconclusive("the server answers UIDL with %q, so messages cannot be told apart across sessions", m.String())
 	}
@@ -355,3 +371,124 @@ func updateWithFailedRemoval(ctx SpecContext, t *harness.Target, marked []int, f
 	defer mu.Unlock()
 	return fu
 }
+
+// scanListingsOf is scanListings of a LIST reply already read.
+func scanListingsOf(m harness.Multi) []listing {
+	return strictListingOf(m, "LIST", scanRE, "a scan listing \"n size\"", 2)
+}
+
+// uidListingsOf is uidListings of a UIDL reply already read.
+func uidListingsOf(m harness.Multi) []listing {
+	return strictListingOf(m, "UIDL", uidLineRE, "\"n unique-id\"", 2)
+}
+
+// statAtLeastOf is statAtLeast of a STAT reply already read.
+func statAtLeastOf(r harness.Reply, want int) int {
+	n, _ := statOf(r, 1)
+	needMessages(n, want)
+	return n
+}
+
+// listingView is one session's view of a listing command (LIST or UIDL),
+// read once for every spec that judges its format or agreement: STAT,
+// the listing, the one-message form for some messages, then NOOP.
+type listingView struct {
+	Account harness.Account
+	Command string
+	Stat    harness.Reply
+	All     harness.Multi
+	// one holds the replies to "LIST n" (or "UIDL n") by n, and
+	// afterOne the reply to the NOOP sent after them.
+	one      map[int]harness.Reply
+	afterOne *harness.Reply
+	// broken says why the session ended before every reply was read
+	// (the connection failed after STAT and the listing): only the specs
+	// that judge a missing reply fail for it.
+	broken string
+}
+
+// One returns the reply to the one-message form for message n; a spec
+// asks only for what readListing asked.
+func (v listingView) One(n int) harness.Reply {
+	r, ok := v.one[n]
+	if !ok {
+		Fail(fmt.Sprintf("%s %d: no reply (%s)", v.Command, n, cmp.Or(v.broken, "not asked")), 1)
+	}
+	return r
+}
+
+// AfterOne returns the reply to the NOOP after the one-message forms.
+func (v listingView) AfterOne() harness.Reply {
+	if v.afterOne == nil {
+		Fail(fmt.Sprintf("NOOP after %s n: no reply (%s)", v.Command, cmp.Or(v.broken, "not asked")), 1)
+	}
+	return *v.afterOne
+}
+
+// oneFormLimit is how many messages the one-message form is asked for,
+// unless a spec needs every message.
+const oneFormLimit = 20
+
+// readListing logs in and reads command's view. The one-message form is
+// asked for the first oneFormLimit numbers the listing names and the
+// first oneFormLimit of 1..count (STAT's count), or all of these when
+// every is set; not at all when the listing was refused.
+func readListing(ctx SpecContext, t *harness.Target, command string, every bool) listingView {
+	c, a := login(ctx, t)
+	v := listingView{Account: a, Command: command, Stat: cmd(c, "STAT"), All: multi(c, command), one: map[int]harness.Reply{}}
+	ask := func(line string) (harness.Reply, bool) {
+		r, err := c.Cmd(line)
+		if err != nil {
+			v.broken = fmt.Sprintf("the session failed at %q: %v", line, err)
+		}
+		return r, err == nil
+	}
+	if !v.All.OK() {
+		return v
+	}
+	limit := oneFormLimit
+	if every {
+		limit = math.MaxInt
+	}
+	var nums []int
+	for _, line := range v.All.Texts() {
+		num, _, _ := strings.Cut(line, " ")
+		if n, err := strconv.Atoi(num); err == nil && len(nums) < limit {
+			nums = append(nums, n)
+		}
+	}
+	if m := statRE.FindStringSubmatch(string(v.Stat.Raw)); m != nil {
+		count, _ := strconv.Atoi(m[1])
+		for n := 1; n <= min(count, limit); n++ {
+			nums = append(nums, n)
+		}
+	}
+	for _, n := range nums {
+		if _, asked := v.one[n]; asked {
+			continue
+		}
+		r, ok := ask(fmt.Sprintf("%s %d", command, n))
+		if !ok {
+			return v
+		}
+		v.one[n] = r
+	}
+	if r, ok := ask("NOOP"); ok {
+		v.afterOne = &r
+	}
+	return v
+}
+
+// Two readings, so that a server that mishandles one family of listings
+// fails only the specs that judge it.
+var (
+	// scans is the LIST family, LIST n for every message where the
+	// profile says nothing follows a size (V0005 checks them all).
+	scans = Reading[listingView]{name: "STAT, LIST and LIST n", read: func(ctx SpecContext, t *harness.Target) listingView {
+		return readListing(ctx, t, "LIST", !t.Profile.ExtraAfterSizes)
+	}}
+	// uids is the UIDL family.
+	uids = Reading[listingView]{name: "STAT, UIDL and UIDL n", read: func(ctx SpecContext, t *harness.Target) listingView {
+		return readListing(ctx, t, "UIDL", false)
+	}}
+)

@@ -56,12 +56,11 @@ var _ = Describe("MS-STANXPOP3 2.2.3 V0004 nothing after the STAT size", func() 
 })
 
 var _ = Describe("MS-STANXPOP3 2.2.4 V0005 nothing after a scan listing's size", func() {
-	Spec("ends every line of LIST right after the message size", IDs("V0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("ends every line of LIST right after the message size", IDs("V0005"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
 		needNoExtraAfterSizes(t)
-		c, _ := login(ctx, t)
-		n, _ := stat(c)
-		needMessages(n, 1)
-		m := multi(c, "LIST")
+		v := scans.Get(ctx, t)
+		n := statAtLeastOf(v.Stat, 1)
+		m := v.All
 		expectOK(m.Reply, "LIST")
 		Expect(m.Lines).To(HaveLen(n))
 		for _, l := range m.Lines {
@@ -69,13 +68,12 @@ var _ = Describe("MS-STANXPOP3 2.2.4 V0005 nothing after a scan listing's size",
 		}
 	})
 
-	Spec("ends every LIST n reply right after the message size", IDs("V0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("ends every LIST n reply right after the message size", IDs("V0005"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
 		needNoExtraAfterSizes(t)
-		c, _ := login(ctx, t)
-		n, _ := stat(c)
-		needMessages(n, 1)
+		v := scans.Get(ctx, t)
+		n := statAtLeastOf(v.Stat, 1)
 		for i := 1; i <= n; i++ {
-			r := cmd(c, fmt.Sprintf("LIST %d", i))
+			r := v.One(i)
 			Expect(string(r.Raw)).To(MatchRegexp(`^\+OK `+strconv.Itoa(i)+` [0-9]+\r\n$`), "LIST %d reply must be \"+OK n size\" and CRLF", i)
 		}
 	})
@@ -278,18 +276,17 @@ func uidValue(uid string) uint64 {
 }
 
 var _ = Describe("MS-STANXPOP3 2.2.7 C0007, C0008, C0009 unique-ids", func() {
-	Spec("uses decimal unique-ids that increase with the message order", IDs("C0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("uses decimal unique-ids that increase with the message order", IDs("C0007"), Readonly, uids, func(ctx SpecContext, t *harness.Target) {
 		needDecimalUIDs(t)
-		c, _ := login(ctx, t)
-		n, _ := stat(c)
-		needMessages(n, 1)
-		uids := uidsByNumber(c)
-		Expect(uids).To(HaveLen(n))
+		v := uids.Get(ctx, t)
+		n := statAtLeastOf(v.Stat, 1)
+		byNum := uidsByNumberOf(v.All)
+		Expect(byNum).To(HaveLen(n))
 		var prev uint64
 		for i := 1; i <= n; i++ {
-			v := uidValue(uids[i])
+			v := uidValue(byNum[i])
 			if i > 1 {
-				Expect(v).To(BeNumerically(">", prev), "unique-id of message %d (%s) must be larger than that of message %d", i, uids[i], i-1)
+				Expect(v).To(BeNumerically(">", prev), "unique-id of message %d (%s) must be larger than that of message %d", i, byNum[i], i-1)
 			}
 			prev = v
 		}

@@ -23,13 +23,13 @@ import (
 )
 
 var _ = Describe("RFC 1939 section 5: STAT", func() {
-	Spec("answers STAT with +OK, the message count and the maildrop size", IDs("RFC1939-5-stat-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		r := cmd(c, "STAT")
+	Spec("answers STAT with +OK, the message count and the maildrop size", IDs("RFC1939-5-stat-format"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		r := v.Stat
 		m := statRE.FindStringSubmatch(string(r.Raw))
 		Expect(m).NotTo(BeNil(), "STAT: want \"+OK\", a space, the count, a space and the size; got %q", r.Raw)
 		n, _ := strconv.Atoi(m[1])
-		Expect(scanListings(c)).To(HaveLen(n), "STAT counts %d messages; LIST must list as many", n)
+		Expect(scanListingsOf(v.All)).To(HaveLen(n), "STAT counts %d messages; LIST must list as many", n)
 	})
 
 	Spec("gives the maildrop size in STAT as the exact octet count", IDs("RFC1939-5-stat-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -119,10 +119,11 @@ var _ = Describe("RFC 1939 section 5: STAT and RSET outside TRANSACTION", func()
 })
 
 var _ = Describe("RFC 1939 section 5: LIST", func() {
-	Spec("lists every message with LIST, in order, one scan listing each", IDs("RFC1939-5-list-all"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
-		n, _ := stat(c)
-		list := scanListings(c)
+	Spec("lists every message with LIST, in order, one scan listing each", IDs("RFC1939-5-list-all"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		a := v.Account
+		n, _ := statOf(v.Stat, 0)
+		list := scanListingsOf(v.All)
 		Expect(list).To(HaveLen(n), "LIST lines against the STAT count")
 		for i, s := range list {
 			Expect(s.Num).To(Equal(i+1), "scan listing %d names message %d", i+1, s.Num)
@@ -163,19 +164,19 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
 
-	Spec("answers LIST n on one line with +OK and that message's scan listing", IDs("RFC1939-5-list-one"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		statAtLeast(c, 1)
-		list := scanListings(c)
-		for _, s := range list[:min(len(list), 20)] {
-			r := cmd(c, fmt.Sprintf("LIST %d", s.Num))
+	Spec("answers LIST n on one line with +OK and that message's scan listing", IDs("RFC1939-5-list-one"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		statAtLeastOf(v.Stat, 1)
+		list := scanListingsOf(v.All)
+		for _, s := range list[:min(len(list), oneFormLimit)] {
+			r := v.One(s.Num)
 			m := listOneRE.FindStringSubmatch(string(r.Raw))
 			Expect(m).NotTo(BeNil(), "LIST %d: want \"+OK %d size\", got %q", s.Num, s.Num, r.Raw)
 			Expect(m[1]).To(Equal(strconv.Itoa(s.Num)), "LIST %d: message number", s.Num)
 			Expect(m[2]).To(Equal(strconv.FormatInt(s.Size(), 10)), "LIST %d: size against the full LIST", s.Num)
 		}
 		// A one-line answer: the next command's reply must come next.
-		expectOK(cmd(c, "NOOP"), "NOOP after LIST n")
+		expectOK(v.AfterOne(), "NOOP after LIST n")
 	})
 
 	Spec("refuses LIST of a message number that does not exist", IDs("RFC1939-5-list-nonexistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -207,15 +208,15 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		Expect(string(m.Terminator)).To(Equal(".\r\n"), "terminator")
 	})
 
-	Spec("formats every scan listing as the number, one space and the size", IDs("RFC1939-5-scanlisting-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		statAtLeast(c, 1)
-		m := multi(c, "LIST")
+	Spec("formats every scan listing as the number, one space and the size", IDs("RFC1939-5-scanlisting-format"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		statAtLeastOf(v.Stat, 1)
+		m := v.All
 		expectOK(m.Reply, "LIST")
 		for _, l := range m.Lines {
 			Expect(scanRE.Match(l)).To(BeTrue(), "scan listing %q: want \"n size\" and CRLF", l)
 		}
-		r := cmd(c, "LIST 1")
+		r := v.One(1)
 		Expect(listOneRE.Match(r.Raw)).To(BeTrue(), "LIST 1: want \"+OK 1 size\", got %q", r.Raw)
 	})
 })

@@ -145,11 +145,11 @@ var _ = Describe("RFC 1939 section 7: TOP and UIDL outside TRANSACTION", func() 
 })
 
 var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
-	Spec("answers UIDL with +OK and one \"n unique-id\" line per message", IDs("RFC1939-7-uidl-all"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers UIDL with +OK and one \"n unique-id\" line per message", IDs("RFC1939-7-uidl-all"), Readonly, uids, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
-		c, _ := login(ctx, t)
-		n, _ := stat(c)
-		m := multi(c, "UIDL")
+		v := uids.Get(ctx, t)
+		n, _ := statOf(v.Stat, 0)
+		m := v.All
 		expectOK(m.Reply, "UIDL")
 		Expect(m.Lines).To(HaveLen(n), "UIDL lines against the STAT count")
 		for i, l := range m.Lines {
@@ -160,19 +160,19 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		Expect(string(m.Terminator)).To(Equal(".\r\n"), "terminator")
 	})
 
-	Spec("answers UIDL n on one line with +OK, the number and that message's unique-id", IDs("RFC1939-7-uidl-one"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers UIDL n on one line with +OK, the number and that message's unique-id", IDs("RFC1939-7-uidl-one"), Readonly, uids, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
-		c, _ := login(ctx, t)
-		statAtLeast(c, 1)
-		uids := uidListings(c)
-		for _, u := range uids[:min(len(uids), 20)] {
-			r := cmd(c, fmt.Sprintf("UIDL %d", u.Num))
+		v := uids.Get(ctx, t)
+		statAtLeastOf(v.Stat, 1)
+		listed := uidListingsOf(v.All)
+		for _, u := range listed[:min(len(listed), oneFormLimit)] {
+			r := v.One(u.Num)
 			s := uidOneRE.FindStringSubmatch(string(r.Raw))
 			Expect(s).NotTo(BeNil(), "UIDL %d: want \"+OK %d unique-id\", got %q", u.Num, u.Num, r.Raw)
 			Expect(s[1]).To(Equal(strconv.Itoa(u.Num)), "UIDL %d: message number", u.Num)
 			Expect(s[2]).To(Equal(u.UID()), "UIDL %d against the full UIDL listing", u.Num)
 		}
-		expectOK(cmd(c, "NOOP"), "NOOP after UIDL n")
+		expectOK(v.AfterOne(), "NOOP after UIDL n")
 	})
 
 	Spec("refuses UIDL of a message that does not exist", IDs("RFC1939-7-uidl-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -197,21 +197,21 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
 
-	Spec("uses unique-ids of 1 to 70 characters from 0x21 to 0x7E", IDs("RFC1939-7-uid-charset"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("uses unique-ids of 1 to 70 characters from 0x21 to 0x7E", IDs("RFC1939-7-uid-charset"), Readonly, uids, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
-		c, _ := login(ctx, t)
-		statAtLeast(c, 1)
-		for _, u := range uidListings(c) {
+		v := uids.Get(ctx, t)
+		statAtLeastOf(v.Stat, 1)
+		for _, u := range uidListingsOf(v.All) {
 			Expect(uidCharsRE.MatchString(u.UID())).To(BeTrue(), "unique-id %q of message %d (%d characters)", u.UID(), u.Num, len(u.UID()))
 		}
 	})
 
-	Spec("gives no two messages the same unique-id, identical copies included", IDs("RFC1939-7-uid-unique"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives no two messages the same unique-id, identical copies included", IDs("RFC1939-7-uid-unique"), Readonly, uids, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
-		c, _ := login(ctx, t)
-		statAtLeast(c, 2)
+		v := uids.Get(ctx, t)
+		statAtLeastOf(v.Stat, 2)
 		seen := map[string]int{}
-		for _, u := range uidListings(c) {
+		for _, u := range uidListingsOf(v.All) {
 			Expect(seen).NotTo(HaveKey(u.UID()), "unique-id %q of message %d is already message %d's", u.UID(), u.Num, seen[u.UID()])
 			seen[u.UID()] = u.Num
 		}

@@ -235,26 +235,111 @@ func stockLogin(ctx SpecContext, t *harness.Target, a harness.Account, implicit 
 	return s
 }
 
-// stockRaw reads what the strict client sees, then ends its session with
-// QUIT (nothing is marked) so that a lock is free for the library.
-func stockRaw[T any](ctx SpecContext, t *harness.Target, a harness.Account, read func(c *harness.Conn) T) T {
+// stockView is what the strict client sees of the maildrop, the answers
+// the library's results are compared with: STAT, LIST, UIDL (where the
+// profile lists it) and the first stockMessages messages. One session
+// reads it for every stock spec and ends with QUIT (nothing is marked),
+// so that a lock is free for the library.
+type stockView struct {
+	Account harness.Account
+	Stat    harness.Reply
+	List    harness.Multi
+	// uidl is UIDL's answer, or why there is none; messages are the
+	// first messages' texts (the fixture's when the account declares
+	// one), or why there are none. A failure there fails only the specs
+	// that compare with them.
+	uidl        harness.Multi
+	uidlWhy     string
+	messages    [][]byte
+	messagesWhy string
+}
+
+const stockMessages = 6
+
+var stockRaw = Reading[stockView]{name: "the strict client's view for the stock client", read: func(ctx SpecContext, t *harness.Target) stockView {
+	a := need(t.Account(ctx))
 	c, err := t.Login(ctx, a)
 	Expect(err).NotTo(HaveOccurred(), "raw client: log in as %s", a.User)
-	v := read(c)
-	expectOK(cmd(c, "QUIT"), "raw client: QUIT")
+	v := stockView{Account: a, Stat: cmd(c, "STAT"), List: multi(c, "LIST")}
+	broken := ""
+	if t.Profile.HasCapability("UIDL") {
+		if v.uidl, err = c.CmdMulti("UIDL"); err != nil {
+			broken = fmt.Sprintf("raw client: UIDL: %v", err)
+			v.uidlWhy = broken
+		}
+	}
+	n := 0
+	if m := statRE.FindStringSubmatch(string(v.Stat.Raw)); m != nil {
+		n, _ = strconv.Atoi(m[1])
+	}
+	switch msgs, ok := fixtureOf(a); {
+	case ok:
+		for _, m := range msgs[:min(stockMessages, len(msgs))] {
+			v.messages = append(v.messages, m.Data)
+		}
+	case broken != "":
+		v.messagesWhy = broken
+	default:
+		read := 0
+		for i := 1; i <= min(n, stockMessages) && read <= maxDownload; i++ {
+			m, err := c.CmdMulti(fmt.Sprintf("RETR %d", i))
+			if err != nil {
+				v.messages, v.messagesWhy = nil, fmt.Sprintf("raw client: RETR %d: %v", i, err)
+				broken = v.messagesWhy
+				break
+			}
+			if !m.OK() {
+				v.messages, v.messagesWhy = nil, fmt.Sprintf("raw client: RETR %d: want +OK, got %q", i, m.String())
+				break
+			}
+			v.messages = append(v.messages, m.Body())
+			read += len(m.Body())
+		}
+	}
+	if broken == "" {
+		expectOK(cmd(c, "QUIT"), "raw client: QUIT")
+	}
 	return v
+}}
+
+// UIDL returns the strict client's UIDL answer.
+func (v stockView) UIDL() harness.Multi {
+	if v.uidlWhy != "" {
+		Fail(v.uidlWhy, 1)
+	}
+	return v.uidl
+}
+
+// Messages returns the first messages as the strict client read them.
+func (v stockView) Messages() [][]byte {
+	if v.messagesWhy != "" {
+		Fail(v.messagesWhy, 1)
+	}
+	return v.messages
 }
 
 // stockUidlSession reads the unique-ids with the strict client, then logs
 // the library in: the setup of the UIDL specs.
 func stockUidlSession(ctx SpecContext, t *harness.Target) (stockSession, []listing) {
 	needProfileCapability(t, "UIDL")
-	a := need(t.Account(ctx))
-	want := stockRaw(ctx, t, a, uidListings)
+	v := stockRaw.Get(ctx, t)
+	want := uidListingsOf(v.UIDL())
 	if len(want) == 0 {
 		verdict.SkipInconclusive("the maildrop has no messages to list")
 	}
-	return stockLogin(ctx, t, a, false), want
+	return stockLogin(ctx, t, v.Account, false), want
+}
+
+// stockRead reads what the strict client sees now, then ends its session
+// with QUIT (nothing is marked) so that a lock is free for the library:
+// the mutating spec's view before and after the library changed the
+// maildrop.
+func stockRead[T any](ctx SpecContext, t *harness.Target, a harness.Account, read func(c *harness.Conn) T) T {
+	c, err := t.Login(ctx, a)
+	Expect(err).NotTo(HaveOccurred(), "raw client: log in as %s", a.User)
+	v := read(c)
+	expectOK(cmd(c, "QUIT"), "raw client: QUIT")
+	return v
 }
 
 // stockHeader returns a header field of a message text.
@@ -265,13 +350,11 @@ func stockHeader(data []byte, field string) string {
 }
 
 var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
-	Spec("logs in with USER and PASS and reads STAT", IDs("RFC1939-7-pass-locks", "RFC1939-5-stat-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		a := need(t.Account(ctx))
-		want := stockRaw(ctx, t, a, func(c *harness.Conn) [2]int64 {
-			n, size := stat(c)
-			return [2]int64{int64(n), size}
-		})
-		s := stockLogin(ctx, t, a, false)
+	Spec("logs in with USER and PASS and reads STAT", IDs("RFC1939-7-pass-locks", "RFC1939-5-stat-format"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
+		v := stockRaw.Get(ctx, t)
+		n0, size0 := statOf(v.Stat, 0)
+		want := [2]int64{int64(n0), size0}
+		s := stockLogin(ctx, t, v.Account, false)
 		n, size, err := s.Stat()
 		Expect(err).NotTo(HaveOccurred(), "go-pop3 Stat")
 		Expect(int64(n)).To(Equal(want[0]), "go-pop3 Stat count against the raw STAT")
@@ -281,13 +364,13 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 		Expect(s.Quit()).To(Succeed(), "go-pop3 Quit")
 	})
 
-	Spec("lists messages with LIST and LIST n", IDs("RFC1939-5-list-all", "RFC1939-5-list-one"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		a := need(t.Account(ctx))
-		want := stockRaw(ctx, t, a, scanListings)
+	Spec("lists messages with LIST and LIST n", IDs("RFC1939-5-list-all", "RFC1939-5-list-one"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
+		v := stockRaw.Get(ctx, t)
+		want := scanListingsOf(v.List)
 		if len(want) == 0 {
 			verdict.SkipInconclusive("the maildrop has no messages to list")
 		}
-		s := stockLogin(ctx, t, a, false)
+		s := stockLogin(ctx, t, v.Account, false)
 		all, err := s.List(0)
 		Expect(err).NotTo(HaveOccurred(), "go-pop3 List(0)")
 		Expect(all).To(HaveLen(len(want)), "go-pop3 List(0) against the raw LIST")
@@ -307,7 +390,7 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 
 	// UIDL and UIDL n in specs of their own: a server may get one right
 	// and not the other (Twisted leaves the number out of UIDL n).
-	Spec("lists unique-ids with UIDL", IDs("RFC1939-7-uidl-all"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists unique-ids with UIDL", IDs("RFC1939-7-uidl-all"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
 		s, want := stockUidlSession(ctx, t)
 		all, err := s.Uidl(0)
 		Expect(err).NotTo(HaveOccurred(), "go-pop3 Uidl(0)")
@@ -319,7 +402,7 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 		Expect(s.Quit()).To(Succeed(), "go-pop3 Quit")
 	})
 
-	Spec("lists one unique-id with UIDL n", IDs("RFC1939-7-uidl-one"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists one unique-id with UIDL n", IDs("RFC1939-7-uidl-one"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
 		s, want := stockUidlSession(ctx, t)
 		for _, w := range want[:min(len(want), 6)] {
 			one, err := s.Uidl(w.Num)
@@ -330,16 +413,13 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 		Expect(s.Quit()).To(Succeed(), "go-pop3 Quit")
 	})
 
-	Spec("retrieves every message with RETR", IDs("RFC1939-5-retr-ok"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		a := need(t.Account(ctx))
-		want := stockRaw(ctx, t, a, func(c *harness.Conn) [][]byte {
-			n, _ := stat(c)
-			return messagesUpTo(c, a, min(n, 6))
-		})
+	Spec("retrieves every message with RETR", IDs("RFC1939-5-retr-ok"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
+		v := stockRaw.Get(ctx, t)
+		want := v.Messages()
 		if len(want) == 0 {
 			verdict.SkipInconclusive("the maildrop has no messages to retrieve")
 		}
-		s := stockLogin(ctx, t, a, false)
+		s := stockLogin(ctx, t, v.Account, false)
 		for i, data := range want {
 			num := i + 1
 			raw, err := s.RetrRaw(num)
@@ -359,17 +439,14 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 		Expect(s.Quit()).To(Succeed(), "go-pop3 Quit")
 	})
 
-	Spec("reads the header and the first body lines with TOP", IDs("RFC1939-7-top-format", "RFC1939-7-top-zero"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("reads the header and the first body lines with TOP", IDs("RFC1939-7-top-format", "RFC1939-7-top-zero"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
-		a := need(t.Account(ctx))
-		want := stockRaw(ctx, t, a, func(c *harness.Conn) [][]byte {
-			n, _ := stat(c)
-			return messagesUpTo(c, a, min(n, 6))
-		})
+		v := stockRaw.Get(ctx, t)
+		want := v.Messages()
 		if len(want) == 0 {
 			verdict.SkipInconclusive("the maildrop has no messages")
 		}
-		s := stockLogin(ctx, t, a, false)
+		s := stockLogin(ctx, t, v.Account, false)
 		for i, data := range want {
 			num := i + 1
 			head, _ := topOf(data, 0)
@@ -390,7 +467,7 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 	// for good, so the spec is mutating.
 	Spec("marks with DELE, clears with RSET, and QUIT then removes nothing", IDs("RFC1939-5-dele-marks", "RFC1939-5-rset-unmark", "RFC1939-5-dele-nonexistent"), Mutating, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
-		before := stockRaw(ctx, t, a, scanListings)
+		before := stockRead(ctx, t, a, scanListings)
 		if len(before) == 0 {
 			verdict.SkipInconclusive("the maildrop has no messages to mark")
 		}
@@ -406,14 +483,14 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 		Expect(err).NotTo(HaveOccurred(), "go-pop3 Stat")
 		Expect(count).To(Equal(n), "go-pop3 Stat after Rset")
 		Expect(s.Quit()).To(Succeed(), "go-pop3 Quit")
-		after := stockRaw(ctx, t, a, scanListings)
+		after := stockRead(ctx, t, a, scanListings)
 		Expect(after).To(Equal(before), "raw LIST after the library's DELE, RSET and QUIT")
 	})
 
-	Spec("logs in, reads STAT and LIST and quits over implicit TLS", IDs("RFC1939-7-pass-locks", "RFC1939-5-stat-format", "RFC1939-5-list-all"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		a := need(t.Account(ctx))
-		want := stockRaw(ctx, t, a, scanListings)
-		s := stockLogin(ctx, t, a, true)
+	Spec("logs in, reads STAT and LIST and quits over implicit TLS", IDs("RFC1939-7-pass-locks", "RFC1939-5-stat-format", "RFC1939-5-list-all"), Readonly, stockRaw, func(ctx SpecContext, t *harness.Target) {
+		v := stockRaw.Get(ctx, t)
+		want := scanListingsOf(v.List)
+		s := stockLogin(ctx, t, v.Account, true)
 		st, ok := s.tap.Conn.(*tls.Conn)
 		if ok {
 			Expect(st.ConnectionState().HandshakeComplete).To(BeTrue(), "TLS handshake")
