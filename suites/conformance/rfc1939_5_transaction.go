@@ -221,6 +221,42 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 	})
 })
 
+// fixtureRetrieved is RETR of every message of a maildrop declared to hold
+// fixture alice, in one session, read once for the specs that compare
+// each message with the fixture. A maildrop without it makes them
+// inconclusive before any connection.
+type fixtureRetrieved struct {
+	// retr holds the replies by message number; broken says why the
+	// session ended before the rest.
+	retr   map[int]harness.Multi
+	broken string
+}
+
+var fixtureMail = Reading[fixtureRetrieved]{name: "RETR of fixture alice's messages", read: func(ctx SpecContext, t *harness.Target) fixtureRetrieved {
+	a := need(t.Account(ctx))
+	fx := needFixture(a, "alice")
+	c := loginAs(ctx, t, a)
+	v := fixtureRetrieved{retr: map[int]harness.Multi{}}
+	for num := 1; num <= len(fx); num++ {
+		m, err := c.CmdMulti(fmt.Sprintf("RETR %d", num))
+		if err != nil {
+			v.broken = fmt.Sprintf("the session failed at RETR %d: %v", num, err)
+			break
+		}
+		v.retr[num] = m
+	}
+	return v
+}}
+
+// Retr returns the reply to RETR num.
+func (v fixtureRetrieved) Retr(num int) harness.Multi {
+	m, ok := v.retr[num]
+	if !ok {
+		Fail(fmt.Sprintf("RETR %d: no reply (%s)", num, v.broken), 1)
+	}
+	return m
+}
+
 var _ = Describe("RFC 1939 section 5: RETR", func() {
 	// One spec per fixture message, so a failure names the message that
 	// the server mangled (dot lines, 8-bit text, a large body).
@@ -230,10 +266,8 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 	}
 	for i, fm := range fixture {
 		num, name, data := i+1, fm.Name, fm.Data
-		Spec(fmt.Sprintf("sends fixture message %s whole and byte-stuffed on RETR %d", name, num), IDs("RFC1939-5-retr-ok"), Readonly, func(ctx SpecContext, t *harness.Target) {
-			c, a := login(ctx, t)
-			needFixture(a, "alice")
-			m := multi(c, fmt.Sprintf("RETR %d", num))
+		Spec(fmt.Sprintf("sends fixture message %s whole and byte-stuffed on RETR %d", name, num), IDs("RFC1939-5-retr-ok"), Readonly, fixtureMail, func(ctx SpecContext, t *harness.Target) {
+			m := fixtureMail.Get(ctx, t).Retr(num)
 			expectOK(m.Reply, fmt.Sprintf("RETR %d", num))
 			want := stuff(data)
 			got := bytes.Join(m.Lines, nil)
