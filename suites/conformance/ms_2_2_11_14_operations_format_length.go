@@ -216,9 +216,9 @@ func checkRFC822(n int, body []byte) {
 }
 
 var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() {
-	Spec("sends every message as a well-formed RFC 822 message", IDs("C0011"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		n, _ := stat(c)
+	Spec("sends every message as a well-formed RFC 822 message", IDs("C0011"), Readonly, fixtureMail, func(ctx SpecContext, t *harness.Target) {
+		src := messagesOf(ctx, t)
+		n := src.Count
 		needMessages(n, 1)
 		const maxRetrieved = 100
 		if n > maxRetrieved {
@@ -226,7 +226,9 @@ var _ = Describe("MS-STANXPOP3 2.2.12 C0011 messages in RFC 822 format", func() 
 			n = maxRetrieved
 		}
 		for i := 1; i <= n; i++ {
-			checkRFC822(i, retr(c, i))
+			m := src.Retr(i)
+			Expect(m.OK()).To(BeTrue(), "RETR %d: want +OK, got %q", i, m.String())
+			checkRFC822(i, m.Body())
 		}
 	})
 

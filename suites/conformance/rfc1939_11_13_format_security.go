@@ -41,13 +41,16 @@ var _ = Describe("RFC 1939 section 11: message format", func() {
 	// RFC 822 section 3.2: field-name is printable ASCII but SPACE and ":".
 	fieldRE := regexp.MustCompile(`^[!-9;-~]+[ \t]*:`)
 
-	Spec("sends messages in RFC 822 format: header fields, an empty line, the body", IDs("RFC1939-11-rfc822"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
+	Spec("sends messages in RFC 822 format: header fields, an empty line, the body", IDs("RFC1939-11-rfc822"), Readonly, fixtureMail, func(ctx SpecContext, t *harness.Target) {
+		src := messagesOf(ctx, t)
 		var fx []harness.FixtureMessage
-		if a.Fixture == "alice" {
-			fx = needFixture(a, "alice")
+		if src.Account.Fixture == "alice" {
+			fx = needFixture(src.Account, "alice")
 		}
-		seen := eachMessage(c, func(num int, _ int64, m harness.Multi) {
+		seen := min(src.Count, retrieveLimit)
+		for num := 1; num <= seen; num++ {
+			m := src.Retr(num)
+			Expect(m.OK()).To(BeTrue(), "RETR %d: %q", num, m.String())
 			body := m.Body()
 			lines := splitLines(body)
 			Expect(lines).NotTo(BeEmpty(), "RETR %d sent an empty message", num)
@@ -69,7 +72,7 @@ var _ = Describe("RFC 1939 section 11: message format", func() {
 			if fx != nil {
 				Expect(body).To(Equal(fx[num-1].Data), "RETR %d must be fixture %s as held", num, fx[num-1].Name)
 			}
-		})
+		}
 		if seen == 0 {
 			verdict.SkipInconclusive("the maildrop is empty: there is no message to check")
 		}

@@ -257,6 +257,34 @@ func (v fixtureRetrieved) Retr(num int) harness.Multi {
 	return m
 }
 
+// mailSource gives the messages of the account's maildrop to the specs
+// that judge every message's format.
+type mailSource struct {
+	Account harness.Account
+	// Count is how many messages the maildrop holds.
+	Count int
+	retr  func(num int) harness.Multi
+}
+
+// Retr returns the reply to RETR num.
+func (s mailSource) Retr(num int) harness.Multi { return s.retr(num) }
+
+// messagesOf reads the messages from fixtureMail when the maildrop is
+// declared (and measured) to hold fixture alice, one session for every
+// spec that judges them; otherwise on a session of the spec's own, as
+// STAT counts them.
+func messagesOf(ctx SpecContext, t *harness.Target) mailSource {
+	a := need(t.Account(ctx))
+	if a.Fixture == "alice" {
+		v := fixtureMail.Get(ctx, t)
+		return mailSource{Account: a, Count: len(need(harness.FixtureMessages("alice"))), retr: v.Retr}
+	}
+	c := loginAs(ctx, t, a)
+	return mailSource{Account: a, Count: messageCount(c), retr: func(num int) harness.Multi {
+		return multi(c, fmt.Sprintf("RETR %d", num))
+	}}
+}
+
 var _ = Describe("RFC 1939 section 5: RETR", func() {
 	// One spec per fixture message, so a failure names the message that
 	// the server mangled (dot lines, 8-bit text, a large body).

@@ -70,9 +70,9 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 		within512(provokeDeleReplies(ctx, t))
 	})
 
-	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		l, a := login(ctx, t)
-		n := messageCount(l)
+	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, fixtureMail, func(ctx SpecContext, t *harness.Target) {
+		src := messagesOf(ctx, t)
+		a, n := src.Account, src.Count
 		if n == 0 {
 			verdict.SkipInconclusive("the maildrop is empty")
 		}
@@ -82,7 +82,7 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 		}
 		dotted := 0
 		for i := 1; i <= n; i++ {
-			m := multi(l, fmt.Sprintf("RETR %d", i))
+			m := src.Retr(i)
 			expectOK(m.Reply, fmt.Sprintf("RETR %d", i))
 			for _, line := range m.Lines {
 				// A data line that starts with "." carries the stuffing
