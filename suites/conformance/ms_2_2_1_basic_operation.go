@@ -39,7 +39,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 E0001 listening ports", func() {
 })
 
 var _ = Describe("MS-STANXPOP3 2.2.1 C0001 response length", func() {
-	Spec("keeps every status and listing line within the profile's response limit", IDs("C0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps every status and listing line within the profile's response limit", IDs("C0001"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.MaxResponseOctets
 		var lines [][]byte
 		keep := func(r harness.Reply) { lines = append(lines, r.Raw) }

@@ -254,11 +254,11 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 		alive(t, c, fmt.Sprintf("%d negative replies", many))
 	}
 
-	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		check(t, dial(ctx, t), false, "XYZW")
 	})
 
-	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		n, _ := stat(c)
 		check(t, c, true, fmt.Sprintf("RETR %d", n+1))

@@ -65,7 +65,7 @@ var _ = Describe("RFC 1939 section 3: greeting and states", func() {
 		expectOK(r, "QUIT in TRANSACTION")
 	})
 
-	Spec("answers commands given in the wrong state with -ERR: AUTHORIZATION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers commands given in the wrong state with -ERR: AUTHORIZATION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		open := func() *harness.Conn { return authDial(ctx, t) }
 		c := open()
@@ -86,7 +86,7 @@ var _ = Describe("RFC 1939 section 3: greeting and states", func() {
 		stat(c)
 	})
 
-	Spec("answers commands given in the wrong state with -ERR: TRANSACTION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers commands given in the wrong state with -ERR: TRANSACTION", IDs("RFC1939-3-wrong-state-cmd"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		open := func() *harness.Conn { return loginAs(ctx, t, a) }
 		// Identification commands belong to AUTHORIZATION (RFC 1939 4 and
@@ -108,7 +108,7 @@ var _ = Describe("RFC 1939 section 3: greeting and states", func() {
 })
 
 var _ = Describe("RFC 1939 section 3: command syntax", func() {
-	Spec("recognises keywords in any mix of upper and lower case", IDs("RFC1939-3-cmd-keyword-case"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("recognises keywords in any mix of upper and lower case", IDs("RFC1939-3-cmd-keyword-case"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		c := dial(ctx, t)
 		if capa, err := c.CmdMulti("CAPA"); capaAnswers(t, false) && err == nil && capa.OK() {
@@ -135,7 +135,7 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		expectOK(r, "quit")
 	})
 
-	Spec("treats a keyword of other than three or four characters as an unknown command", IDs("RFC1939-3-cmd-keyword-len"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("treats a keyword of other than three or four characters as an unknown command", IDs("RFC1939-3-cmd-keyword-len"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		open := func() *harness.Conn { return loginAs(ctx, t, a) }
 		// Near misses of real commands: a server must not take a prefix
@@ -218,7 +218,7 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		loginWith(c, t, a, "USER", "PASS")
 	})
 
-	Spec("acts on a command only once its CRLF has arrived", IDs("RFC1939-3-cmd-crlf"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("acts on a command only once its CRLF has arrived", IDs("RFC1939-3-cmd-crlf"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		c, _ := login(ctx, t)
 		for _, part := range [][2]string{{"STAT", "\r\n"}, {"STAT\r", "\n"}} {
 			Expect(c.SendRaw([]byte(part[0]))).To(Succeed())
@@ -243,7 +243,7 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		}
 	})
 
-	Spec("answers unknown, unimplemented and malformed commands with -ERR and goes on", IDs("RFC1939-3-unknown-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers unknown, unimplemented and malformed commands with -ERR and goes on", IDs("RFC1939-3-unknown-cmd"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		// AUTHORIZATION: unknown keywords, then a login shows the session
 		// survived them.
@@ -486,7 +486,7 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		}
 	})
 
-	Spec("sends nothing but replies to commands after the greeting", IDs("RFC1939-3-no-response-without-cmd"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("sends nothing but replies to commands after the greeting", IDs("RFC1939-3-no-response-without-cmd"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		c := dialUntouched(ctx, t)
 		quiet := func(after string) {

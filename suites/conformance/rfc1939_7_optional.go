@@ -77,7 +77,7 @@ var _ = Describe("RFC 1939 section 7: TOP", func() {
 		}
 	})
 
-	Spec("returns the whole message when TOP asks for more lines than the body has", IDs("RFC1939-7-top-n-exceeds"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("returns the whole message when TOP asks for more lines than the body has", IDs("RFC1939-7-top-n-exceeds"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
 		c, a := login(ctx, t)
 		n := statAtLeast(c, 1)
@@ -217,7 +217,7 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		}
 	})
 
-	Spec("keeps each message's unique-id from one session to the next, with and without UPDATE", IDs("RFC1939-7-uid-persistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps each message's unique-id from one session to the next, with and without UPDATE", IDs("RFC1939-7-uid-persistent"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
 		c, a := login(ctx, t)
 		statAtLeast(c, 1)

@@ -268,7 +268,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		verdict.SkipInconclusive("needs a Kerberos realm and a keytab for pop/<host>")
 	})
 
-	Spec("lets USER/PASS or another AUTH follow a failed AUTH", IDs("RFC5034-4-failed-auth-no-effect"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lets USER/PASS or another AUTH follow a failed AUTH", IDs("RFC5034-4-failed-auth-no-effect"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		// The failed logins name a user that does not exist: a wrong

@@ -56,13 +56,27 @@ var requirements = catalog.MustLoad()
 // mutating specs last (Ginkgo's default is 0): against a remote host a
 // server that mishandles the undo of a reversible spec, or a mutating
 // spec, may change the maildrop the others compare with its fixture.
+//
+// Readonly specs that judge a Reading or send ManyCommands go first: the
+// readings and those specs are a run's longest pieces of work (the other
+// specs of a Reading's group then take no time), so a run that shares its
+// specs among sessions ends on short specs, not with one session busy
+// while the others wait.
 const (
+	firstPriority      = 1
 	reversiblePriority = -1
 	mutatingPriority   = -2
 )
 
+// ManyCommands marks a readonly spec that sends many more commands than
+// most (tens of round trips): it goes first, with the Readings, so that a
+// run shared among sessions does not end on it. It is no label.
+var ManyCommands = manyCommands{}
+
+type manyCommands struct{}
+
 // Spec declares one spec. args are Flags, at most one Reading the spec
-// judges, extra Ginkgo decorators, and the Body last.
+// judges, ManyCommands, extra Ginkgo decorators, and the Body last.
 func Spec(text string, ids IDList, class Class, args ...any) bool {
 	if len(ids) == 0 {
 		panic(fmt.Sprintf("spec %q names no requirement", text))
@@ -83,6 +97,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		body       Body
 		flags      = map[Flag]bool{}
 		group      string
+		many       bool
 		decorators []any
 	)
 	for _, a := range args {
@@ -98,6 +113,8 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 				panic(fmt.Sprintf("spec %q: more than one Reading", text))
 			}
 			group = v.readingName()
+		case manyCommands:
+			many = true
 		case Body:
 			body = v
 		case func(SpecContext, *harness.Target):
@@ -110,10 +127,12 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		panic(fmt.Sprintf("spec %q has no body", text))
 	}
 	decorators = append(decorators, labels, SpecTimeout(contract.TimeoutOf(labels)))
-	switch class {
-	case Reversible:
+	switch {
+	case class == Readonly && (group != "" || many):
+		decorators = append(decorators, SpecPriority(firstPriority))
+	case class == Reversible:
 		decorators = append(decorators, SpecPriority(reversiblePriority))
-	case Mutating:
+	case class == Mutating:
 		decorators = append(decorators, SpecPriority(mutatingPriority))
 	}
 	decorators = append(decorators, func(ctx SpecContext) {

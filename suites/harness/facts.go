@@ -541,11 +541,9 @@ func (t *Target) measureFailedPass(ctx context.Context, f *Facts, fail func(stri
 		return
 	}
 	defer c.Close()
-	if t.Profile.NeedsSTLS(c.TLS()) {
-		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
-			fail("a refused PASS", fmt.Errorf("STLS: %v %v", r, err))
-			return
-		}
+	if err := t.secureForLogin(c); err != nil {
+		fail("a refused PASS", err)
+		return
 	}
 	name := NoSuchUser()
 	r, err := c.Cmd("USER " + name)

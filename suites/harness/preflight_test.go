@@ -64,3 +64,43 @@ func TestPreflight(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentLogins: the check that decides whether a run may share
+// its specs among sessions says yes only where a second session of the
+// account really opens while the first is logged in, and why not
+// otherwise.
+func TestConcurrentLogins(t *testing.T) {
+	tests := []struct {
+		profile  string
+		maxConns int
+		ok       bool
+		why      string
+	}{
+		{"exchange2010", 0, true, "opened while the first was open"},
+		{"rfc1939", 0, false, "second session of the account was refused: -ERR [IN-USE]"},
+		{"exchange2010", 1, false, "second connection was refused: -ERR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile+"/"+strconv.Itoa(tt.maxConns), func(t *testing.T) {
+			prof, err := profile.Load(tt.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := embed.StartTest(t, embed.Options{Profile: prof, Plain: embed.Loopback, MaxConnections: tt.maxConns})
+			host, portText, _ := net.SplitHostPort(in.Plain)
+			port, _ := strconv.Atoi(portText)
+			tg, err := Open(context.Background(), Config{Host: host, Port: port, TLS: TLSNone, Profile: tt.profile, User: "alice", Password: "wonderland"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tg.Close()
+			ok, why, err := tg.ConcurrentLogins(context.Background())
+			if err != nil || ok != tt.ok || !strings.Contains(why, tt.why) {
+				t.Errorf("ConcurrentLogins = %v, %q, %v; want %v, %q", ok, why, err, tt.ok, tt.why)
+			}
+			if got := tg.Recorder().Traffic().Connections; got != 2 {
+				t.Errorf("%d connections counted, want 2", got)
+			}
+		})
+	}
+}

@@ -416,12 +416,21 @@ func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 // loginOn logs in on c, just connected: STLS first where the profile
 // needs it, then USER and PASS.
 func (t *Target) loginOn(c *Conn, a Account) error {
+	if err := t.secureForLogin(c); err != nil {
+		return err
+	}
+	return LoginUserPass(c, a)
+}
+
+// secureForLogin runs STLS on c, just connected, where the profile
+// refuses plaintext logins before TLS.
+func (t *Target) secureForLogin(c *Conn) error {
 	if t.Profile.NeedsSTLS(c.TLS()) {
 		if r, err := c.StartTLS(t.tlsConf); err != nil || !r.OK() {
 			return fmt.Errorf("STLS before login: %v %v", r, err)
 		}
 	}
-	return LoginUserPass(c, a)
+	return nil
 }
 
 // PassError is a PASS the server refused.
@@ -439,6 +448,14 @@ func (e *PassError) MayBeBusy() bool { return !strings.EqualFold(e.Reply.Code(),
 
 // LoginUserPass runs USER and PASS on an open connection.
 func LoginUserPass(c *Conn, a Account) error {
+	if err := userCmd(c, a); err != nil {
+		return err
+	}
+	return passOn(c, a)
+}
+
+// userCmd sends USER; a refusal is an error.
+func userCmd(c *Conn, a Account) error {
 	r, err := c.Cmd("USER " + a.User)
 	if err != nil {
 		return err
@@ -446,7 +463,12 @@ func LoginUserPass(c *Conn, a Account) error {
 	if !r.OK() {
 		return fmt.Errorf("USER %s: %s", a.User, r)
 	}
-	r, err = c.Cmd("PASS " + a.Password)
+	return nil
+}
+
+// passOn sends PASS after USER; a refusal is a *PassError.
+func passOn(c *Conn, a Account) error {
+	r, err := c.Cmd("PASS " + a.Password)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -117,22 +118,56 @@ func (t *Target) ConcurrentLogins(ctx context.Context) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
-	// The first session stays open, tracked by m's recorder, while the
-	// second logs in.
-	if _, err := m.login(ctx, a); err != nil {
+	// Both connect and send USER at once; the second PASS waits until the
+	// first session is in TRANSACTION (it stays open, tracked by m's
+	// recorder), so the server sees it while the first holds the
+	// maildrop.
+	var (
+		cs   [2]*Conn
+		errs [2]error
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { cs[1], errs[1] = m.userOn(ctx, a) })
+	cs[0], errs[0] = m.userOn(ctx, a)
+	wg.Wait()
+	switch {
+	case errs[0] != nil && errs[1] != nil:
+		return false, "", fmt.Errorf("first session: %w", errs[0])
+	case errs[0] != nil || errs[1] != nil:
+		// Connected at the same time, either may be the one refused.
+		i := 0
+		if errs[1] != nil {
+			i = 1
+		}
+		if c := cs[i]; c != nil && c.Greeting.Err() {
+			return false, "a second connection was refused: " + strings.TrimSpace(c.Greeting.String()), nil
+		}
+		return false, "a second session could not be opened: " + errs[i].Error(), nil
+	}
+	if err := passOn(cs[0], a); err != nil {
 		return false, "", fmt.Errorf("first session: %w", err)
 	}
-	second, err := m.login(ctx, a)
 	var pe *PassError
-	switch {
+	switch err := passOn(cs[1], a); {
 	case err == nil:
 		return true, "a second session of the account opened while the first was open", nil
 	case errors.As(err, &pe):
 		return false, "a second session of the account was refused: " + pe.Reply.String(), nil
-	case second != nil && second.Greeting.Err():
-		return false, "a second connection was refused: " + strings.TrimSpace(second.Greeting.String()), nil
+	default:
+		return false, "a second session could not be opened: " + err.Error(), nil
 	}
-	return false, "a second session could not be opened: " + err.Error(), nil
+}
+
+// userOn connects and sends USER, after STLS where the profile needs it.
+func (t *Target) userOn(ctx context.Context, a Account) (*Conn, error) {
+	c, err := t.Dial(ctx)
+	if err != nil {
+		return c, err
+	}
+	if err := t.secureForLogin(c); err != nil {
+		return c, err
+	}
+	return c, userCmd(c, a)
 }
 
 // aside is a target for the run's own measurements (facts, the session
