@@ -103,7 +103,11 @@ func (l listing) UID() string { return l.Value }
 // listAll sends a listing command (LIST or UIDL) and splits each line into
 // the message number and what follows it.
 func listAll(c *harness.Conn, command string) []listing {
-	m := multi(c, command)
+	return listAllOf(multi(c, command), command)
+}
+
+// listAllOf is listAll of a listing already read.
+func listAllOf(m harness.Multi, command string) []listing {
 	ExpectWithOffset(1, m.OK()).To(BeTrue(), "%s: want +OK, got %q", command, m.String())
 	out := make([]listing, 0, len(m.Lines))
 	for _, line := range m.Texts() {
@@ -432,8 +436,8 @@ const oneFormLimit = 20
 // readListing logs in and reads command's view. The one-message form is
 // asked for the first oneFormLimit numbers the listing names and the
 // first oneFormLimit of 1..count (STAT's count), or all of these when
-// every is set; not at all when the listing was refused.
-func readListing(ctx SpecContext, t *harness.Target, command string, every bool) listingView {
+// every(count) says so; not at all when the listing was refused.
+func readListing(ctx SpecContext, t *harness.Target, command string, every func(count int) bool) listingView {
 	c, a := login(ctx, t)
 	v := listingView{Account: a, Command: command, Stat: cmd(c, "STAT"), All: multi(c, command), one: map[int]harness.Reply{}}
 	ask := func(line string) (harness.Reply, bool) {
@@ -446,8 +450,12 @@ func readListing(ctx SpecContext, t *harness.Target, command string, every bool)
 	if !v.All.OK() {
 		return v
 	}
+	count := -1
+	if m := statRE.FindStringSubmatch(string(v.Stat.Raw)); m != nil {
+		count, _ = strconv.Atoi(m[1])
+	}
 	limit := oneFormLimit
-	if every {
+	if every(max(count, len(v.All.Lines))) {
 		limit = math.MaxInt
 	}
 	var nums []int
@@ -457,11 +465,8 @@ func readListing(ctx SpecContext, t *harness.Target, command string, every bool)
 			nums = append(nums, n)
 		}
 	}
-	if m := statRE.FindStringSubmatch(string(v.Stat.Raw)); m != nil {
-		count, _ := strconv.Atoi(m[1])
-		for n := 1; n <= min(count, limit); n++ {
-			nums = append(nums, n)
-		}
+	for n := 1; n <= min(count, limit); n++ {
+		nums = append(nums, n)
 	}
 	for _, n := range nums {
 		if _, asked := v.one[n]; asked {
@@ -483,12 +488,13 @@ func readListing(ctx SpecContext, t *harness.Target, command string, every bool)
 // fails only the specs that judge it.
 var (
 	// scans is the LIST family, LIST n for every message where the
-	// profile says nothing follows a size (V0005 checks them all).
+	// profile says nothing follows a size (V0005 checks them all) or
+	// where there are at most maxSized messages (2.1.5 checks them all).
 	scans = Reading[listingView]{name: "STAT, LIST and LIST n", read: func(ctx SpecContext, t *harness.Target) listingView {
-		return readListing(ctx, t, "LIST", !t.Profile.ExtraAfterSizes)
+		return readListing(ctx, t, "LIST", func(count int) bool { return !t.Profile.ExtraAfterSizes || count <= maxSized })
 	}}
 	// uids is the UIDL family.
 	uids = Reading[listingView]{name: "STAT, UIDL and UIDL n", read: func(ctx SpecContext, t *harness.Target) listingView {
-		return readListing(ctx, t, "UIDL", false)
+		return readListing(ctx, t, "UIDL", func(int) bool { return false })
 	}}
 )

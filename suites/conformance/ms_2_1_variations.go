@@ -327,13 +327,18 @@ func (s msgSizes) sums() (want, exact int64) {
 	return want, exact
 }
 
+// maxSized is the most messages of unknown mail the size checks retrieve.
+const maxSized = 100
+
 // expectedSizes returns the sizes STAT and LIST must report: the exact
 // octets of each message, from the fixture when the maildrop is known to
 // hold one, otherwise as RETR sends them (un-stuffed, CRLF line ends),
 // turned into the reported size by the profile's rule (profile.StoredSize).
 // Retrieving the messages makes the exact size a measured fact, so the
 // verdict does not depend on knowing the mail.
-func expectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n int) msgSizes {
+//
+// Without a fixture it retrieves the messages on a session of its own.
+func expectedSizes(ctx SpecContext, t *harness.Target, a harness.Account, n int) msgSizes {
 	var s msgSizes
 	if a.Fixture != "" {
 		msgs := need(harness.FixtureMessages(a.Fixture))
@@ -342,10 +347,10 @@ func expectedSizes(c *harness.Conn, t *harness.Target, a harness.Account, n int)
 			s.exact = append(s.exact, int64(len(m.Data)))
 		}
 	} else {
-		const maxRetrieved = 100
-		if n > maxRetrieved {
-			verdict.SkipInconclusive("the maildrop has %d messages; the check retrieves at most %d", n, maxRetrieved)
+		if n > maxSized {
+			verdict.SkipInconclusive("the maildrop has %d messages; the check retrieves at most %d", n, maxSized)
 		}
+		c := loginAs(ctx, t, a)
 		for i := range n {
 			s.exact = append(s.exact, int64(len(retr(c, i+1))))
 		}
@@ -369,19 +374,18 @@ func sizeRule(t *harness.Target, gotExact bool) string {
 }
 
 var _ = Describe("MS-STANXPOP3 2.1.4, 2.1.5 sizes in STAT and LIST", func() {
-	Spec("reports the maildrop size in STAT as the profile computes it", IDs("2.1.4"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
-		n, size := stat(c)
-		sum, exact := expectedSizes(c, t, a, n).sums()
+	Spec("reports the maildrop size in STAT as the profile computes it", IDs("2.1.4"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		n, size := statOf(v.Stat, 0)
+		sum, exact := expectedSizes(ctx, t, v.Account, n).sums()
 		Expect(size).To(Equal(sum), "STAT maildrop size (%s)", sizeRule(t, size == exact))
 	})
 
-	Spec("reports each message's size in the LIST scan listing as the profile computes it", IDs("2.1.5"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
-		n, _ := stat(c)
-		needMessages(n, 1)
-		s := expectedSizes(c, t, a, n)
-		got := listAll(c, "LIST")
+	Spec("reports each message's size in the LIST scan listing as the profile computes it", IDs("2.1.5"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		n := statAtLeastOf(v.Stat, 1)
+		s := expectedSizes(ctx, t, v.Account, n)
+		got := listAllOf(v.All, "LIST")
 		Expect(got).To(HaveLen(n), "LIST lines")
 		for i, l := range got {
 			Expect(l.Num).To(Equal(i+1), "LIST line %d", i+1)
@@ -389,13 +393,12 @@ var _ = Describe("MS-STANXPOP3 2.1.4, 2.1.5 sizes in STAT and LIST", func() {
 		}
 	})
 
-	Spec("reports each message's size in LIST n as the profile computes it", IDs("2.1.5"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
-		n, _ := stat(c)
-		needMessages(n, 1)
-		s := expectedSizes(c, t, a, n)
+	Spec("reports each message's size in LIST n as the profile computes it", IDs("2.1.5"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
+		v := scans.Get(ctx, t)
+		n := statAtLeastOf(v.Stat, 1)
+		s := expectedSizes(ctx, t, v.Account, n)
 		for i := range n {
-			r := cmd(c, fmt.Sprintf("LIST %d", i+1))
+			r := v.One(i + 1)
 			expectOK(r, fmt.Sprintf("LIST %d", i+1))
 			f := strings.Fields(r.Text)
 			Expect(len(f)).To(BeNumerically(">=", 2), "LIST %d reply %q", i+1, r)
