@@ -8,6 +8,7 @@ package conformance
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -54,37 +55,77 @@ func expectBody(m harness.Multi, want []byte, what string) {
 	ExpectWithOffset(1, string(m.Terminator)).To(Equal(".\r\n"), "%s: terminator", what)
 }
 
+// topView is TOP of the first messages with every line count the TOP
+// specs judge (0, 3, and the body's length, one more and 99999), read once
+// for all of them, with the messages TOP is judged against.
+type topView struct {
+	Messages [][]byte
+	tops     map[string]harness.Multi
+	broken   string
+}
+
+// topLines are the line counts asked of a message whose body has lines.
+func topLines(lines int) []int { return []int{0, 3, lines, lines + 1, max(lines+1, 99999)} }
+
+var tops = Reading[topView]{name: "TOP of the first messages", read: func(ctx SpecContext, t *harness.Target) topView {
+	c, a := login(ctx, t)
+	n := statAtLeast(c, 1)
+	v := topView{Messages: messagesUpTo(c, a, min(n, 6)), tops: map[string]harness.Multi{}}
+	for i, data := range v.Messages {
+		_, lines := topOf(data, 0)
+		for _, k := range topLines(lines) {
+			line := fmt.Sprintf("TOP %d %d", i+1, k)
+			if _, asked := v.tops[line]; asked {
+				continue
+			}
+			m, err := c.CmdMulti(line)
+			if err != nil {
+				v.broken = fmt.Sprintf("the session failed at %q: %v", line, err)
+				return v
+			}
+			v.tops[line] = m
+		}
+	}
+	return v
+}}
+
+// Top returns the reply to TOP num k.
+func (v topView) Top(num, k int) harness.Multi {
+	m, ok := v.tops[fmt.Sprintf("TOP %d %d", num, k)]
+	if !ok {
+		Fail(fmt.Sprintf("TOP %d %d: no reply (%s)", num, k, cmp.Or(v.broken, "not asked")), 1)
+	}
+	return m
+}
+
 var _ = Describe("RFC 1939 section 7: TOP", func() {
-	Spec("answers TOP msg n with the header, the empty line and the first n body lines", IDs("RFC1939-7-top-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers TOP msg n with the header, the empty line and the first n body lines", IDs("RFC1939-7-top-format"), Readonly, tops, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
-		c, a := login(ctx, t)
-		n := statAtLeast(c, 1)
-		for i, data := range messagesUpTo(c, a, min(n, 6)) {
+		v := tops.Get(ctx, t)
+		for i, data := range v.Messages {
 			want, _ := topOf(data, 3)
-			expectBody(multi(c, fmt.Sprintf("TOP %d 3", i+1)), want, fmt.Sprintf("TOP %d 3", i+1))
+			expectBody(v.Top(i+1, 3), want, fmt.Sprintf("TOP %d 3", i+1))
 		}
 	})
 
-	Spec("answers TOP msg 0 with the header and the empty line only", IDs("RFC1939-7-top-zero"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers TOP msg 0 with the header and the empty line only", IDs("RFC1939-7-top-zero"), Readonly, tops, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
-		c, a := login(ctx, t)
-		n := statAtLeast(c, 1)
-		for i, data := range messagesUpTo(c, a, min(n, 6)) {
+		v := tops.Get(ctx, t)
+		for i, data := range v.Messages {
 			want, _ := topOf(data, 0)
-			m := multi(c, fmt.Sprintf("TOP %d 0", i+1))
+			m := v.Top(i+1, 0)
 			expectBody(m, want, fmt.Sprintf("TOP %d 0", i+1))
 			Expect(string(m.Lines[len(m.Lines)-1])).To(Equal("\r\n"), "TOP %d 0: the last line is the empty line after the header", i+1)
 		}
 	})
 
-	Spec("returns the whole message when TOP asks for more lines than the body has", IDs("RFC1939-7-top-n-exceeds"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
+	Spec("returns the whole message when TOP asks for more lines than the body has", IDs("RFC1939-7-top-n-exceeds"), Readonly, tops, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
-		c, a := login(ctx, t)
-		n := statAtLeast(c, 1)
-		for i, data := range messagesUpTo(c, a, min(n, 6)) {
+		v := tops.Get(ctx, t)
+		for i, data := range v.Messages {
 			_, lines := topOf(data, 0)
-			for _, k := range []int{lines, lines + 1, max(lines+1, 99999)} {
-				expectBody(multi(c, fmt.Sprintf("TOP %d %d", i+1, k)), data, fmt.Sprintf("TOP %d %d of a body of %d lines", i+1, k, lines))
+			for _, k := range topLines(lines)[2:] {
+				expectBody(v.Top(i+1, k), data, fmt.Sprintf("TOP %d %d of a body of %d lines", i+1, k, lines))
 			}
 		}
 	})
