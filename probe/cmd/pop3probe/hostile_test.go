@@ -447,6 +447,39 @@ func TestProbeDropMidRETR(t *testing.T) {
 	r.check(t, 1, smallRSSMiB, "multi-line response not terminated", "EOF")
 }
 
+// TestProbeLostOneFormReply: the server drops the connection at LIST n.
+// The specs read STAT, LIST and LIST n once (a Reading): those that judge
+// STAT and LIST alone must still be judged on what they saw, and only the
+// spec that judges LIST n may fail for the lost reply.
+func TestProbeLostOneFormReply(t *testing.T) {
+	t.Parallel()
+	port := startServer(t, nil, pop3{override: func(c net.Conn, verb, arg string) (bool, bool) {
+		return false, verb == "LIST" && arg != ""
+	}}.serve)
+	r := runProbe(t, port, 30*time.Second, "--timeout", "30s", "--label-filter", "readonly && req: containsAny {RFC1939-5-stat-format, RFC1939-5-list-one}")
+	rep := r.check(t, 1, smallRSSMiB, `the session failed at "LIST 1"`)
+	seen := 0
+	for _, st := range rep.Statements {
+		for _, s := range st.Specs {
+			switch {
+			case strings.HasPrefix(s.Text, "RFC 1939 section 5: STAT answers STAT with +OK"):
+				seen++
+				if s.Verdict != verdict.Conformant {
+					t.Errorf("%q: %s (%s); STAT and LIST were answered", s.Text, s.Verdict, s.Reason)
+				}
+			case strings.HasPrefix(s.Text, "RFC 1939 section 5: LIST answers LIST n"):
+				seen++
+				if s.Verdict == verdict.Conformant {
+					t.Errorf("%q is conformant, but LIST n was never answered", s.Text)
+				}
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("found %d of the 2 specs in the report", seen)
+	}
+}
+
 // TestProbeUnterminatedMulti: every multi-line response goes on forever,
 // as fast as loopback carries it, without the terminating ".". The client
 // stops at harness.MaxMultiOctets instead of buffering without bound.
