@@ -392,15 +392,23 @@ func (s *txSearch) run(ctx context.Context) (limitResult, error) {
 		}
 		return min(2*n, MaxCommandOctets)
 	}
+	// try classifies a line of n octets and narrows lo and hi by it.
+	try := func(n int) (bool, error) {
+		out, err := s.classify(ctx, n)
+		if err != nil {
+			return false, err
+		}
+		note(n, out)
+		return out == whole, nil
+	}
 	err := func() error {
 		if h := s.hint; h >= MinCommandOctets && h < MaxCommandOctets {
 			for _, n := range []int{h, h + 1} {
-				out, err := s.classify(ctx, n)
+				ok, err := try(n)
 				if err != nil {
 					return err
 				}
-				note(n, out)
-				if out != whole {
+				if !ok {
 					break
 				}
 			}
@@ -410,27 +418,19 @@ func (s *txSearch) run(ctx context.Context) (limitResult, error) {
 			n = step(lo)
 		}
 		for n <= MaxCommandOctets && (hi == 0 || n < hi) {
-			out, err := s.classify(ctx, n)
+			ok, err := try(n)
 			if err != nil {
 				return err
 			}
-			note(n, out)
-			if out != whole {
+			if !ok {
 				break
 			}
 			n = step(n)
 		}
 		// Bisect for the longest whole line below hi (when a form works).
 		for lo > 0 && hi > lo+1 {
-			mid := lo + (hi-lo)/2
-			out, err := s.classify(ctx, mid)
-			if err != nil {
+			if _, err := try(lo + (hi-lo)/2); err != nil {
 				return err
-			}
-			if out == whole {
-				lo = mid
-			} else {
-				hi, hiRefused = mid, out == refused
 			}
 		}
 		return nil
