@@ -248,16 +248,15 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 			lanes[lane].errs = append(lanes[lane].errs, fmt.Errorf("%s: %w", what, err))
 		}
 	}
-	// Each lane fills its own copy; the fields they set do not overlap.
-	var fl [2]Facts
+	// The lanes set disjoint fields of f, so they may write it at once.
 	logins := func() {
-		f, fail := &fl[0], failIn(0)
+		fail := failIn(0)
 		if v, err := m.measureCapaAuthorization(ctx); err != nil {
 			fail("CAPA in AUTHORIZATION", err)
 		} else {
 			f.CapaAuthorization = v
 		}
-		if err := m.measureSession(ctx, f); err != nil {
+		if err := m.measureSession(ctx, &f); err != nil {
 			fail("a session after login", err)
 		}
 		if l, err := m.measureErrors(ctx, true); err != nil {
@@ -267,13 +266,13 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 		}
 	}
 	others := func() {
-		f, fail := &fl[1], failIn(1)
+		fail := failIn(1)
 		if l, err := m.measureErrors(ctx, false); err != nil {
 			fail("unknown commands in AUTHORIZATION", err)
 		} else {
 			f.Authorization = l
 		}
-		m.measureFailedPass(ctx, f, fail)
+		m.measureFailedPass(ctx, &f, fail)
 	}
 	if t.Config.Sessions >= 2 {
 		var wg sync.WaitGroup
@@ -284,8 +283,6 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 		logins()
 		others()
 	}
-	f.CapaAuthorization, f.CapaTransaction, f.NoopTransaction, f.Fixture, f.Transaction = fl[0].CapaAuthorization, fl[0].CapaTransaction, fl[0].NoopTransaction, fl[0].Fixture, fl[0].Transaction
-	f.Authorization, f.FailedPassCloses, f.FailedPassNote = fl[1].Authorization, fl[1].FailedPassCloses, fl[1].FailedPassNote
 	var errs []error
 	for _, l := range lanes {
 		f.Problems = append(f.Problems, l.problems...)
