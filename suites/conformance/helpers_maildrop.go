@@ -4,7 +4,6 @@ package conformance
 // unique-ids, retrieval, and what the fixtures say the maildrop holds.
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -401,33 +400,19 @@ type listingView struct {
 	Command string
 	Stat    harness.Reply
 	All     harness.Multi
-	// one holds the replies to "LIST n" (or "UIDL n") by n, and
-	// afterOne the reply to the NOOP sent after them.
-	one      map[int]harness.Reply
-	afterOne *harness.Reply
-	// broken says why the session ended before every reply was read
-	// (the connection failed after STAT and the listing): only the specs
-	// that judge a missing reply fail for it.
-	broken string
+	// later holds the replies to "LIST n" (or "UIDL n") and to the NOOP
+	// sent after them.
+	later laterReplies[harness.Reply]
 }
 
 // One returns the reply to the one-message form for message n; a spec
 // asks only for what readListing asked.
 func (v listingView) One(n int) harness.Reply {
-	r, ok := v.one[n]
-	if !ok {
-		Fail(fmt.Sprintf("%s %d: no reply (%s)", v.Command, n, cmp.Or(v.broken, "not asked")), 1)
-	}
-	return r
+	return v.later.of(fmt.Sprintf("%s %d", v.Command, n))
 }
 
 // AfterOne returns the reply to the NOOP after the one-message forms.
-func (v listingView) AfterOne() harness.Reply {
-	if v.afterOne == nil {
-		Fail(fmt.Sprintf("NOOP after %s n: no reply (%s)", v.Command, cmp.Or(v.broken, "not asked")), 1)
-	}
-	return *v.afterOne
-}
+func (v listingView) AfterOne() harness.Reply { return v.later.of("NOOP") }
 
 // oneFormLimit is how many messages the one-message form is asked for,
 // unless a spec needs every message.
@@ -439,14 +424,7 @@ const oneFormLimit = 20
 // every(count) says so; not at all when the listing was refused.
 func readListing(ctx SpecContext, t *harness.Target, command string, every func(count int) bool) listingView {
 	c, a := login(ctx, t)
-	v := listingView{Account: a, Command: command, Stat: cmd(c, "STAT"), All: multi(c, command), one: map[int]harness.Reply{}}
-	ask := func(line string) (harness.Reply, bool) {
-		r, err := c.Cmd(line)
-		if err != nil {
-			v.broken = fmt.Sprintf("the session failed at %q: %v", line, err)
-		}
-		return r, err == nil
-	}
+	v := listingView{Account: a, Command: command, Stat: cmd(c, "STAT"), All: multi(c, command)}
 	if !v.All.OK() {
 		return v
 	}
@@ -469,18 +447,11 @@ func readListing(ctx SpecContext, t *harness.Target, command string, every func(
 		nums = append(nums, n)
 	}
 	for _, n := range nums {
-		if _, asked := v.one[n]; asked {
-			continue
-		}
-		r, ok := ask(fmt.Sprintf("%s %d", command, n))
-		if !ok {
+		if !v.later.ask(fmt.Sprintf("%s %d", command, n), c.Cmd) {
 			return v
 		}
-		v.one[n] = r
 	}
-	if r, ok := ask("NOOP"); ok {
-		v.afterOne = &r
-	}
+	v.later.ask("NOOP", c.Cmd)
 	return v
 }
 

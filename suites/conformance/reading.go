@@ -1,6 +1,9 @@
 package conformance
 
 import (
+	"cmp"
+	"fmt"
+
 	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/pop3conformance/pop3conformance/suites/harness"
@@ -35,5 +38,45 @@ func (r Reading[T]) Get(ctx SpecContext, t *harness.Target) T {
 	mark := t.Recorder().Mark()
 	v := r.read(ctx, t)
 	t.Remember(r.name, v, mark)
+	return v
+}
+
+// laterReplies holds the replies a Reading asked for after the part every
+// one of its specs needs, by command line. Once the session fails the rest
+// are not asked: a spec that judges a missing reply fails for it, and the
+// others are judged on what they saw.
+type laterReplies[T any] struct {
+	got    map[string]T
+	broken string // why the session ended early, "" when it did not
+}
+
+// ask sends line with send and keeps the reply, unless it already has
+// one; false once the session has failed.
+func (l *laterReplies[T]) ask(line string, send func(string) (T, error)) bool {
+	if l.broken != "" {
+		return false
+	}
+	if _, ok := l.got[line]; ok {
+		return true
+	}
+	v, err := send(line)
+	if err != nil {
+		l.broken = fmt.Sprintf("the session failed at %q: %v", line, err)
+		return false
+	}
+	if l.got == nil {
+		l.got = map[string]T{}
+	}
+	l.got[line] = v
+	return true
+}
+
+// of returns the reply to line; one never read fails the spec that asks,
+// at its caller's caller (the spec's line).
+func (l laterReplies[T]) of(line string) T {
+	v, ok := l.got[line]
+	if !ok {
+		Fail(fmt.Sprintf("%s: no reply (%s)", line, cmp.Or(l.broken, "not asked")), 2)
+	}
 	return v
 }

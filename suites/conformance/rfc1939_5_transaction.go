@@ -226,36 +226,24 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 // each message with the fixture. A maildrop without it makes them
 // inconclusive before any connection.
 type fixtureRetrieved struct {
-	// retr holds the replies by message number; broken says why the
-	// session ended before the rest.
-	retr   map[int]harness.Multi
-	broken string
+	retr laterReplies[harness.Multi]
 }
 
 var fixtureMail = Reading[fixtureRetrieved]{name: "RETR of fixture alice's messages", read: func(ctx SpecContext, t *harness.Target) fixtureRetrieved {
 	a := need(t.Account(ctx))
 	fx := needFixture(a, "alice")
 	c := loginAs(ctx, t, a)
-	v := fixtureRetrieved{retr: map[int]harness.Multi{}}
+	var v fixtureRetrieved
 	for num := 1; num <= len(fx); num++ {
-		m, err := c.CmdMulti(fmt.Sprintf("RETR %d", num))
-		if err != nil {
-			v.broken = fmt.Sprintf("the session failed at RETR %d: %v", num, err)
+		if !v.retr.ask(fmt.Sprintf("RETR %d", num), c.CmdMulti) {
 			break
 		}
-		v.retr[num] = m
 	}
 	return v
 }}
 
 // Retr returns the reply to RETR num.
-func (v fixtureRetrieved) Retr(num int) harness.Multi {
-	m, ok := v.retr[num]
-	if !ok {
-		Fail(fmt.Sprintf("RETR %d: no reply (%s)", num, v.broken), 1)
-	}
-	return m
-}
+func (v fixtureRetrieved) Retr(num int) harness.Multi { return v.retr.of(fmt.Sprintf("RETR %d", num)) }
 
 // mailSource gives the messages of the account's maildrop to the specs
 // that judge every message's format.

@@ -8,7 +8,6 @@ package conformance
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -60,8 +59,7 @@ func expectBody(m harness.Multi, want []byte, what string) {
 // for all of them, with the messages TOP is judged against.
 type topView struct {
 	Messages [][]byte
-	tops     map[string]harness.Multi
-	broken   string
+	tops     laterReplies[harness.Multi]
 }
 
 // topLines are the line counts asked of a message whose body has lines.
@@ -70,33 +68,20 @@ func topLines(lines int) []int { return []int{0, 3, lines, lines + 1, max(lines+
 var tops = Reading[topView]{name: "TOP of the first messages", read: func(ctx SpecContext, t *harness.Target) topView {
 	c, a := login(ctx, t)
 	n := statAtLeast(c, 1)
-	v := topView{Messages: messagesUpTo(c, a, min(n, 6)), tops: map[string]harness.Multi{}}
+	v := topView{Messages: messagesUpTo(c, a, min(n, 6))}
 	for i, data := range v.Messages {
 		_, lines := topOf(data, 0)
 		for _, k := range topLines(lines) {
-			line := fmt.Sprintf("TOP %d %d", i+1, k)
-			if _, asked := v.tops[line]; asked {
-				continue
-			}
-			m, err := c.CmdMulti(line)
-			if err != nil {
-				v.broken = fmt.Sprintf("the session failed at %q: %v", line, err)
+			if !v.tops.ask(fmt.Sprintf("TOP %d %d", i+1, k), c.CmdMulti) {
 				return v
 			}
-			v.tops[line] = m
 		}
 	}
 	return v
 }}
 
 // Top returns the reply to TOP num k.
-func (v topView) Top(num, k int) harness.Multi {
-	m, ok := v.tops[fmt.Sprintf("TOP %d %d", num, k)]
-	if !ok {
-		Fail(fmt.Sprintf("TOP %d %d: no reply (%s)", num, k, cmp.Or(v.broken, "not asked")), 1)
-	}
-	return m
-}
+func (v topView) Top(num, k int) harness.Multi { return v.tops.of(fmt.Sprintf("TOP %d %d", num, k)) }
 
 var _ = Describe("RFC 1939 section 7: TOP", func() {
 	Spec("answers TOP msg n with the header, the empty line and the first n body lines", IDs("RFC1939-7-top-format"), Readonly, tops, func(ctx SpecContext, t *harness.Target) {
