@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 )
@@ -61,21 +60,11 @@ func (t *Target) Preflight(ctx context.Context) error {
 		return fmt.Errorf("%w: "+how+" (check %s, %s, %s and, for TLS, %s, %s or %s)",
 			ErrPreflight, t.Name(), err, EnvHost, EnvPort, EnvTLS, EnvCAFile, EnvServerName, EnvInsecureSkipVerify)
 	}
-	err = t.loginOn(c, a)
-	if err == nil {
-		_, _ = c.Quit()
-	}
-	c.Close()
-	var pe *PassError
-	if errors.As(err, &pe) && strings.EqualFold(pe.Reply.Code(), "IN-USE") {
-		// Locked by a session that just ended: Login waits a little.
-		err = t.preflightLogin(ctx, t.Account, EnvUser, EnvPassword)
-	} else if err != nil {
-		err = fmt.Errorf("%w: cannot log in to %s as %s: %v (check %s and %s)", ErrPreflight, t.Name(), a.User, err, EnvUser, EnvPassword)
-	}
+	c, err = t.loginOnFirst(ctx, c, a)
+	endSession(c, err)
 	if err != nil {
 		wg.Wait()
-		return err
+		return fmt.Errorf("%w: cannot log in to %s as %s: %v (check %s and %s)", ErrPreflight, t.Name(), a.User, err, EnvUser, EnvPassword)
 	}
 	if t.Config.User2 != "" && !together {
 		second()
@@ -91,14 +80,20 @@ func (t *Target) preflightLogin(ctx context.Context, get func(context.Context) (
 		return fmt.Errorf("%w: %v", ErrPreflight, err)
 	}
 	c, err := t.Login(ctx, a)
-	if c != nil {
-		if err == nil {
-			_, _ = c.Quit()
-		}
-		c.Close()
-	}
+	endSession(c, err)
 	if err != nil {
 		return fmt.Errorf("%w: cannot log in to %s as %s: %v (check %s and %s)", ErrPreflight, t.Name(), a.User, err, userVar, passVar)
 	}
 	return nil
+}
+
+// endSession quits a session that logged in and closes c, if any.
+func endSession(c *Conn, err error) {
+	if c == nil {
+		return
+	}
+	if err == nil {
+		_, _ = c.Quit()
+	}
+	c.Close()
 }

@@ -376,6 +376,12 @@ func (t *Target) SecondAccount(ctx context.Context) (Account, error) {
 // does not allow plaintext logins before TLS. The connection is in the
 // TRANSACTION state when err is nil.
 func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
+	return t.loginOnFirst(ctx, nil, a)
+}
+
+// loginOnFirst is Login whose first attempt runs on first, a connection
+// just dialed, when it is not nil.
+func (t *Target) loginOnFirst(ctx context.Context, first *Conn, a Account) (*Conn, error) {
 	// The previous spec's sessions were closed without QUIT (QUIT would
 	// commit what a reversible spec marked), and so were the parameter
 	// measurement's. A server that locks the maildrop notices the close a
@@ -383,7 +389,16 @@ func (t *Target) Login(ctx context.Context, a Account) (*Conn, error) {
 	// code, or at any time with [IN-USE] (RFC 2449: locked, try later),
 	// is tried again briefly.
 	for wait := 50 * time.Millisecond; ; wait *= 2 {
-		c, err := t.login(ctx, a)
+		var (
+			c   *Conn
+			err error
+		)
+		if first != nil {
+			c, first = first, nil
+			err = t.loginOn(c, a)
+		} else {
+			c, err = t.login(ctx, a)
+		}
 		var pe *PassError
 		if err == nil || !errors.As(err, &pe) || !pe.MayBeBusy() || wait > 800*time.Millisecond ||
 			(!t.rec.FlushedWithin(3*time.Second) && !strings.EqualFold(pe.Reply.Code(), "IN-USE")) {
@@ -403,23 +418,22 @@ func (t *Target) login(ctx context.Context, a Account) (*Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	if err := t.loginOn(c, a); err != nil {
-		var pe *PassError
-		if errors.As(err, &pe) && t.busyLogin(a, pe) {
-			return c, t.markBusy("PASS refused: "+pe.Reply.String(), nil)
-		}
-		return c, err
-	}
-	return c, nil
+	return c, t.loginOn(c, a)
 }
 
 // loginOn logs in on c, just connected: STLS first where the profile
-// needs it, then USER and PASS.
+// needs it, then USER and PASS. A refused PASS the run's own sessions may
+// have caused is ErrBusy in a worker.
 func (t *Target) loginOn(c *Conn, a Account) error {
 	if err := t.secureForLogin(c); err != nil {
 		return err
 	}
-	return LoginUserPass(c, a)
+	err := LoginUserPass(c, a)
+	var pe *PassError
+	if errors.As(err, &pe) && t.busyLogin(a, pe) {
+		return t.markBusy("PASS refused: "+pe.Reply.String(), nil)
+	}
+	return err
 }
 
 // secureForLogin runs STLS on c, just connected, where the profile
