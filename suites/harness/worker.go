@@ -48,10 +48,22 @@ func (t *Target) busyDial() error {
 // other workers' sessions: the target answered the run's check before
 // any worker started, so a refusal now is most likely a connection limit.
 func (t *Target) busyConnect(err error) bool {
-	if !t.Config.Worker || err == nil {
-		return false
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || IsServerClose(err)
+	return t.Config.Worker && connectRefused(err)
+}
+
+// connectRefused says whether a connect or greeting failed the way a
+// server at its connection limit fails one: refused, reset or closed.
+func connectRefused(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || IsServerClose(err))
+}
+
+// LoadRefusal says whether a connection attempt (c and err as Dial
+// returned them) was refused the way a server at its connection limit
+// refuses: connect refused or reset, a close before the greeting, or a
+// greeting of -ERR. A measurement that runs next to the run's other
+// sessions waits for them before it reads anything into it.
+func LoadRefusal(c *Conn, err error) bool {
+	return connectRefused(err) || (err == nil && c != nil && c.Greeting.Err())
 }
 
 // busyLogin says whether a refused PASS of a configured account may come
@@ -63,6 +75,20 @@ func (t *Target) busyLogin(a Account, pe *PassError) bool {
 	}
 	c := t.Config
 	return (a.User == c.User && a.Password == c.Password) || (a.User == c.User2 && a.Password == c.Password2)
+}
+
+// BusyRefusal applies the worker rules to a connection another client
+// opened (the stock library's): a connect refused or reset, a close, or a
+// greeting that starts with -ERR may be the other workers' doing. It then
+// marks the spec busy and returns an ErrBusy error; otherwise nil.
+func (t *Target) BusyRefusal(err error, greeting string) error {
+	switch {
+	case t.busyConnect(err):
+		return t.markBusy("connect", err)
+	case t.Config.Worker && strings.HasPrefix(greeting, "-ERR"):
+		return t.markBusy("greeting "+strings.TrimSpace(greeting), nil)
+	}
+	return nil
 }
 
 // busyGreeting says whether a greeting is a refusal for load: -ERR, as a
