@@ -61,6 +61,12 @@ type Options struct {
 	// Facts are what the suite measured before its specs; nil measures
 	// them here.
 	Facts *harness.Facts
+	// AwaitIdle, when set, says the measurement runs next to other
+	// sessions of the run, and waits until they have ended. A connection
+	// refused as a server at its limit refuses one (harness.LoadRefusal)
+	// is then tried again once the server is the measurement's alone,
+	// instead of being read as the server's answer to what was sent.
+	AwaitIdle func(context.Context) error
 }
 
 // Run measures the server and compares the result with the profiles. An
@@ -82,9 +88,10 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 	}
 	defer t.Close()
 	p := &prober{
-		t:      t,
-		budget: o.MaxConnections,
-		params: map[string]any{},
+		t:         t,
+		awaitIdle: o.AwaitIdle,
+		budget:    o.MaxConnections,
+		params:    map[string]any{},
 		obs: report.Observation{
 			Methods: map[string]string{}, NotMeasured: map[string]string{}, Evidence: map[string]string{},
 		},
@@ -131,13 +138,20 @@ func Run(ctx context.Context, o Options) (*report.Observed, error) {
 
 var errBudget = errors.New("connection budget used up")
 
+// loadPause is the first wait before a connection refused for load is
+// tried again (then twice and four times as long).
+const loadPause = 250 * time.Millisecond
+
 type prober struct {
-	t      *harness.Target
-	budget int
-	conns  int
-	params map[string]any
-	obs    report.Observation
-	acc    *harness.Account
+	t *harness.Target
+	// awaitIdle waits for the run's other sessions (Options.AwaitIdle);
+	// nil once they have ended or when there are none.
+	awaitIdle func(context.Context) error
+	budget    int
+	conns     int
+	params    map[string]any
+	obs       report.Observation
+	acc       *harness.Account
 	// apopAcc is the mailbox APOP was tried with (apopLogin).
 	apopAcc *harness.Account
 
@@ -191,17 +205,39 @@ func (p *prober) dialOn(ctx context.Context, t *harness.Target, how string) (*ha
 		return nil, err
 	}
 	p.conns++
-	var (
-		c   *harness.Conn
-		err error
-	)
-	switch how {
-	case "plain":
-		c, err = t.DialPlain(ctx)
-	case "tls":
-		c, err = t.DialTLS(ctx)
-	default:
-		c, err = t.Dial(ctx)
+	dial := func() (*harness.Conn, error) {
+		switch how {
+		case "plain":
+			return t.DialPlain(ctx)
+		case "tls":
+			return t.DialTLS(ctx)
+		}
+		return t.Dial(ctx)
+	}
+	// A refusal for load is no answer to what the step sends: the run's
+	// other sessions, or this measurement's own connections the server
+	// has not yet counted as closed, may hold the server's slots. Wait
+	// for the former, or a moment, and try again.
+	c, err := dial()
+	for pause := loadPause; harness.LoadRefusal(c, err) && pause <= 4*loadPause; pause *= 2 {
+		if c != nil {
+			c.Close()
+		}
+		wait := func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+				return nil
+			}
+		}
+		if p.awaitIdle != nil {
+			wait, p.awaitIdle = p.awaitIdle, nil
+		}
+		if werr := wait(ctx); werr != nil {
+			return nil, werr
+		}
+		c, err = dial()
 	}
 	if err != nil && c != nil {
 		c.Close()

@@ -5,9 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -464,5 +469,100 @@ func TestHasWord(t *testing.T) {
 		if got := hasWord(tt.text, tt.word); got != tt.want {
 			t.Errorf("hasWord(%q, %q) = %v", tt.text, tt.word, got)
 		}
+	}
+}
+
+// refusingFront forwards loopback connections to upstream, except those
+// refuse picks, which get a greeting of -ERR and a close, as a server at
+// its connection limit answers.
+func refusingFront(t *testing.T, upstream string, refuse func() bool) int {
+	t.Helper()
+	ln := serveFake(t, func(c net.Conn) {
+		defer c.Close()
+		if refuse() {
+			_, _ = io.WriteString(c, "-ERR [SYS/TEMP] too many connections\r\n")
+			return
+		}
+		up, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(up, c)
+			if tc, ok := up.(*net.TCPConn); ok {
+				_ = tc.CloseWrite()
+			}
+			close(done)
+		}()
+		_, _ = io.Copy(c, up)
+		c.Close()
+		<-done
+	})
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestLoadRefusalsAreNoAnswers: connections refused as a server at its
+// limit refuses them (now and then, or while the run's other sessions
+// hold the slots) are tried again, so the measured parameters are those
+// of a server that refuses nothing.
+func TestLoadRefusalsAreNoAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a reference server")
+	}
+	ctx := context.Background()
+	srv, err := harness.Open(ctx, harness.Config{TLS: harness.TLSNone, Profile: "exchange2010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	a, err := srv.Account(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := func(port int) harness.Config {
+		return harness.Config{Host: "127.0.0.1", Port: port, TLS: harness.TLSNone, User: a.User, Password: a.Password, Profile: "exchange2010"}
+	}
+	_, portText, _ := net.SplitHostPort(srv.PlainAddr())
+	direct, _ := strconv.Atoi(portText)
+	// The facts are measured before the shared sessions start, alone:
+	// every run here takes the same.
+	ft, err := harness.Open(ctx, config(direct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ft.Close()
+	if err := ft.MeasureFacts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	facts := ft.Facts()
+	measure := func(port int, awaitIdle func(context.Context) error) map[string]any {
+		got, err := Run(ctx, Options{Config: config(port), Target: "front", Facts: &facts, AwaitIdle: awaitIdle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Params
+	}
+	want := measure(direct, nil)
+
+	// Every third connection refused, no other sessions to wait for.
+	var n atomic.Int64
+	port := refusingFront(t, srv.PlainAddr(), func() bool { return n.Add(1)%3 == 0 })
+	if got := measure(port, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("every third connection refused: measured\n%v\nwant\n%v", got, want)
+	}
+
+	// Refused while "other sessions" run; AwaitIdle ends them.
+	var busy atomic.Bool
+	busy.Store(true)
+	waited := 0
+	port = refusingFront(t, srv.PlainAddr(), busy.Load)
+	got := measure(port, func(context.Context) error { waited++; busy.Store(false); return nil })
+	if waited != 1 {
+		t.Errorf("AwaitIdle called %d times, want once", waited)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("refused until idle: measured\n%v\nwant\n%v", got, want)
 	}
 }

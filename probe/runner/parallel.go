@@ -63,8 +63,8 @@ type lead struct {
 	// specEnded feeds the progress display with the workers' specs.
 	specEnded func(types.SpecReport)
 	// observe, when set, measures the server's parameters next to the
-	// workers.
-	observe func(ctx context.Context, facts harness.Facts)
+	// workers; awaitIdle (nil when none run) waits until they have ended.
+	observe func(ctx context.Context, facts harness.Facts, awaitIdle func(context.Context) error)
 
 	mu      sync.Mutex
 	done    map[string]bool
@@ -107,30 +107,51 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	}
 	defer os.RemoveAll(dir)
 	j := job{Config: l.cfg, Facts: facts, ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline)}
-	var wg sync.WaitGroup
+	// wg waits for everything; first for the workers that start now.
+	var wg, first sync.WaitGroup
 	errs := make([]error, l.workers)
-	start := func(i int) {
-		wg.Add(1)
+	start := func(i int, group ...*sync.WaitGroup) {
+		for _, g := range group {
+			g.Add(1)
+		}
 		go func() {
-			defer wg.Done()
+			defer func() {
+				for _, g := range group {
+					g.Done()
+				}
+			}()
 			errs[i] = l.runWorker(ctx, i, j)
 		}()
 	}
-	first := 0
+	now := l.workers
+	if l.observe != nil {
+		now--
+	}
+	for i := range now {
+		start(i, &wg, &first)
+	}
 	if l.observe != nil {
 		// The measurement of server parameters takes the last worker's
 		// connection; that worker starts when it is done and takes what
-		// specs are left. Mutating specs run only after both.
-		first = 1
+		// specs are left. Mutating specs run only after both. A server
+		// that refuses the measurement a connection for the workers'
+		// sake is measured once they are done.
+		awaitIdle := func(ctx context.Context) error {
+			idle := make(chan struct{})
+			go func() { first.Wait(); close(idle) }()
+			select {
+			case <-idle:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.observe(ctx, facts)
-			start(l.workers - 1)
+			l.observe(ctx, facts, awaitIdle)
+			start(l.workers-1, &wg)
 		}()
-	}
-	for i := range l.workers - first {
-		start(i)
 	}
 	wg.Wait()
 	note := fmt.Sprintf("readonly specs on up to %d at once, the others one at a time", l.workers)
@@ -156,7 +177,7 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 // it, before a mutating spec changes it, whether or not workers run.
 func (l *lead) observeFirst(ctx context.Context, t *harness.Target) {
 	if l.observe != nil {
-		l.observe(ctx, t.Facts())
+		l.observe(ctx, t.Facts(), nil)
 	}
 }
 

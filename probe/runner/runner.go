@@ -109,11 +109,11 @@ func (rn *Runner) Run(ctx context.Context, req cli.Request, p cli.Progress) ([]t
 			// any): the parameters then describe the maildrop before
 			// a mutating spec changed it. Waits on server timers
 			// (--slow) want the server to themselves, after the specs.
-			l.observe = func(ctx context.Context, facts harness.Facts) {
+			l.observe = func(ctx context.Context, facts harness.Facts, awaitIdle func(context.Context) error) {
 				o := &observation{done: make(chan struct{})}
 				rn.observed = o
 				defer close(o.done)
-				o.obs, o.err = Observe(ctx, req, &facts)
+				o.obs, o.err = observeNextTo(ctx, req, &facts, awaitIdle)
 			}
 		}
 		conformance.UseSchedule(l)
@@ -308,6 +308,12 @@ func (rn *Runner) Observe(ctx context.Context, req cli.Request, facts *harness.F
 // client, on a target opened anew from the same configuration (for the
 // bundled server: a fresh server started as the run's was).
 func Observe(ctx context.Context, req cli.Request, facts *harness.Facts) (*report.Observed, error) {
+	return observeNextTo(ctx, req, facts, nil)
+}
+
+// observeNextTo is Observe next to the run's other sessions, which
+// awaitIdle waits for (nil: none).
+func observeNextTo(ctx context.Context, req cli.Request, facts *harness.Facts, awaitIdle func(context.Context) error) (*report.Observed, error) {
 	cfg := Config(req)
 	if cfg.Profile == "" {
 		cfg.Profile = harness.DefaultProfile
@@ -319,5 +325,5 @@ func Observe(ctx context.Context, req cli.Request, facts *harness.Facts) (*repor
 	// The measurement's connections pass the same wire guard (a DELE or a
 	// failed login of the account is refused there too), and its lines
 	// are counted into the report's "commands" (Observed.Commands).
-	return observe.Run(ctx, observe.Options{Config: cfg, Target: target, Facts: facts})
+	return observe.Run(ctx, observe.Options{Config: cfg, Target: target, Facts: facts, AwaitIdle: awaitIdle})
 }
