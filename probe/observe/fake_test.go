@@ -50,6 +50,29 @@ func startMailutilsLike(t *testing.T) *mailutilsLike {
 	return s
 }
 
+// bundledRemote starts the bundled server with profile prof and returns
+// it, one of its accounts and its plain port: a test then measures it as
+// a remote host.
+func bundledRemote(t *testing.T, prof string) (*harness.Target, harness.Account, int) {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := harness.Open(ctx, harness.Config{TLS: harness.TLSNone, Profile: prof})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	a, err := srv.Account(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(srv.PlainAddr())
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, a, p
+}
+
 // serveFake accepts loopback connections for serve until the test ends.
 func serveFake(t *testing.T, serve func(net.Conn)) net.Listener {
 	t.Helper()
@@ -250,18 +273,8 @@ func TestAPOPOfferedButRefused(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := harness.Open(ctx, harness.Config{TLS: harness.TLSNone, Profile: "rfc1939"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a, err := srv.Account(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := strings.Cut(srv.PlainAddr(), ":")
-	p, _ := strconv.Atoi(port)
-	cfg := harness.Config{Host: host, Port: p, TLS: harness.TLSNone, User: a.User, Password: a.Password, MailboxFixture: "alice", Profile: "rfc1939"}
+	srv, a, p := bundledRemote(t, "rfc1939")
+	cfg := harness.Config{Host: "127.0.0.1", Port: p, TLS: harness.TLSNone, User: a.User, Password: a.Password, MailboxFixture: "alice", Profile: "rfc1939"}
 	got, err := Run(ctx, Options{Config: cfg, Target: srv.PlainAddr()})
 	if err != nil {
 		t.Fatal(err)

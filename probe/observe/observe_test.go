@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,20 +291,9 @@ func TestRemoteIsReadonlyAndRedacted(t *testing.T) {
 		t.Skip("starts a reference server")
 	}
 	ctx := context.Background()
-	srv, err := harness.Open(ctx, harness.Config{TLS: harness.TLSNone, Profile: "exchange2010"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a, err := srv.Account(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := strings.Cut(srv.PlainAddr(), ":")
-	p := 0
-	fmt.Sscan(port, &p)
+	srv, a, p := bundledRemote(t, "exchange2010")
 	for _, disruptive := range []bool{false, true} {
-		cfg := harness.Config{Host: host, Port: p, TLS: harness.TLSNone, User: a.User, Password: a.Password,
+		cfg := harness.Config{Host: "127.0.0.1", Port: p, TLS: harness.TLSNone, User: a.User, Password: a.Password,
 			Profile: "exchange2010", Allow: harness.Permissions{Disruptive: disruptive}}
 		got, err := Run(ctx, Options{Config: cfg, Target: srv.PlainAddr()})
 		if err != nil {
@@ -512,20 +499,10 @@ func TestLoadRefusalsAreNoAnswers(t *testing.T) {
 		t.Skip("starts a reference server")
 	}
 	ctx := context.Background()
-	srv, err := harness.Open(ctx, harness.Config{TLS: harness.TLSNone, Profile: "exchange2010"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a, err := srv.Account(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, a, direct := bundledRemote(t, "exchange2010")
 	config := func(port int) harness.Config {
 		return harness.Config{Host: "127.0.0.1", Port: port, TLS: harness.TLSNone, User: a.User, Password: a.Password, Profile: "exchange2010"}
 	}
-	_, portText, _ := net.SplitHostPort(srv.PlainAddr())
-	direct, _ := strconv.Atoi(portText)
 	// The facts are measured before the shared sessions start, alone:
 	// every run here takes the same.
 	ft, err := harness.Open(ctx, config(direct))
