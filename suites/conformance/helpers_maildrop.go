@@ -215,13 +215,19 @@ type mailbox struct {
 
 // look reads the maildrop state of a TRANSACTION session.
 func look(c *harness.Conn) mailbox {
-	var mb mailbox
-	mb.Count, mb.Size = stat(c)
+	st := cmd(c, "STAT")
 	m, err := c.CmdMulti("UIDL")
 	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "reply to UIDL")
-	if m.OK() {
+	return boxOf(st, m)
+}
+
+// boxOf is look's mailbox from its STAT and UIDL replies already read.
+func boxOf(st harness.Reply, uidl harness.Multi) mailbox {
+	var mb mailbox
+	mb.Count, mb.Size = statOf(st, 2)
+	if uidl.OK() {
 		mb.UIDs = []string{}
-		for _, l := range m.Texts() {
+		for _, l := range uidl.Texts() {
 			_, uid, _ := strings.Cut(l, " ")
 			mb.UIDs = append(mb.UIDs, uid)
 		}

@@ -5,7 +5,6 @@ package conformance
 // whose lockout policy the suite cannot know.
 
 import (
-	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pop3conformance/pop3conformance/suites/harness"
@@ -22,21 +21,4 @@ func failedPass(c *harness.Conn) harness.Reply {
 	r := cmd(c, "PASS no-such-password")
 	ExpectWithOffset(1, r.OK()).To(BeFalse(), "PASS for a user name that does not exist was accepted: %q", r.String())
 	return r
-}
-
-// refusedAfterDele marks message 1 deleted, checks that line, which names
-// it, is refused, and clears the mark with RSET. multiLine reads a
-// wrongly sent body in full, so that the next reply is not misread.
-func refusedAfterDele(ctx SpecContext, t *harness.Target, line string, multiLine bool) {
-	c, _ := login(ctx, t)
-	statAtLeast(c, 1)
-	expectOK(cmd(c, "DELE 1"), "DELE 1")
-	var r harness.Reply
-	if multiLine {
-		r = multi(c, line).Reply
-	} else {
-		r = cmd(c, line)
-	}
-	expectErr(r, line+" after DELE 1")
-	expectOK(cmd(c, "RSET"), "RSET")
 }

@@ -53,10 +53,16 @@ type laterReplies[T any] struct {
 // ask sends line with send and keeps the reply, unless it already has
 // one; false once the session has failed.
 func (l *laterReplies[T]) ask(line string, send func(string) (T, error)) bool {
+	return l.askAs(line, line, send)
+}
+
+// askAs is ask for a line sent more than once in a reading: the reply is
+// kept under key, which names the moment (as "STAT after DELE 1").
+func (l *laterReplies[T]) askAs(key, line string, send func(string) (T, error)) bool {
 	if l.broken != "" {
 		return false
 	}
-	if _, ok := l.got[line]; ok {
+	if _, ok := l.got[key]; ok {
 		return true
 	}
 	v, err := send(line)
@@ -67,12 +73,20 @@ func (l *laterReplies[T]) ask(line string, send func(string) (T, error)) bool {
 	if l.got == nil {
 		l.got = map[string]T{}
 	}
-	l.got[line] = v
+	l.got[key] = v
 	return true
 }
 
-// of returns the reply to line; one never read fails the spec that asks,
-// at its caller's caller (the spec's line).
+// fail ends the reading's session early for why: nothing more is asked.
+func (l *laterReplies[T]) fail(why string) {
+	if l.broken == "" {
+		l.broken = why
+	}
+}
+
+// of returns the reply kept under key (the line, unless askAs named it);
+// one never read fails the spec that asks, at its caller's caller (the
+// spec's line).
 func (l laterReplies[T]) of(line string) T {
 	v, ok := l.got[line]
 	if !ok {

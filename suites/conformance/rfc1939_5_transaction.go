@@ -44,13 +44,11 @@ var _ = Describe("RFC 1939 section 5: STAT", func() {
 		Expect(size).To(Equal(sum), "STAT size against the sum of the messages' exact octets")
 	})
 
-	Spec("leaves messages marked deleted out of both numbers of STAT", IDs("RFC1939-5-stat-excludes-deleted"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		n := statAtLeast(c, 2)
-		_, before := stat(c)
-		list := scanListings(c)
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		got, after := stat(c)
+	Spec("leaves messages marked deleted out of both numbers of STAT", IDs("RFC1939-5-stat-excludes-deleted"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 2)
+		n, before := statOf(v.Before, 0)
+		list := scanListingsOf(v.List)
+		got, after := statOf(v.Reply(statMarked1), 0)
 		Expect(got).To(Equal(n-1), "STAT count after DELE 1")
 		if t.Profile.ExactSizes {
 			Expect(after).To(Equal(before-list[0].Size()), "STAT size after DELE 1 of a message of %d octets", list[0].Size())
@@ -59,10 +57,9 @@ var _ = Describe("RFC 1939 section 5: STAT", func() {
 			// sizes, but the deleted message must leave it.
 			Expect(after).To(BeNumerically("<", before), "STAT size after DELE 1")
 		}
-		expectOK(cmd(c, "DELE 2"), "DELE 2")
-		got, _ = stat(c)
+		expectOK(v.Reply("DELE 2"), "DELE 2")
+		got, _ = statOf(v.Reply(statMarked2), 0)
 		Expect(got).To(Equal(n-2), "STAT count after DELE 1 and DELE 2")
-		expectOK(cmd(c, "RSET"), "RSET")
 	})
 })
 
@@ -148,20 +145,11 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		}
 	})
 
-	Spec("leaves messages marked deleted out of LIST and keeps the others' numbers", IDs("RFC1939-5-list-excludes-deleted"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		statAtLeast(c, 3)
-		before := scanListings(c)
-		expectOK(cmd(c, "DELE 2"), "DELE 2")
-		after := scanListings(c)
-		var want []listing
-		for _, s := range before {
-			if s.Num != 2 {
-				want = append(want, s)
-			}
-		}
-		Expect(after).To(Equal(want), "LIST after DELE 2: every listing but message 2's, unchanged")
-		expectOK(cmd(c, "RSET"), "RSET")
+	Spec("leaves messages marked deleted out of LIST and keeps the others' numbers", IDs("RFC1939-5-list-excludes-deleted"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 3)
+		before := scanListingsOf(v.List)
+		after := scanListingsOf(v.Multi(listMarked))
+		Expect(after).To(Equal(before[1:]), "LIST after DELE 1: every listing but message 1's, unchanged")
 	})
 
 	Spec("answers LIST n on one line with +OK and that message's scan listing", IDs("RFC1939-5-list-one"), Readonly, scans, func(ctx SpecContext, t *harness.Target) {
@@ -189,9 +177,9 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused LISTs")
 	})
 
-	Spec("refuses LIST of a message marked deleted", IDs("RFC1939-5-list-nonexistent"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		needErrBudgetTx(t, 1)
-		refusedAfterDele(ctx, t, "LIST 1", false)
+	Spec("refuses LIST of a message marked deleted", IDs("RFC1939-5-list-nonexistent"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 1)
+		expectErr(v.Reply("LIST 1"), "LIST 1 after DELE 1")
 	})
 
 	Spec("answers LIST on an empty maildrop with +OK and the terminator at once", IDs("RFC1939-5-list-empty"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -322,9 +310,9 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused RETRs")
 	})
 
-	Spec("refuses RETR of a message marked deleted", IDs("RFC1939-5-retr-err"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		needErrBudgetTx(t, 1)
-		refusedAfterDele(ctx, t, "RETR 1", false)
+	Spec("refuses RETR of a message marked deleted", IDs("RFC1939-5-retr-err"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 1)
+		expectErr(v.Reply("RETR 1"), "RETR 1 after DELE 1")
 	})
 
 	Spec("refuses RETR without a message number or with one that is not a number", IDs("RFC1939-5-retr-arg-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
@@ -341,28 +329,22 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 })
 
 var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
-	Spec("marks a message deleted with DELE and removes nothing before UPDATE", IDs("RFC1939-5-dele-marks"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
-		n := statAtLeast(c, 1)
-		list := scanListings(c)
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		got, _ := stat(c)
-		Expect(got).To(Equal(n-1), "STAT after DELE 1: the message is marked")
-		// End the session without QUIT: there is no UPDATE, so the
-		// message must still be there.
-		Expect(c.Close()).To(Succeed())
-		c2 := loginSoon(ctx, t, a)
-		Expect(scanListings(c2)).To(Equal(list), "LIST of a new session after DELE 1 and a close without QUIT")
+	Spec("marks a message deleted with DELE and removes nothing before UPDATE", IDs("RFC1939-5-dele-marks"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 1)
+		got, _ := statOf(v.Reply(statMarked1), 0)
+		Expect(got).To(Equal(v.Count-1), "STAT after DELE 1: the message is marked")
+		// The session ended without QUIT, with messages marked again
+		// after RSET: there is no UPDATE, so every message must still be
+		// there. (A server that removed message 1 at DELE refuses to mark
+		// it again; what the new session lists is the evidence.)
+		Expect(scanListingsOf(v.Multi(listNewSession))).To(Equal(scanListingsOf(v.List)), "LIST of a new session after DELE 1 and a close without QUIT")
 	})
 
-	Spec("refuses DELE of a message already marked deleted", IDs("RFC1939-5-dele-twice"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		n := statAtLeast(c, 1)
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		expectErr(cmd(c, "DELE 1"), "DELE 1 again")
-		got, _ := stat(c)
-		Expect(got).To(Equal(n-1), "STAT after DELE 1 twice")
-		expectOK(cmd(c, "RSET"), "RSET")
+	Spec("refuses DELE of a message already marked deleted", IDs("RFC1939-5-dele-twice"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 1)
+		expectErr(v.Reply(deleAgain), "DELE 1 again")
+		got, _ := statOf(v.Reply(statMarkedTwice), 0)
+		Expect(got).To(Equal(v.Count-1), "STAT after DELE 1 twice")
 	})
 
 	Spec("refuses DELE of a message number that does not exist", IDs("RFC1939-5-dele-nonexistent"), Reversible, func(ctx SpecContext, t *harness.Target) {
@@ -408,9 +390,20 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 		return list
 	}
 
-	Spec("removes every deletion mark with RSET", IDs("RFC1939-5-rset-unmark"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		markAndReset(c)
+	Spec("removes every deletion mark with RSET", IDs("RFC1939-5-rset-unmark"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 1)
+		n, size := statOf(v.Before, 0)
+		for k := 2; k <= min(n, resetMarksMax); k++ {
+			expectOK(v.Reply(fmt.Sprintf("DELE %d", k)), fmt.Sprintf("DELE %d", k))
+		}
+		expectOK(v.Reply("RSET"), "RSET")
+		n2, size2 := statOf(v.Reply(statReset), 0)
+		Expect(n2).To(Equal(n), "STAT count after RSET")
+		Expect(size2).To(Equal(size), "STAT size after RSET")
+		Expect(scanListingsOf(v.Multi(listReset))).To(Equal(scanListingsOf(v.List)), "LIST after RSET")
+		for k := 1; k <= min(n, resetMarksMax); k++ {
+			Expect(listOneRE.Match(v.Reply(fmt.Sprintf("LIST %d after RSET", k)).Raw)).To(BeTrue(), "LIST %d after RSET", k)
+		}
 	})
 
 	// QUIT after RSET: a server whose RSET left a mark would now delete
@@ -455,58 +448,38 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 })
 
 var _ = Describe("RFC 1939 section 5: message numbers and deleted messages", func() {
-	Spec("keeps every message's number after another message is marked deleted", IDs("RFC1939-5-msgnum-stable"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
-		statAtLeast(c, 3)
-		list := scanListings(c)
+	Spec("keeps every message's number after another message is marked deleted", IDs("RFC1939-5-msgnum-stable"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 3)
+		list := scanListingsOf(v.List)
 		var uids []listing
 		if t.Profile.HasCapability("UIDL") {
-			uids = uidListings(c)
+			uids = uidListingsOf(v.UIDL)
 		}
-		m2 := multi(c, "RETR 2")
-		expectOK(m2.Reply, "RETR 2 before DELE 1")
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		for _, s := range list[1:min(len(list), 20)] {
-			r := cmd(c, fmt.Sprintf("LIST %d", s.Num))
+		expectOK(v.Retr2.Reply, "RETR 2 before DELE 1")
+		for _, s := range list[1:min(len(list), markedOneFormMax)] {
+			r := v.Reply(fmt.Sprintf("LIST %d", s.Num))
 			Expect(string(r.Raw)).To(MatchRegexp(`^\+OK %d %d( |\r\n)`, s.Num, s.Size()), "LIST %d after DELE 1", s.Num)
 		}
-		for _, u := range uids[min(len(uids), 1):min(len(uids), 20)] {
-			r := cmd(c, fmt.Sprintf("UIDL %d", u.Num))
+		for _, u := range uids[min(len(uids), 1):min(len(uids), markedOneFormMax)] {
+			r := v.Reply(fmt.Sprintf("UIDL %d", u.Num))
 			Expect(string(r.Raw)).To(Equal(fmt.Sprintf("+OK %d %s\r\n", u.Num, u.UID())), "UIDL %d after DELE 1", u.Num)
 		}
-		m := multi(c, "RETR 2")
+		m := v.Multi(retr2Marked)
 		expectOK(m.Reply, "RETR 2 after DELE 1")
-		Expect(m.Body()).To(Equal(m2.Body()), "RETR 2 after DELE 1 is still the same message")
-		expectOK(cmd(c, "RSET"), "RSET")
+		Expect(m.Body()).To(Equal(v.Retr2.Body()), "RETR 2 after DELE 1 is still the same message")
 	})
 
-	Spec("refuses every command that names a message marked deleted", IDs("RFC1939-5-deleted-not-referenced"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		type ref struct {
-			line  string
-			multi bool // +OK would start a multi-line answer
-		}
-		refs := []ref{{"RETR 1", true}, {"LIST 1", false}, {"DELE 1", false}}
+	Spec("refuses every command that names a message marked deleted", IDs("RFC1939-5-deleted-not-referenced"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
+		v := markedAtLeast(ctx, t, 1)
+		refs := []string{"RETR 1", "LIST 1", deleAgain}
 		if t.Profile.HasCapability("TOP") {
-			refs = append(refs, ref{"TOP 1 0", true})
+			refs = append(refs, "TOP 1 0")
 		}
-		if t.Profile.HasCapability("UIDL") {
-			refs = append(refs, ref{"UIDL 1", false})
+		if t.Profile.HasCapability("UIDL") && v.UIDL.OK() {
+			refs = append(refs, "UIDL 1")
 		}
-		needErrBudgetTx(t, len(refs))
-		c, _ := login(ctx, t)
-		statAtLeast(c, 1)
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		for _, rf := range refs {
-			var r harness.Reply
-			if rf.multi {
-				// Read a wrongly sent body in full, so that the next
-				// reply is not misread.
-				r = multi(c, rf.line).Reply
-			} else {
-				r = cmd(c, rf.line)
-			}
-			expectErr(r, rf.line+" after DELE 1")
+		for _, key := range refs {
+			expectErr(v.Reply(key), key+" after DELE 1")
 		}
-		expectOK(cmd(c, "RSET"), "RSET")
 	})
 })

@@ -140,10 +140,10 @@ var _ = Describe("RFC 1939 section 7: TOP", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused TOPs")
 	})
 
-	Spec("refuses TOP of a message marked deleted", IDs("RFC1939-7-top-deleted"), Reversible, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses TOP of a message marked deleted", IDs("RFC1939-7-top-deleted"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
-		needErrBudget(t, 1)
-		refusedAfterDele(ctx, t, "TOP 1 0", true)
+		v := markedAtLeast(ctx, t, 1)
+		expectErr(v.Reply("TOP 1 0"), "TOP 1 0 after DELE 1")
 	})
 })
 
@@ -211,16 +211,12 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused UIDLs")
 	})
 
-	Spec("leaves messages marked deleted out of UIDL and refuses UIDL of them", IDs("RFC1939-7-uidl-deleted"), Reversible, func(ctx SpecContext, t *harness.Target) {
+	Spec("leaves messages marked deleted out of UIDL and refuses UIDL of them", IDs("RFC1939-7-uidl-deleted"), Reversible, marked, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
-		needErrBudget(t, 1)
-		c, _ := login(ctx, t)
-		statAtLeast(c, 1)
-		before := uidListings(c)
-		expectOK(cmd(c, "DELE 1"), "DELE 1")
-		Expect(uidListings(c)).To(Equal(before[1:]), "UIDL after DELE 1: every line but message 1's, unchanged")
-		expectErr(cmd(c, "UIDL 1"), "UIDL 1 after DELE 1")
-		expectOK(cmd(c, "RSET"), "RSET")
+		v := markedAtLeast(ctx, t, 1)
+		before := uidListingsOf(v.UIDL)
+		Expect(uidListingsOf(v.Multi(uidlMarked))).To(Equal(before[1:]), "UIDL after DELE 1: every line but message 1's, unchanged")
+		expectErr(v.Reply("UIDL 1"), "UIDL 1 after DELE 1")
 	})
 
 	Spec("uses unique-ids of 1 to 70 characters from 0x21 to 0x7E", IDs("RFC1939-7-uid-charset"), Readonly, uids, func(ctx SpecContext, t *harness.Target) {

@@ -185,14 +185,18 @@ func TestReadonlyAuditKeepsMailOnImmediateDele(t *testing.T) {
 // TestImmediateDeleDeviates is the other side of the readonly test: once
 // the run may delete mail, the suite must call a server that removes
 // mail at DELE deviating from RFC 1939, so the imitation is a real
-// deviation and not a setting the suite cannot see.
+// deviation and not a setting the suite cannot see. The reversible specs
+// judge one session that marks messages (a Reading), so such a server
+// loses a few messages to the run, not one per spec, and the specs that
+// judge the marks are judged instead of finding the maildrop emptied by
+// the specs before them.
 func TestImmediateDeleDeviates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the mutating suite against a remote target")
 	}
 	prof := imitating(t, "dele-immediately", func(p *profile.Profile) { p.DeleApplies = profile.DeleImmediately })
 	im := startImitation(t, prof)
-	flags := []string{"--insecure-skip-verify", "--allow-mutating", "--label-filter", "req: containsAny {RFC1939-5-rset-unmark, RFC1939-3-tcp-close-no-update}"}
+	flags := []string{"--insecure-skip-verify", "--allow-mutating", "--label-filter", "reversible && req: containsAny {RFC1939-5-rset-unmark, RFC1939-3-tcp-close-no-update, RFC1939-5-dele-marks, RFC1939-5-retr-err, RFC1939-5-msgnum-stable, RFC1939-5-stat-excludes-deleted, C0006}"}
 	// TODO(merge): once specs that DELE and undo it have a class of their
 	// own, they need --allow-reversible too; the flag is passed when the
 	// probe knows it.
@@ -204,12 +208,62 @@ func TestImmediateDeleDeviates(t *testing.T) {
 		t.Errorf("probe exit %d, want 1", code)
 	}
 	got := deviating(rep)
-	for _, id := range []string{"RFC1939-5-rset-unmark", "RFC1939-3-tcp-close-no-update"} {
+	for _, id := range []string{"RFC1939-5-rset-unmark", "RFC1939-3-tcp-close-no-update", "RFC1939-5-dele-marks", "C0006"} {
 		if _, ok := got[id]; !ok {
 			t.Errorf("%s does not deviate on a server that removes mail at DELE", id)
 		}
 	}
-	t.Logf("deviating: %v", slices.Sorted(maps.Keys(got)))
+	// Within one session the server keeps the numbers and refuses the
+	// removed message, as it must refuse a marked one: these rules hold.
+	for _, st := range rep.Statements {
+		switch st.ID {
+		case "RFC1939-5-retr-err", "RFC1939-5-msgnum-stable", "RFC1939-5-stat-excludes-deleted":
+			if st.Verdict != verdict.Conformant {
+				t.Errorf("%s: %s (%s), want conformant: the marks were judged on a maildrop the run had not emptied", st.ID, st.Verdict, st.Reason)
+			}
+		}
+	}
+	// DELE 1, 1 again, 2 and 3, then 1 to 3 after RSET: the marking
+	// session's, and nothing more.
+	if n := im.keywords.count("DELE"); n > 7 {
+		t.Errorf("the server saw DELE %d times, want at most 7: one marking session for every reversible spec", n)
+	}
+	t.Logf("deviating: %v; DELE seen %d times", slices.Sorted(maps.Keys(got)), im.keywords.count("DELE"))
+}
+
+// TestMarkedWithinErrorBudget audits, with reversible specs allowed, a
+// server that closes a TRANSACTION session at its second -ERR (C0005
+// allows it). The session that marks messages for the reversible specs
+// draws five refusals; it must start a new session before the server's
+// limit instead of losing the replies after it, so every spec is judged
+// and none deviates.
+func TestMarkedWithinErrorBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the reversible suite against a remote target")
+	}
+	prof := imitating(t, "close-at-second-err", func(p *profile.Profile) {
+		p.Lock = profile.LockNone // see TestNoCAPABareErrCloseAfter3
+		p.CloseAfterErrorsTransaction = 2
+	})
+	im := startImitation(t, prof)
+	rep, code := im.probe(t, im.profPath, "--insecure-skip-verify", "--allow-reversible", "--label-filter", "reversible && req: containsAny {RFC1939-5-deleted-not-referenced, RFC1939-5-rset-unmark, RFC1939-5-dele-marks}")
+	if code != 0 {
+		t.Errorf("probe exit %d, want 0", code)
+	}
+	judged := 0
+	for _, st := range rep.Statements {
+		for _, s := range st.Specs {
+			if s.Verdict != verdict.Conformant && s.Verdict != verdict.NotRun {
+				t.Errorf("%q: %s (%s)", s.Text, s.Verdict, s.Reason)
+			}
+			if s.Verdict == verdict.Conformant {
+				judged++
+			}
+		}
+	}
+	if judged < 3 {
+		t.Errorf("%d specs judged, want the 3 reversible ones at least", judged)
+	}
 }
 
 // probeKnows says whether the probe's --help names flag.

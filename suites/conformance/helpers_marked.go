@@ -1,0 +1,209 @@
+package conformance
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/pop3conformance/pop3conformance/suites/harness"
+)
+
+// markedView is what the reversible specs judge of deletion marks, read
+// once: the maildrop before any mark, the replies while message 1 (then 2
+// and 3) is marked, RSET and its effect, and a new session after marking
+// again and closing without QUIT. One such session instead of one per
+// spec is fewer round trips, and fewer DELE commands on a server that
+// wrongly removes mail at DELE: there, every extra DELE is a lost message.
+type markedView struct {
+	Account harness.Account
+	// Before is STAT before any mark; Count its message count (-1 when it
+	// is no drop listing, and then nothing was marked).
+	Before harness.Reply
+	Count  int
+	// List and UIDL are the listings before any mark (UIDL is sent even
+	// without the capability, as look does; only a +OK one is used).
+	List, UIDL harness.Multi
+	// Retr2 is RETR 2 before any mark, read with 3 or more messages.
+	Retr2 harness.Multi
+	// Dele1 is the reply to the first DELE 1, which every later reply
+	// depends on: without +OK nothing more is asked.
+	Dele1 harness.Reply
+	later laterReplies[harness.Multi]
+}
+
+// Keys of the replies read after DELE 1, for the line sent more than once.
+const (
+	statMarked1      = "STAT after DELE 1"
+	statMarkedTwice  = "STAT after DELE 1 twice"
+	statMarked2      = "STAT after DELE 1 and DELE 2"
+	listMarked       = "LIST after DELE 1"
+	uidlMarked       = "UIDL after DELE 1"
+	retr2Marked      = "RETR 2 after DELE 1"
+	deleAgain        = "DELE 1 again"
+	statReset        = "STAT after RSET"
+	listReset        = "LIST after RSET"
+	statNewSession   = "STAT in a new session after marks and a close without QUIT"
+	listNewSession   = "LIST in a new session after marks and a close without QUIT"
+	uidlNewSession   = "UIDL in a new session after marks and a close without QUIT"
+	markedOneFormMax = 20 // LIST n and UIDL n are asked for the listings' 2nd to this one
+	resetMarksMax    = 3  // messages marked before RSET, and again before the close
+)
+
+// Reply returns the single-line reply kept under key.
+func (v markedView) Reply(key string) harness.Reply { return v.later.of(key).Reply }
+
+// Multi returns the multi-line reply kept under key.
+func (v markedView) Multi(key string) harness.Multi { return v.later.of(key) }
+
+// BeforeBox is the maildrop as look would have seen it before any mark.
+func (v markedView) BeforeBox() mailbox { return boxOf(v.Before, v.UIDL) }
+
+// AfterBox is the maildrop as a new session saw it after the close.
+func (v markedView) AfterBox() mailbox {
+	return boxOf(v.later.of(statNewSession).Reply, v.later.of(uidlNewSession))
+}
+
+var marked = Reading[markedView]{name: "a session with messages marked deleted", read: readMarked}
+
+// readMarked logs in and reads markedView. The replies that must be -ERR
+// stay within the server's error budget (C0005): when the next one might
+// let it close, the session ends without QUIT and a new one marks
+// message 1 again before going on.
+func readMarked(ctx SpecContext, t *harness.Target) markedView {
+	c, a := login(ctx, t)
+	v := markedView{Account: a, Count: -1, Before: cmd(c, "STAT")}
+	if m := statRE.FindStringSubmatch(string(v.Before.Raw)); m != nil {
+		v.Count, _ = strconv.Atoi(m[1])
+	}
+	n := v.Count
+	v.List = multi(c, "LIST")
+	v.UIDL = multi(c, "UIDL")
+	if n >= 3 {
+		v.Retr2 = multi(c, "RETR 2")
+	}
+	if n < 1 {
+		return v
+	}
+	v.Dele1 = cmd(c, "DELE 1")
+	if !v.Dele1.OK() {
+		return v
+	}
+	l := &v.later
+	// c changes when the error budget asks for a new session.
+	one := func(line string) (harness.Multi, error) { return singleOn(c)(line) }
+	many := func(line string) (harness.Multi, error) { return c.CmdMulti(line) }
+	uidl := t.Profile.HasCapability("UIDL") && v.UIDL.OK()
+	ok := l.askAs(statMarked1, "STAT", one) && l.askAs(listMarked, "LIST", many)
+	for _, k := range numbersAfterFirst(v.List) {
+		ok = ok && l.ask(fmt.Sprintf("LIST %d", k), one)
+	}
+	if uidl {
+		ok = ok && l.askAs(uidlMarked, "UIDL", many)
+		for _, k := range numbersAfterFirst(v.UIDL) {
+			ok = ok && l.ask(fmt.Sprintf("UIDL %d", k), one)
+		}
+	}
+	if ok && v.Retr2.OK() {
+		ok = l.askAs(retr2Marked, "RETR 2", many)
+	}
+	// The commands that name the marked message, each of which must be
+	// refused. +OK to RETR or TOP would start a body: read it in full so
+	// that the next reply is not misread.
+	type step struct {
+		key, line string
+		send      func(string) (harness.Multi, error)
+	}
+	refused := []step{{"LIST 1", "LIST 1", one}, {"RETR 1", "RETR 1", many}}
+	if t.Profile.HasCapability("TOP") {
+		refused = append(refused, step{"TOP 1 0", "TOP 1 0", many})
+	}
+	if uidl {
+		refused = append(refused, step{"UIDL 1", "UIDL 1", one})
+	}
+	refused = append(refused, step{deleAgain, "DELE 1", one})
+	for _, rf := range refused {
+		if !ok {
+			break
+		}
+		if !fitsErrBudget(t, true, c.ErrReplies()+1) {
+			// A new session with message 1 marked again, so that the
+			// next refusal cannot be the one the server closes on.
+			c.Close()
+			var err error
+			if c, err = t.Login(ctx, a); err != nil {
+				l.fail(fmt.Sprintf("a new session within the error budget: %v", err))
+				break
+			}
+			if r, err := c.Cmd("DELE 1"); err != nil || !r.OK() {
+				l.fail(fmt.Sprintf("DELE 1 in a new session within the error budget: %q, %v", r.Raw, err))
+				break
+			}
+		}
+		ok = l.askAs(rf.key, rf.line, rf.send)
+	}
+	ok = ok && l.askAs(statMarkedTwice, "STAT", one)
+	if ok && n >= 2 {
+		ok = l.ask("DELE 2", one) && l.askAs(statMarked2, "STAT", one)
+	}
+	if ok && n >= 3 {
+		ok = l.ask("DELE 3", one)
+	}
+	ok = ok && l.ask("RSET", one) && l.askAs(statReset, "STAT", one) && l.askAs(listReset, "LIST", many)
+	for k := 1; ok && k <= min(n, resetMarksMax); k++ {
+		ok = l.askAs(fmt.Sprintf("LIST %d after RSET", k), fmt.Sprintf("LIST %d", k), one)
+	}
+	// Marks again, then a close without QUIT: no UPDATE, so a new
+	// session must find every message.
+	for k := 1; ok && k <= min(n, resetMarksMax); k++ {
+		ok = l.askAs(fmt.Sprintf("DELE %d before the close", k), fmt.Sprintf("DELE %d", k), one)
+	}
+	if !ok {
+		return v
+	}
+	c.Close()
+	again, err := reLogin(ctx, t, a)
+	if err != nil {
+		l.fail(fmt.Sprintf("log in again after the close without QUIT: %v", err))
+		return v
+	}
+	_ = l.askAs(statNewSession, "STAT", singleOn(again)) && l.askAs(listNewSession, "LIST", again.CmdMulti) &&
+		l.askAs(uidlNewSession, "UIDL", again.CmdMulti)
+	return v
+}
+
+// numbersAfterFirst returns the message numbers a listing names after its
+// first line, at most up to its markedOneFormMax-th line: those whose
+// one-message form a spec compares with the listing.
+func numbersAfterFirst(m harness.Multi) []int {
+	var nums []int
+	for i, line := range m.Texts() {
+		if i == 0 || i >= markedOneFormMax {
+			continue
+		}
+		num, _, _ := strings.Cut(line, " ")
+		if k, err := strconv.Atoi(num); err == nil {
+			nums = append(nums, k)
+		}
+	}
+	return nums
+}
+
+// singleOn sends a single-line command on c, its reply kept as a Multi
+// without lines.
+func singleOn(c *harness.Conn) func(string) (harness.Multi, error) {
+	return func(line string) (harness.Multi, error) {
+		r, err := c.Cmd(line)
+		return harness.Multi{Reply: r}, err
+	}
+}
+
+// markedAtLeast gets the marked reading for a spec that needs want
+// messages and the first DELE 1 accepted.
+func markedAtLeast(ctx SpecContext, t *harness.Target, want int) markedView {
+	v := marked.Get(ctx, t)
+	statAtLeastOf(v.Before, want)
+	expectOK(v.Dele1, "DELE 1")
+	return v
+}
