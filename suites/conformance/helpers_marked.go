@@ -163,14 +163,22 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 		return v
 	}
 	c.Close()
-	again, err := reLogin(ctx, t, a)
-	if err != nil {
-		l.fail(fmt.Sprintf("log in again after the close without QUIT: %v", err))
-		return v
-	}
-	_ = l.askAs(statNewSession, "STAT", singleOn(again)) && l.askAs(listNewSession, "LIST", again.CmdMulti) &&
-		l.askAs(uidlNewSession, "UIDL", again.CmdMulti)
+	lookAgain(ctx, t, a, l, "the close without QUIT", statNewSession, listNewSession, uidlNewSession)
 	return v
+}
+
+// lookAgain logs in again as a after a session ended (after says how)
+// and asks STAT, LIST and UIDL, kept under the keys given. It returns the
+// new session, nil when the login failed (l then says why), and whether
+// every reply came.
+func lookAgain(ctx SpecContext, t *harness.Target, a harness.Account, l *laterReplies[harness.Multi], after, statKey, listKey, uidlKey string) (*harness.Conn, bool) {
+	c, err := reLogin(ctx, t, a)
+	if err != nil {
+		l.fail(fmt.Sprintf("log in again after %s: %v", after, err))
+		return nil, false
+	}
+	ok := l.askAs(statKey, "STAT", singleOn(c)) && l.askAs(listKey, "LIST", c.CmdMulti) && l.askAs(uidlKey, "UIDL", c.CmdMulti)
+	return c, ok
 }
 
 // numbersAfterFirst returns the message numbers a listing names after its

@@ -83,31 +83,24 @@ var _ = Describe("MS-STANXPOP3 2.2.5 V0006 UPDATE removes marked messages only",
 	// Without a removal failure injected into UPDATE (the harness has no
 	// such hook), the half that always shows is checked: whatever UPDATE
 	// does, no unmarked message disappears.
-	Spec("never removes a message that was not marked deleted", IDs("V0006"), Mutating, func(ctx SpecContext, t *harness.Target) {
-		a := need(t.Account(ctx))
-		c := loginAs(ctx, t, a)
-		n, _ := stat(c)
-		needMessages(n, 2)
-		uids := uidsByNumber(c)
-		sizes := listAll(c, "LIST")
-		marked := map[int]bool{1: true}
-		if n >= 3 {
-			marked[3] = true
+	Spec("never removes a message that was not marked deleted", IDs("V0006"), Mutating, removal, func(ctx SpecContext, t *harness.Target) {
+		v := removalOf(ctx, t, 2)
+		uids := uidsByNumberOf(v.UIDL)
+		sizes := listAllOf(v.List, "LIST")
+		marked := map[int]bool{}
+		for _, i := range v.Marked {
+			marked[i] = true
+			expectOK(v.Reply(fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
 		}
-		for i := range marked {
-			expectOK(cmd(c, fmt.Sprintf("DELE %d", i)), fmt.Sprintf("DELE %d", i))
-		}
-		r, err := c.Quit()
-		Expect(err).NotTo(HaveOccurred(), "QUIT")
+		r := v.Reply("QUIT")
 		Expect(r.OK() || r.Err()).To(BeTrue(), "QUIT reply %q", r)
 
-		again := loginAs(ctx, t, a)
-		after := uidsByNumber(again)
+		after := uidsByNumberOf(v.Multi(uidlNext))
 		left := map[string]bool{}
 		for _, u := range after {
 			left[u] = true
 		}
-		for i := 1; i <= n; i++ {
+		for i := 1; i <= v.Count; i++ {
 			if marked[i] {
 				if r.OK() {
 					Expect(left).NotTo(HaveKey(uids[i]), "message %d was marked and QUIT said +OK, so it must be gone", i)
@@ -121,7 +114,7 @@ var _ = Describe("MS-STANXPOP3 2.2.5 V0006 UPDATE removes marked messages only",
 		for _, l := range sizes {
 			byUID[uids[l.Num]] = l.Value
 		}
-		for _, l := range listAll(again, "LIST") {
+		for _, l := range listAllOf(v.Multi(listNext), "LIST") {
 			Expect(l.Value).To(Equal(byUID[after[l.Num]]), "size of surviving message %s", after[l.Num])
 		}
 	})

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pop3conformance/pop3conformance/model/verdict"
+)
+
+// maildropFake is a POP3 server with one maildrop that outlives its
+// sessions, so that what QUIT removed shows in the next session. update
+// decides what UPDATE leaves of the session's messages; keepNumbers
+// numbers the messages of a new session by their first numbers instead
+// of afresh from 1.
+type maildropFake struct {
+	mu          sync.Mutex
+	msgs        []fakeMsg
+	update      func(msgs []fakeMsg, marked map[int]bool) []fakeMsg
+	keepNumbers bool
+}
+
+type fakeMsg struct {
+	num  int // the number it had when the maildrop was filled
+	uid  string
+	body string
+}
+
+func newMaildropFake(n int) *maildropFake {
+	f := &maildropFake{}
+	for i := 1; i <= n; i++ {
+		f.msgs = append(f.msgs, fakeMsg{num: i, uid: fmt.Sprintf("uid-%d", i),
+			body: fmt.Sprintf("From: a@example.com\r\nSubject: message %d\r\n\r\nbody %d\r\n", i, i)})
+	}
+	return f
+}
+
+// removeMarked is a correct UPDATE.
+func removeMarked(msgs []fakeMsg, marked map[int]bool) []fakeMsg {
+	var left []fakeMsg
+	for i, m := range msgs {
+		if !marked[i+1] {
+			left = append(left, m)
+		}
+	}
+	return left
+}
+
+func (f *maildropFake) serve(c net.Conn, _ <-chan struct{}) {
+	w := func(s string) bool { _, err := io.WriteString(c, s); return err == nil }
+	if !w("+OK fake maildrop ready\r\n") {
+		return
+	}
+	var (
+		msgs   []fakeMsg // the session's view, numbered from 1 by index
+		marked map[int]bool
+		tx     bool
+	)
+	number := func(i int) int {
+		if f.keepNumbers {
+			return msgs[i].num
+		}
+		return i + 1
+	}
+	// find returns the index of message n of the session, -1 if none.
+	find := func(arg string) int {
+		n, err := strconv.Atoi(arg)
+		if err != nil {
+			return -1
+		}
+		for i := range msgs {
+			if number(i) == n && !marked[i+1] {
+				return i
+			}
+		}
+		return -1
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		verb, arg, _ := strings.Cut(sc.Text(), " ")
+		verb = strings.ToUpper(verb)
+		reply := "-ERR no\r\n"
+		switch {
+		case verb == "CAPA":
+			reply = "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+		case verb == "USER" && !tx:
+			reply = "+OK\r\n"
+		case verb == "PASS" && !tx:
+			f.mu.Lock()
+			msgs = slices.Clone(f.msgs)
+			f.mu.Unlock()
+			marked, tx = map[int]bool{}, true
+			reply = "+OK in\r\n"
+		case verb == "QUIT":
+			if tx {
+				f.mu.Lock()
+				f.msgs = f.update(msgs, marked)
+				f.mu.Unlock()
+			}
+			w("+OK bye\r\n")
+			return
+		case !tx:
+		case verb == "NOOP", verb == "RSET":
+			if verb == "RSET" {
+				clear(marked)
+			}
+			reply = "+OK\r\n"
+		case verb == "STAT":
+			n, size := 0, 0
+			for i, m := range msgs {
+				if !marked[i+1] {
+					n, size = n+1, size+len(m.body)
+				}
+			}
+			reply = fmt.Sprintf("+OK %d %d\r\n", n, size)
+		case (verb == "LIST" || verb == "UIDL") && arg == "":
+			var b strings.Builder
+			b.WriteString("+OK\r\n")
+			for i, m := range msgs {
+				if marked[i+1] {
+					continue
+				}
+				if verb == "LIST" {
+					fmt.Fprintf(&b, "%d %d\r\n", number(i), len(m.body))
+				} else {
+					fmt.Fprintf(&b, "%d %s\r\n", number(i), m.uid)
+				}
+			}
+			reply = b.String() + ".\r\n"
+		case verb == "LIST" || verb == "UIDL" || verb == "RETR" || verb == "DELE":
+			i := find(arg)
+			switch {
+			case i < 0:
+			case verb == "LIST":
+				reply = fmt.Sprintf("+OK %d %d\r\n", number(i), len(msgs[i].body))
+			case verb == "UIDL":
+				reply = fmt.Sprintf("+OK %d %s\r\n", number(i), msgs[i].uid)
+			case verb == "RETR":
+				reply = fmt.Sprintf("+OK %d octets\r\n%s.\r\n", len(msgs[i].body), msgs[i].body)
+			default:
+				marked[i+1] = true
+				reply = "+OK marked\r\n"
+			}
+		}
+		if !w(reply) {
+			return
+		}
+	}
+}
+
+// TestRemovalJudged: the mutating specs about removal judge one UPDATE
+// together (a Reading). Each must still fail on the flaw it is about,
+// and only on it: a server whose UPDATE removes nothing, one that removes
+// an unmarked message too, and one that keeps the old message numbers in
+// the next session; the correct one is the control.
+func TestRemovalJudged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the mutating suite against fake servers")
+	}
+	const (
+		quitUpdate = "RFC1939-6-quit-update"
+		renumbered = "RFC1939-6-numbers-reassigned"
+		onlyMarked = "V0006"
+	)
+	cases := []struct {
+		name        string
+		update      func([]fakeMsg, map[int]bool) []fakeMsg
+		keepNumbers bool
+		// deviate must deviate; unjudged, renumbered only, must be
+		// inconclusive; the rest conformant.
+		deviate  []string
+		unjudged bool
+	}{
+		{"correct", removeMarked, false, nil, false},
+		// Nothing was removed, so nothing had a new number to get.
+		{"removes nothing", func(msgs []fakeMsg, _ map[int]bool) []fakeMsg { return msgs }, false,
+			[]string{quitUpdate, onlyMarked}, true},
+		{"removes message 2 too", func(msgs []fakeMsg, marked map[int]bool) []fakeMsg {
+			if len(marked) > 0 {
+				marked[2] = true
+			}
+			return removeMarked(msgs, marked)
+		}, false, []string{quitUpdate, onlyMarked}, false},
+		{"keeps the old numbers", removeMarked, true, []string{renumbered}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newMaildropFake(5)
+			f.update, f.keepNumbers = tc.update, tc.keepNumbers
+			port := startServer(t, nil, f.serve)
+			r := runProbe(t, port, 60*time.Second, "--timeout", "60s", "--profile", "rfc1939", "--allow-mutating",
+				"--label-filter", "mutating && req: containsAny {"+quitUpdate+", "+renumbered+", "+onlyMarked+"}")
+			want := 0
+			if len(tc.deviate) > 0 {
+				want = 1
+			}
+			rep := r.check(t, want, smallRSSMiB)
+			got := map[string]verdict.Verdict{}
+			for _, st := range rep.Statements {
+				switch st.ID {
+				case quitUpdate, renumbered, onlyMarked:
+					got[st.ID] = st.Verdict
+				}
+			}
+			for _, id := range []string{quitUpdate, renumbered, onlyMarked} {
+				v, ok := got[id]
+				switch {
+				case !ok:
+					t.Errorf("%s is not in the report", id)
+				case slices.Contains(tc.deviate, id) && v != verdict.Deviates:
+					t.Errorf("%s: %s, want deviates", id, v)
+				case id == renumbered && tc.unjudged:
+					if v != verdict.Inconclusive {
+						t.Errorf("%s: %s, want inconclusive", id, v)
+					}
+				case !slices.Contains(tc.deviate, id) && v != verdict.Conformant:
+					t.Errorf("%s: %s, want conformant", id, v)
+				}
+			}
+			for _, st := range rep.Statements {
+				for _, s := range st.Specs {
+					if got[st.ID] != "" {
+						t.Logf("%s %s: %s", s.Verdict, s.Text, s.Reason)
+					}
+				}
+			}
+			t.Logf("verdicts %v; the maildrop kept %d of 5 messages", got, len(f.msgs))
+		})
+	}
+}
