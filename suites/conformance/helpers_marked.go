@@ -30,7 +30,10 @@ type markedView struct {
 	// Dele1 is the reply to the first DELE 1, which every later reply
 	// depends on: without +OK nothing more is asked.
 	Dele1 harness.Reply
-	later laterReplies[harness.Multi]
+	// NotMarkedAgain says why nothing was marked again after RSET before
+	// the close ("" when it was).
+	NotMarkedAgain string
+	later          laterReplies[harness.Multi]
 }
 
 // Keys of the replies read after DELE 1, for the line sent more than once.
@@ -151,20 +154,69 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 		ok = l.ask("DELE 3", one)
 	}
 	ok = ok && l.ask("RSET", one) && l.askAs(statReset, "STAT", one) && l.askAs(listReset, "LIST", many)
+	if m := statRE.FindStringSubmatch(string(l.got[statReset].Raw)); ok && m != nil {
+		// Not a verdict (the RSET specs judge it): the first sign that
+		// the server may not give marked mail back.
+		if after, _ := strconv.Atoi(m[1]); after < n {
+			noteLost(t, fmt.Sprintf("STAT %q before any mark, %q after RSET", v.Before.Text, l.got[statReset].Text))
+		}
+	}
 	for k := 1; ok && k <= min(n, resetMarksMax); k++ {
 		ok = l.askAs(fmt.Sprintf("LIST %d after RSET", k), fmt.Sprintf("LIST %d", k), one)
 	}
 	// Marks again, then a close without QUIT: no UPDATE, so a new
-	// session must find every message.
-	for k := 1; ok && k <= min(n, resetMarksMax); k++ {
+	// session must find every message. Not when RSET already showed mail
+	// lost: more marks would lose more.
+	if v.NotMarkedAgain = t.Lost(); v.NotMarkedAgain != "" {
+		v.NotMarkedAgain = "the session was closed without marking again, since the server had already lost marked mail: " + v.NotMarkedAgain
+	}
+	for k := 1; ok && v.NotMarkedAgain == "" && k <= min(n, resetMarksMax); k++ {
 		ok = l.askAs(fmt.Sprintf("DELE %d before the close", k), fmt.Sprintf("DELE %d", k), one)
 	}
 	if !ok {
 		return v
 	}
 	c.Close()
-	lookAgain(ctx, t, a, l, "the close without QUIT", statNewSession, listNewSession, uidlNewSession)
+	if _, ok := lookAgain(ctx, t, a, l, "the close without QUIT", statNewSession, listNewSession, uidlNewSession); ok {
+		if gone := lostFrom(v.BeforeBox(), boxOf(l.got[statNewSession].Reply, l.got[uidlNewSession])); gone != "" {
+			noteLost(t, "after marks and a close without QUIT, "+gone)
+		}
+	}
 	return v
+}
+
+// noteLost tells the target that the server lost marked mail, so that no
+// later spec marks more (Target.NoteLost), and says so in the log.
+func noteLost(t *harness.Target, why string) {
+	if t.Lost() == "" {
+		GinkgoWriter.Printf("the server did not give marked mail back: %s; no more DELE that relies on an undo\n", why)
+	}
+	t.NoteLost(why)
+}
+
+// lostFrom says what of before is missing in after ("" when nothing):
+// unique-ids where both have them, else the count.
+func lostFrom(before, after mailbox) string {
+	if before.UIDs != nil && after.UIDs != nil {
+		have := map[string]bool{}
+		for _, u := range after.UIDs {
+			have[u] = true
+		}
+		n := 0
+		for _, u := range before.UIDs {
+			if !have[u] {
+				n++
+			}
+		}
+		if n > 0 {
+			return fmt.Sprintf("%d of %d messages were gone in a new session", n, len(before.UIDs))
+		}
+		return ""
+	}
+	if after.Count < before.Count {
+		return fmt.Sprintf("a new session found %d messages where there were %d", after.Count, before.Count)
+	}
+	return ""
 }
 
 // lookAgain logs in again as a after a session ended (after says how)

@@ -629,6 +629,11 @@ var _ = Describe("RFC 1939 section 3: sessions that end without QUIT", func() {
 		// session was closed without QUIT. What the new session finds is
 		// the evidence, whether or not a mark was refused on the way.
 		expectOK(v.Dele1, "DELE 1")
+		if v.NotMarkedAgain != "" {
+			// Mail was lost before the close; the close itself had no
+			// marks to mishandle.
+			verdict.SkipInconclusive("%s", v.NotMarkedAgain)
+		}
 		expectNothingRemoved(before, v.AfterBox(), "the session ended without QUIT, which must not enter UPDATE")
 	})
 })

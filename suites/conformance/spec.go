@@ -62,10 +62,15 @@ var requirements = catalog.MustLoad()
 // specs of a Reading's group then take no time), so a run that shares its
 // specs among sessions ends on short specs, not with one session busy
 // while the others wait.
+//
+// Among the reversible specs those that judge a Reading go first: the
+// marked Reading is where the run sees whether the server brings marked
+// mail back (Target.NoteLost), before any other spec marks mail.
 const (
-	firstPriority      = 1
-	reversiblePriority = -1
-	mutatingPriority   = -2
+	firstPriority             = 1
+	reversibleReadingPriority = -1
+	reversiblePriority        = -2
+	mutatingPriority          = -3
 )
 
 // ManyCommands marks a readonly spec that sends many more commands than
@@ -130,6 +135,8 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	switch {
 	case class == Readonly && (group != "" || many):
 		decorators = append(decorators, SpecPriority(firstPriority))
+	case class == Reversible && group != "":
+		decorators = append(decorators, SpecPriority(reversibleReadingPriority))
 	case class == Reversible:
 		decorators = append(decorators, SpecPriority(reversiblePriority))
 	case class == Mutating:
@@ -138,7 +145,7 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	decorators = append(decorators, func(ctx SpecContext) {
 		t := currentTarget()
 		placeSpec(class, flags, group)
-		gate(t, class, flags)
+		gate(t, class, flags, group)
 		needCatalogueKeys(t, ids)
 		if class == Mutating && t.Reference() == nil {
 			defer t.NoteChanged()
@@ -186,8 +193,9 @@ func FailHandler(message string, callerSkip ...int) {
 }
 
 // gate skips a spec the user did not allow, or one the target cannot
-// judge, with a reason that says what would make it run.
-func gate(t *harness.Target, class Class, flags map[Flag]bool) {
+// judge, with a reason that says what would make it run. A spec that
+// judges a Reading already read (group) sends nothing of its own.
+func gate(t *harness.Target, class Class, flags map[Flag]bool, group string) {
 	ref := t.Reference() != nil
 	if flags[ReferenceOnly] && !ref {
 		verdict.SkipNotObservable("needs server-side control that only the bundled reference server gives the suite")
@@ -199,6 +207,8 @@ func gate(t *harness.Target, class Class, flags map[Flag]bool) {
 	}
 	a := t.Config.Allow
 	switch {
+	case (class == Reversible || flags[MarksDeleted]) && t.Lost() != "" && (group == "" || !t.Remembers(group)):
+		verdict.SkipNotRun("marks mail deleted and relies on the server to undo it, and an earlier spec saw this server lose marked mail (%s): the run sends no more such DELE", t.Lost())
 	case (class == Reversible || flags[MarksDeleted]) && !a.AllowsReversible():
 		verdict.SkipNotRun("marks mail deleted and undoes it with RSET or a close without QUIT, which relies on the server; allow with %s=reversible (probe: --allow-reversible)", harness.EnvAllow)
 	case class == Mutating && !a.Mutating:

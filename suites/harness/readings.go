@@ -38,6 +38,15 @@ func (t *Target) Recall(key string) (any, bool) {
 	return r.value, ok
 }
 
+// Remembers reports whether a reading is kept under key, without citing
+// it.
+func (t *Target) Remembers(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.readings[key]
+	return ok
+}
+
 // Mark returns a position in the running spec's connections: Remember
 // keeps the transcripts of those opened after it.
 func (r *Recorder) Mark() int {

@@ -64,6 +64,9 @@ type Target struct {
 	// changed is set once a mutating spec ran against a remote account:
 	// its maildrop may no longer hold the declared fixture.
 	changed atomic.Bool
+	// lost says how a spec found mail gone that the run had only marked
+	// deleted (nil while none did): see NoteLost.
+	lost atomic.Pointer[string]
 	// facts are what MeasureFacts found (facts.go).
 	facts factsBox
 
@@ -345,11 +348,34 @@ func (t *Target) copyFixture(fixture, name string) (Account, error) {
 // server gives every spec a fresh copy and needs no such care.
 func (t *Target) NoteChanged() { t.changed.Store(true) }
 
+// NoteLost records that the remote server lost mail the run had only
+// marked deleted: a RSET or a close without QUIT did not bring it back
+// (why says what was seen). From then on no spec sends a DELE that relies
+// on the server to undo it, and the declared fixture is no longer vouched
+// for. The first report stands.
+func (t *Target) NoteLost(why string) {
+	if t.ref == nil {
+		t.lost.CompareAndSwap(nil, &why)
+	}
+}
+
+// Lost says how the server lost mail the run had only marked deleted, ""
+// while it has not (NoteLost).
+func (t *Target) Lost() string {
+	if p := t.lost.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // fixtureLost says why the remote account's declared fixture is not
 // vouched for, or "" while it is (or none is declared).
 func (t *Target) fixtureLost() string {
 	if t.Config.MailboxFixture == "" {
 		return ""
+	}
+	if lost := t.Lost(); lost != "" {
+		return fmt.Sprintf("the server lost mail of %s that the run had only marked deleted (%s), so it is no longer known to hold the declared fixture %s", t.Config.User, lost, t.Config.MailboxFixture)
 	}
 	if fx := t.Facts().Fixture; fx.Checked && !fx.Match {
 		return fx.Reason
