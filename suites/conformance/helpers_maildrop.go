@@ -431,6 +431,7 @@ const oneFormLimit = 20
 func readListing(ctx SpecContext, t *harness.Target, command string, every func(count int) bool) listingView {
 	c, a := login(ctx, t)
 	v := listingView{Account: a, Command: command, Stat: cmd(c, "STAT"), All: multi(c, command)}
+	v.later.conn = c
 	if !v.All.OK() {
 		return v
 	}

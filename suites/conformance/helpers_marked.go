@@ -94,6 +94,7 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 		return v
 	}
 	l := &v.later
+	l.conn = c
 	// c changes when the error budget asks for a new session.
 	one := func(line string) (harness.Multi, error) { return singleOn(c)(line) }
 	many := func(line string) (harness.Multi, error) { return c.CmdMulti(line) }
@@ -139,6 +140,7 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 				l.fail(fmt.Sprintf("a new session within the error budget: %v", err))
 				break
 			}
+			l.conn = c
 			if r, err := c.Cmd("DELE 1"); err != nil || !r.OK() {
 				l.fail(fmt.Sprintf("DELE 1 in a new session within the error budget: %q, %v", r.Raw, err))
 				break
@@ -229,6 +231,7 @@ func lookAgain(ctx SpecContext, t *harness.Target, a harness.Account, l *laterRe
 		l.fail(fmt.Sprintf("log in again after %s: %v", after, err))
 		return nil, false
 	}
+	l.conn = c
 	ok := l.askAs(statKey, "STAT", singleOn(c)) && l.askAs(listKey, "LIST", c.CmdMulti) && l.askAs(uidlKey, "UIDL", c.CmdMulti)
 	return c, ok
 }

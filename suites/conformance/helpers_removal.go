@@ -82,6 +82,7 @@ func readRemoval(ctx SpecContext, t *harness.Target) removalView {
 		v.Marked = append(v.Marked, 3)
 	}
 	l := &v.later
+	l.conn = c
 	ok := true
 	for _, i := range v.Marked {
 		ok = ok && l.ask(fmt.Sprintf("DELE %d", i), singleOn(c))

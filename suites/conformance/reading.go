@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 
+	"github.com/pop3conformance/pop3conformance/model/verdict"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -43,11 +44,20 @@ func (r Reading[T]) Get(ctx SpecContext, t *harness.Target) T {
 
 // laterReplies holds the replies a Reading asked for after the part every
 // one of its specs needs, by command line. Once the session fails the rest
-// are not asked: a spec that judges a missing reply fails for it, and the
-// others are judged on what they saw.
+// are not asked. A spec that judges the reply the session failed at fails
+// for it (or is inconclusive when the server closed right after a -ERR,
+// which RFC 1939 section 4 and C0005 allow); one that judges a reply
+// never asked is inconclusive; the others are judged on what they saw.
 type laterReplies[T any] struct {
 	got    map[string]T
 	broken string // why the session ended early, "" when it did not
+	// brokeAt is the key of the command the session failed at ("" when
+	// it failed elsewhere, as at a new login); allowed says why that
+	// failure is one the server may choose ("" when it is not).
+	brokeAt, allowed string
+	// conn is the session the commands go to, when the reader says so:
+	// it tells a close after a -ERR from one nothing explains.
+	conn *harness.Conn
 }
 
 // ask sends line with send and keeps the reply, unless it already has
@@ -67,7 +77,11 @@ func (l *laterReplies[T]) askAs(key, line string, send func(string) (T, error)) 
 	}
 	v, err := send(line)
 	if err != nil {
-		l.broken = fmt.Sprintf("the session failed at %q: %v", line, err)
+		l.broken, l.brokeAt = fmt.Sprintf("the session failed at %q: %v", line, err), key
+		if c := l.conn; c != nil && harness.IsServerClose(err) && c.LastStatus() == "-ERR" {
+			l.allowed = fmt.Sprintf("the server closed the connection after %s instead of answering %q; RFC 1939 section 4 and C0005 let a server close after a negative reply",
+				harness.Count(c.ErrReplies(), "-ERR reply"), redactForMessage(line))
+		}
 		return false
 	}
 	if l.got == nil {
@@ -84,13 +98,20 @@ func (l *laterReplies[T]) fail(why string) {
 	}
 }
 
-// of returns the reply kept under key (the line, unless askAs named it);
-// one never read fails the spec that asks, at its caller's caller (the
-// spec's line).
-func (l laterReplies[T]) of(line string) T {
-	v, ok := l.got[line]
-	if !ok {
-		Fail(fmt.Sprintf("%s: no reply (%s)", line, cmp.Or(l.broken, "not asked")), 2)
+// of returns the reply kept under key (the line, unless askAs named it).
+// Without one it ends the spec that asks, at its caller's caller (the
+// spec's line): failed for the command the session failed at,
+// inconclusive for one the session never got to.
+func (l laterReplies[T]) of(key string) T {
+	v, ok := l.got[key]
+	switch {
+	case ok:
+	case l.broken == "" || (key == l.brokeAt && l.allowed == ""):
+		Fail(fmt.Sprintf("%s: no reply (%s)", key, cmp.Or(l.broken, "not asked")), 2)
+	case key == l.brokeAt:
+		verdict.SkipInconclusive("%s: %s, so this spec cannot judge its statement", key, l.allowed)
+	default:
+		verdict.SkipInconclusive("%s was not asked: %s", key, l.broken)
 	}
 	return v
 }

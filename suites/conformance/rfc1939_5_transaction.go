@@ -222,6 +222,7 @@ var fixtureMail = Reading[fixtureRetrieved]{name: "RETR of fixture alice's messa
 	fx := needFixture(a, "alice")
 	c := loginAs(ctx, t, a)
 	var v fixtureRetrieved
+	v.retr.conn = c
 	for num := 1; num <= len(fx); num++ {
 		if !v.retr.ask(fmt.Sprintf("RETR %d", num), c.CmdMulti) {
 			break

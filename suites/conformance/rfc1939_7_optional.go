@@ -69,6 +69,7 @@ var tops = Reading[topView]{name: "TOP of the first messages", read: func(ctx Sp
 	c, a := login(ctx, t)
 	n := statAtLeast(c, 1)
 	v := topView{Messages: messagesUpTo(c, a, min(n, 6))}
+	v.tops.conn = c
 	for i, data := range v.Messages {
 		_, lines := topOf(data, 0)
 		for _, k := range topLines(lines) {

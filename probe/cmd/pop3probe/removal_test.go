@@ -19,12 +19,14 @@ import (
 // sessions, so that what QUIT removed shows in the next session. update
 // decides what UPDATE leaves of the session's messages; keepNumbers
 // numbers the messages of a new session by their first numbers instead
-// of afresh from 1.
+// of afresh from 1; closeAt, when set, drops the connection without a
+// reply at that command line while a message is marked.
 type maildropFake struct {
 	mu          sync.Mutex
 	msgs        []fakeMsg
 	update      func(msgs []fakeMsg, marked map[int]bool) []fakeMsg
 	keepNumbers bool
+	closeAt     string
 }
 
 type fakeMsg struct {
@@ -84,6 +86,9 @@ func (f *maildropFake) serve(c net.Conn, _ <-chan struct{}) {
 	}
 	sc := bufio.NewScanner(c)
 	for sc.Scan() {
+		if f.closeAt != "" && sc.Text() == f.closeAt && len(marked) > 0 {
+			return
+		}
 		verb, arg, _ := strings.Cut(sc.Text(), " ")
 		verb = strings.ToUpper(verb)
 		reply := "-ERR no\r\n"
@@ -234,5 +239,47 @@ func TestRemovalJudged(t *testing.T) {
 			}
 			t.Logf("verdicts %v; the maildrop kept %d of 5 messages", got, len(f.msgs))
 		})
+	}
+}
+
+// TestMarkedLostReply: the server drops the connection at LIST 2 while
+// message 1 is marked, right after a +OK. The reversible specs judge one
+// session (the marked Reading), so the drop must fail only the spec that
+// judges that reply; the specs that judge replies read before it are
+// judged on them, and those that judge replies the session never got to
+// are inconclusive, not deviations. (Right after a -ERR the drop would be
+// a close C0005 allows, and the spec of that reply inconclusive too.)
+func TestMarkedLostReply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the reversible suite against a fake server")
+	}
+	f := newMaildropFake(5)
+	f.update, f.closeAt = removeMarked, "LIST 2"
+	port := startServer(t, nil, f.serve)
+	r := runProbe(t, port, 60*time.Second, "--timeout", "60s", "--profile", "rfc1939", "--allow-reversible",
+		"--label-filter", "reversible && req: containsAny {RFC1939-5-msgnum-stable, RFC1939-5-retr-err, RFC1939-5-stat-excludes-deleted, RFC1939-5-list-excludes-deleted, RFC1939-5-dele-twice, RFC1939-5-rset-unmark}")
+	rep := r.check(t, 1, smallRSSMiB, `the session failed at "LIST 2"`)
+	want := map[string]verdict.Verdict{
+		"RFC1939-5-msgnum-stable":         verdict.Deviates,
+		"RFC1939-5-retr-err":              verdict.Inconclusive,
+		"RFC1939-5-stat-excludes-deleted": verdict.Inconclusive, // STAT after DELE 2 was never asked
+		"RFC1939-5-list-excludes-deleted": verdict.Conformant,
+		"RFC1939-5-dele-twice":            verdict.Inconclusive,
+		"RFC1939-5-rset-unmark":           verdict.Inconclusive,
+	}
+	for _, st := range rep.Statements {
+		for _, s := range st.Specs {
+			w, ok := want[st.ID]
+			if !ok || !slices.Contains(s.Labels, "reversible") {
+				continue
+			}
+			delete(want, st.ID)
+			if s.Verdict != w {
+				t.Errorf("%s %q: %s (%s), want %s", st.ID, s.Text, s.Verdict, s.Reason, w)
+			}
+		}
+	}
+	for id := range want {
+		t.Errorf("%s: no reversible spec in the report", id)
 	}
 }
