@@ -364,7 +364,8 @@ var _ = Describe("Robustness: hostile input", func() {
 
 		// In TRANSACTION with a message marked: nothing is removed.
 		a := need(t.Account(ctx))
-		mark := t.Reference() != nil || t.Config.Allow.AllowsReversible()
+		// Not once the server has lost marked mail (Target.NoteLost).
+		mark := t.Reference() != nil || (t.Config.Allow.AllowsReversible() && t.Lost() == "")
 		r2 := robustDial(ctx, t)
 		r2.login(t, a)
 		if mark {

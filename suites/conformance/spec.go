@@ -52,10 +52,13 @@ type Body func(ctx SpecContext, t *harness.Target)
 
 var requirements = catalog.MustLoad()
 
-// Priorities order reversible specs after every readonly one and
-// mutating specs last (Ginkgo's default is 0): against a remote host a
-// server that mishandles the undo of a reversible spec, or a mutating
-// spec, may change the maildrop the others compare with its fixture.
+// Priorities order the classes (Ginkgo runs higher ones first): every
+// readonly spec, then the disruptive ones, then the reversible ones, and
+// mutating specs last. Against a remote host a disruptive spec may leave
+// the account locked out or the server slow, a server that mishandles the
+// undo of a reversible spec, or a mutating spec, may change the maildrop
+// the others compare with its fixture; a run on one session must not let
+// that touch a readonly verdict.
 //
 // Readonly specs that judge a Reading or send ManyCommands go first: the
 // readings and those specs are a run's longest pieces of work (the other
@@ -63,14 +66,17 @@ var requirements = catalog.MustLoad()
 // specs among sessions ends on short specs, not with one session busy
 // while the others wait.
 //
-// Among the reversible specs those that judge a Reading go first: the
-// marked Reading is where the run sees whether the server brings marked
-// mail back (Target.NoteLost), before any other spec marks mail.
+// The reversible specs that judge a Reading go before the disruptive
+// ones: the marked Reading is where the run sees whether the server
+// brings marked mail back (Target.NoteLost), before any other spec, a
+// disruptive one included, marks mail.
 const (
-	firstPriority             = 1
-	reversibleReadingPriority = -1
-	reversiblePriority        = -2
-	mutatingPriority          = -3
+	firstPriority             = 3
+	readonlyPriority          = 2
+	reversibleReadingPriority = 1
+	disruptivePriority        = 0
+	reversiblePriority        = -1
+	mutatingPriority          = -2
 )
 
 // ManyCommands marks a readonly spec that sends many more commands than
@@ -135,6 +141,10 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	switch {
 	case class == Readonly && (group != "" || many):
 		decorators = append(decorators, SpecPriority(firstPriority))
+	case class == Readonly:
+		decorators = append(decorators, SpecPriority(readonlyPriority))
+	case class == Disruptive:
+		decorators = append(decorators, SpecPriority(disruptivePriority))
 	case class == Reversible && group != "":
 		decorators = append(decorators, SpecPriority(reversibleReadingPriority))
 	case class == Reversible:
