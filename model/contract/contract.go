@@ -100,9 +100,11 @@ const (
 	// Robustness specs send hostile input. One that could not run only
 	// supplements its requirement's verdict (model/verdict.Combine).
 	Robustness Flag = "robustness"
-	// MarksDeleted is for a disruptive spec that also marks mail deleted
-	// and undoes it as a Reversible spec does: it needs both permissions.
-	// Its label is the Reversible class's name.
+	// MarksDeleted is for a disruptive or mutating spec that also marks
+	// mail deleted and relies on the server to undo it (RSET, a close
+	// without QUIT) as a Reversible spec does: it needs both permissions,
+	// and does not run once the server was seen to lose marked mail. Its
+	// label is the Reversible class's name.
 	MarksDeleted Flag = Flag(Reversible)
 )
 

@@ -409,7 +409,7 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 
 	// QUIT after RSET: a server whose RSET left a mark would now delete
 	// for good, so this half is mutating.
-	Spec("removes nothing on QUIT after RSET cleared the marks", IDs("RFC1939-5-rset-unmark"), Mutating, func(ctx SpecContext, t *harness.Target) {
+	Spec("removes nothing on QUIT after RSET cleared the marks", IDs("RFC1939-5-rset-unmark"), Mutating, MarksDeleted, func(ctx SpecContext, t *harness.Target) {
 		c, a := login(ctx, t)
 		list := markAndReset(c)
 		expectOK(cmd(c, "QUIT"), "QUIT after RSET")

@@ -114,8 +114,8 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	for _, a := range args {
 		switch v := a.(type) {
 		case Flag:
-			if v == MarksDeleted && class != Disruptive {
-				panic(fmt.Sprintf("spec %q: MarksDeleted is for disruptive specs; use the Reversible class", text))
+			if v == MarksDeleted && class != Disruptive && class != Mutating {
+				panic(fmt.Sprintf("spec %q: MarksDeleted is for disruptive and mutating specs; use the Reversible class", text))
 			}
 			flags[v] = true
 			labels = append(labels, string(v))

@@ -487,7 +487,7 @@ var _ = Describe("Stock client github.com/knadh/go-pop3 v1.0.0", func() {
 
 	// QUIT after DELE and RSET: a server whose RSET left a mark deletes
 	// for good, so the spec is mutating.
-	Spec("marks with DELE, clears with RSET, and QUIT then removes nothing", IDs("RFC1939-5-dele-marks", "RFC1939-5-rset-unmark", "RFC1939-5-dele-nonexistent"), Mutating, func(ctx SpecContext, t *harness.Target) {
+	Spec("marks with DELE, clears with RSET, and QUIT then removes nothing", IDs("RFC1939-5-dele-marks", "RFC1939-5-rset-unmark", "RFC1939-5-dele-nonexistent"), Mutating, MarksDeleted, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		before := stockRead(ctx, t, a, scanListings)
 		if len(before) == 0 {
