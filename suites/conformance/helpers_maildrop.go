@@ -223,15 +223,8 @@ func look(c *harness.Conn) mailbox {
 
 // boxOf is look's mailbox from its STAT and UIDL replies already read.
 func boxOf(st harness.Reply, uidl harness.Multi) mailbox {
-	var mb mailbox
+	mb := quietBox(0, uidl)
 	mb.Count, mb.Size = statOf(st, 2)
-	if uidl.OK() {
-		mb.UIDs = []string{}
-		for _, l := range uidl.Texts() {
-			_, uid, _ := strings.Cut(l, " ")
-			mb.UIDs = append(mb.UIDs, uid)
-		}
-	}
 	return mb
 }
 

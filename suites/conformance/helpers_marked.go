@@ -89,6 +89,16 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 	if n < 1 {
 		return v
 	}
+	// From the first DELE on, however the reading ends (a failed spec
+	// included), a session that did not end with the new session's look
+	// is followed by one: a server that lost the marked mail must not be
+	// sent more DELE by later specs.
+	looked := false
+	defer func() {
+		if !looked && !v.Dele1.Err() {
+			checkLost(ctx, t, a, v.Before, v.UIDL, "the marking session ended early")
+		}
+	}()
 	v.Dele1 = cmd(c, "DELE 1")
 	if !v.Dele1.OK() {
 		return v
@@ -141,6 +151,18 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 				break
 			}
 			l.conn = c
+			// Marked mail that did not survive the close must not be
+			// marked again: DELE 1 would take another message.
+			r, err := c.Cmd("STAT")
+			if err != nil {
+				l.fail(fmt.Sprintf("STAT in a new session within the error budget: %v", err))
+				break
+			}
+			if k := countOf(r); k >= 0 && k < n {
+				noteLost(t, fmt.Sprintf("a new session found %q where there were %q before the marks and a close without QUIT", r.Text, v.Before.Text))
+				l.fail(fmt.Sprintf("a new session within the error budget found %q where there were %q", r.Text, v.Before.Text))
+				break
+			}
 			if r, err := c.Cmd("DELE 1"); err != nil || !r.OK() {
 				l.fail(fmt.Sprintf("DELE 1 in a new session within the error budget: %q, %v", r.Raw, err))
 				break
@@ -156,12 +178,10 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 		ok = l.ask("DELE 3", one)
 	}
 	ok = ok && l.ask("RSET", one) && l.askAs(statReset, "STAT", one) && l.askAs(listReset, "LIST", many)
-	if m := statRE.FindStringSubmatch(string(l.got[statReset].Raw)); ok && m != nil {
+	if r, read := l.got[statReset]; ok && read && countOf(r.Reply) >= 0 && countOf(r.Reply) < n {
 		// Not a verdict (the RSET specs judge it): the first sign that
 		// the server may not give marked mail back.
-		if after, _ := strconv.Atoi(m[1]); after < n {
-			noteLost(t, fmt.Sprintf("STAT %q before any mark, %q after RSET", v.Before.Text, l.got[statReset].Text))
-		}
+		noteLost(t, fmt.Sprintf("STAT %q before any mark, %q after RSET", v.Before.Text, r.Text))
 	}
 	for k := 1; ok && k <= min(n, resetMarksMax); k++ {
 		ok = l.askAs(fmt.Sprintf("LIST %d after RSET", k), fmt.Sprintf("LIST %d", k), one)
@@ -179,12 +199,69 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 		return v
 	}
 	c.Close()
+	looked = true
 	if _, ok := lookAgain(ctx, t, a, l, "the close without QUIT", statNewSession, listNewSession, uidlNewSession); ok {
 		if gone := lostFrom(v.BeforeBox(), boxOf(l.got[statNewSession].Reply, l.got[uidlNewSession])); gone != "" {
 			noteLost(t, "after marks and a close without QUIT, "+gone)
 		}
 	}
 	return v
+}
+
+// countOf is the message count of a STAT reply, -1 when it is none.
+func countOf(r harness.Reply) int {
+	m := statRE.FindStringSubmatch(string(r.Raw))
+	if m == nil {
+		return -1
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// checkLost logs in again as a, after a session that marked mail ended
+// without the look that would have shown a loss (why says how it ended),
+// and notes a loss against the STAT and UIDL replies from before the
+// marks. It asserts nothing: it may run while a spec is failing.
+func checkLost(ctx SpecContext, t *harness.Target, a harness.Account, stat harness.Reply, uidl harness.Multi, why string) {
+	before := countOf(stat)
+	if before < 0 || t.Lost() != "" {
+		return
+	}
+	c, err := reLogin(ctx, t, a)
+	if err != nil {
+		return // nothing seen, nothing to say
+	}
+	defer c.Close()
+	st, err := c.Cmd("STAT")
+	if err != nil || countOf(st) < 0 {
+		return
+	}
+	var after harness.Multi
+	if uidl.OK() {
+		if after, err = c.CmdMulti("UIDL"); err != nil {
+			after = harness.Multi{}
+		}
+	}
+	if gone := lostFrom(quietBox(before, uidl), quietBox(countOf(st), after)); gone != "" {
+		noteLost(t, why+", and then "+gone)
+	}
+}
+
+// quietBox is boxOf for replies already known to be well-formed, without
+// assertions.
+func quietBox(count int, uidl harness.Multi) mailbox {
+	mb := mailbox{Count: count}
+	if uidl.OK() {
+		mb.UIDs = []string{}
+		for _, l := range uidl.Texts() {
+			_, uid, _ := strings.Cut(l, " ")
+			mb.UIDs = append(mb.UIDs, uid)
+		}
+	}
+	return mb
 }
 
 // noteLost tells the target that the server lost marked mail, so that no

@@ -453,3 +453,35 @@ func briefly(s string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// TestMarkedSplitStopsOnLoss audits a server that removes mail at DELE
+// and closes a TRANSACTION session at its second -ERR. The marked Reading
+// keeps within that budget by going on in a new session, where it would
+// mark message 1 again: the new session's STAT must show the loss first,
+// so that no second message is taken, and the reversible specs after it
+// must not run.
+func TestMarkedSplitStopsOnLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the reversible suite against a remote target")
+	}
+	prof := imitating(t, "dele-immediately-close-at-second-err", func(p *profile.Profile) {
+		p.Lock = profile.LockNone // see TestNoCAPABareErrCloseAfter3
+		p.DeleApplies = profile.DeleImmediately
+		p.CloseAfterErrorsTransaction = 2
+	})
+	im := startImitation(t, prof)
+	before := im.mail(t)
+	rep, _ := im.probe(t, im.profPath, "--insecure-skip-verify", "--allow-reversible", "--label-filter", "reversible")
+	after := im.mail(t)
+	if lost := before["alice"][0] - after["alice"][0]; lost > 1 {
+		t.Errorf("the run lost %d messages of alice (%v before, %v after), want at most the one DELE 1 took", lost, before, after)
+	}
+	if n := im.keywords.count("DELE"); n > 1 {
+		t.Errorf("the server saw DELE %d times, want 1", n)
+	}
+	stopped := stoppedAfterLoss(rep)
+	if stopped == 0 {
+		t.Errorf("no reversible spec was stopped after the loss")
+	}
+	t.Logf("mail before %v, after %v; DELE seen %d times; %d specs stopped", before, after, im.keywords.count("DELE"), stopped)
+}

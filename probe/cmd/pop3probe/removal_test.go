@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pop3conformance/pop3conformance/model/verdict"
+	"github.com/pop3conformance/pop3conformance/probe/report"
 )
 
 // maildropFake is a POP3 server with one maildrop that outlives its
@@ -20,13 +21,16 @@ import (
 // decides what UPDATE leaves of the session's messages; keepNumbers
 // numbers the messages of a new session by their first numbers instead
 // of afresh from 1; closeAt, when set, drops the connection without a
-// reply at that command line while a message is marked.
+// reply at that command line while a message is marked; deleNow removes
+// a message from the maildrop at DELE, as servers that move it away do.
 type maildropFake struct {
 	mu          sync.Mutex
 	msgs        []fakeMsg
 	update      func(msgs []fakeMsg, marked map[int]bool) []fakeMsg
 	keepNumbers bool
 	closeAt     string
+	deleNow     bool
+	deles       int
 }
 
 type fakeMsg struct {
@@ -152,6 +156,12 @@ func (f *maildropFake) serve(c net.Conn, _ <-chan struct{}) {
 			default:
 				marked[i+1] = true
 				reply = "+OK marked\r\n"
+				f.mu.Lock()
+				f.deles++
+				if f.deleNow {
+					f.msgs = slices.DeleteFunc(f.msgs, func(m fakeMsg) bool { return m.uid == msgs[i].uid })
+				}
+				f.mu.Unlock()
 			}
 		}
 		if !w(reply) {
@@ -282,4 +292,42 @@ func TestMarkedLostReply(t *testing.T) {
 	for id := range want {
 		t.Errorf("%s: no reversible spec in the report", id)
 	}
+}
+
+// TestMarkedLossSeenAfterEarlyEnd: a server that removes mail at DELE
+// drops the marked session at LIST 2, before its RSET and before the new
+// session that would have shown the loss. The reading must look anyway,
+// and no later reversible spec may send another DELE.
+func TestMarkedLossSeenAfterEarlyEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the reversible suite against a fake server")
+	}
+	f := newMaildropFake(5)
+	f.update, f.closeAt, f.deleNow = removeMarked, "LIST 2", true
+	port := startServer(t, nil, f.serve)
+	r := runProbe(t, port, 60*time.Second, "--timeout", "60s", "--profile", "rfc1939", "--allow-reversible", "--label-filter", "reversible")
+	rep := r.check(t, 1, smallRSSMiB, "lose marked mail")
+	f.mu.Lock()
+	deles, left := f.deles, len(f.msgs)
+	f.mu.Unlock()
+	if deles != 1 || left != 4 {
+		t.Errorf("the server saw %d DELE and kept %d of 5 messages, want 1 and 4", deles, left)
+	}
+	if stoppedAfterLoss(rep) == 0 {
+		t.Errorf("no reversible spec was stopped after the loss")
+	}
+}
+
+// stoppedAfterLoss counts the specs of rep that did not run because the
+// server had lost marked mail.
+func stoppedAfterLoss(rep *report.Report) int {
+	n := 0
+	for _, st := range rep.Statements {
+		for _, s := range st.Specs {
+			if s.Verdict == verdict.NotRun && strings.Contains(s.Reason, "lose marked mail") {
+				n++
+			}
+		}
+	}
+	return n
 }
