@@ -69,14 +69,18 @@ var requirements = catalog.MustLoad()
 // The reversible specs that judge a Reading go before the disruptive
 // ones: the marked Reading is where the run sees whether the server
 // brings marked mail back (Target.NoteLost), before any other spec, a
-// disruptive one included, marks mail.
+// disruptive one included, marks mail. The mutating specs that judge a
+// Reading go first among the mutating ones: the removal Reading then
+// finds the declared fixture still there and compares the messages left
+// with it.
 const (
 	firstPriority             = 3
 	readonlyPriority          = 2
 	reversibleReadingPriority = 1
 	disruptivePriority        = 0
 	reversiblePriority        = -1
-	mutatingPriority          = -2
+	mutatingReadingPriority   = -2
+	mutatingPriority          = -3
 )
 
 // ManyCommands marks a readonly spec that sends many more commands than
@@ -149,6 +153,8 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		decorators = append(decorators, SpecPriority(reversibleReadingPriority))
 	case class == Reversible:
 		decorators = append(decorators, SpecPriority(reversiblePriority))
+	case class == Mutating && group != "":
+		decorators = append(decorators, SpecPriority(mutatingReadingPriority))
 	case class == Mutating:
 		decorators = append(decorators, SpecPriority(mutatingPriority))
 	}
