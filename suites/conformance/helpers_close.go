@@ -69,7 +69,7 @@ func explainClose(c *harness.Conn, line string, err error) {
 		verdict.SkipInconclusive("the server closed the connection after %s in %s (measured: %s; a refused PASS closes: %s) instead of answering %q; RFC 1939 section 4 and C0005 let a server close after a negative reply, so this spec cannot judge its statement",
 			harness.Count(c.ErrReplies(), "-ERR reply"), state, measured, t.Facts().FailedPassCloses, what)
 	}
-	Fail(fmt.Sprintf("the server closed the connection instead of answering %q in %s, with no negative reply before it to explain the close (%s in this state; measured: %s): %v",
+	FailHandler(fmt.Sprintf("the server closed the connection instead of answering %q in %s, with no negative reply before it to explain the close (%s in this state; measured: %s): %v",
 		what, state, harness.Count(c.ErrReplies(), "-ERR reply"), measured, err), 2)
 }
 

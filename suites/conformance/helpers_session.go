@@ -94,7 +94,7 @@ func loginWith(c *harness.Conn, t *harness.Target, a harness.Account, user, pass
 func loginSoon(ctx SpecContext, t *harness.Target, a harness.Account) *harness.Conn {
 	c, err := reLogin(ctx, t, a)
 	if err != nil {
-		Fail(fmt.Sprintf("log in again as %s after the earlier session ended: %v", a.User, err), 1)
+		FailHandler(fmt.Sprintf("log in again as %s after the earlier session ended: %v", a.User, err), 1)
 	}
 	return c
 }
@@ -277,7 +277,7 @@ func emptyAccount(t *harness.Target, name, password string) harness.Account {
 func sleepCtx(ctx SpecContext, d time.Duration) {
 	select {
 	case <-ctx.Done():
-		Fail("interrupted while waiting")
+		FailHandler("interrupted while waiting")
 	case <-time.After(d):
 	}
 }

@@ -188,13 +188,13 @@ func checkRFC822(n int, body []byte) {
 		case '\r':
 			Expect(i+1 < len(body) && body[i+1] == '\n').To(BeTrue(), "%s has a bare CR at octet %d", what, i)
 		case 0:
-			Fail(fmt.Sprintf("%s has a NUL at octet %d", what, i))
+			FailHandler(fmt.Sprintf("%s has a NUL at octet %d", what, i))
 		}
 	}
 	Expect(headerEnd(body)).To(BeNumerically(">", 0), "%s has no blank line after its header", what)
 	e, err := message.Read(bytes.NewReader(body))
 	if err != nil && !message.IsUnknownCharset(err) {
-		Fail(fmt.Sprintf("%s: header does not parse: %v", what, err))
+		FailHandler(fmt.Sprintf("%s: header does not parse: %v", what, err))
 	}
 	Expect(e.Header.Get("From")).NotTo(BeEmpty(), "%s has no From field", what)
 	Expect(e.Header.Get("Date")).NotTo(BeEmpty(), "%s has no Date field", what)

@@ -107,7 +107,7 @@ func (l laterReplies[T]) of(key string) T {
 	switch {
 	case ok:
 	case l.broken == "" || (key == l.brokeAt && l.allowed == ""):
-		Fail(fmt.Sprintf("%s: no reply (%s)", key, cmp.Or(l.broken, "not asked")), 2)
+		FailHandler(fmt.Sprintf("%s: no reply (%s)", key, cmp.Or(l.broken, "not asked")), 2)
 	case key == l.brokeAt:
 		verdict.SkipInconclusive("%s: %s, so this spec cannot judge its statement", key, l.allowed)
 	default:

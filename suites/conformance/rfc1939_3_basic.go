@@ -395,7 +395,7 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 				Expect(word).To(Equal(strings.ToUpper(word)), "%s: status indicator %q is not in capitals", l.What, word)
 				continue
 			}
-			Fail(fmt.Sprintf("%s: reply %q has no status indicator", l.What, l.Raw))
+			FailHandler(fmt.Sprintf("%s: reply %q has no status indicator", l.What, l.Raw))
 		}
 	})
 

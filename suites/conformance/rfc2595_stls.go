@@ -211,7 +211,7 @@ func tlsVariants(ctx SpecContext, t *harness.Target) []tlsVariant {
 	if err == nil {
 		out = append(out, tlsVariant{"plaintext passwords only under TLS", v})
 	} else if !isUnavailable(err) {
-		Fail(err.Error())
+		FailHandler(err.Error())
 	}
 	return out
 }

@@ -296,7 +296,7 @@ var _ = Describe("Robustness: hostile input", func() {
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
-			Fail("a second client was not served within 30 s while another client's RETR was stalled")
+			FailHandler("a second client was not served within 30 s while another client's RETR was stalled")
 		}
 		// The stalled client goes before robustAlive logs the same
 		// account in: a server that locks the maildrop (RFC 1939 section

@@ -190,16 +190,22 @@ func notAllowedReason(err error) string {
 	return "the run would have sent a line it does not allow: " + reason
 }
 
-// FailHandler is the suite's Gomega fail handler: a failure that follows
-// a write the wire guard refused is the guard's doing, not the server's,
-// so the spec ends "not run" with the permission to set. Register it in
-// place of ginkgo.Fail (gomega.RegisterFailHandler(conformance.FailHandler)).
+// FailHandler is the suite's Gomega fail handler, and every failure of the
+// specs goes through it: a failure that follows a write the wire guard
+// refused is the guard's doing, not the server's, so the spec ends "not
+// run" with the permission to set; one that follows a refused login the
+// run's own failed logins may have caused (a lockout) ends inconclusive.
+// Register it in place of ginkgo.Fail
+// (gomega.RegisterFailHandler(conformance.FailHandler)).
 func FailHandler(message string, callerSkip ...int) {
 	targetMu.Lock()
 	t := target
 	targetMu.Unlock()
 	if t != nil {
 		skipIfRefused(t)
+		if why := t.Recorder().Lockout(); why != "" {
+			verdict.SkipInconclusive("%s", why)
+		}
 	}
 	skip := 1
 	if len(callerSkip) > 0 {
@@ -269,7 +275,7 @@ func need[T any](v T, err error) T {
 		if errors.Is(err, harness.ErrNotAllowed) {
 			verdict.SkipNotRun("%s", notAllowedReason(err))
 		}
-		Fail(fmt.Sprintf("harness: %v", err), 1)
+		FailHandler(fmt.Sprintf("harness: %v", err), 1)
 	}
 	return v
 }

@@ -327,7 +327,7 @@ var stockRaw = Reading[stockView]{name: "the strict client's view for the stock 
 // UIDL returns the strict client's UIDL answer.
 func (v stockView) UIDL() harness.Multi {
 	if v.uidlWhy != "" {
-		Fail(v.uidlWhy, 1)
+		FailHandler(v.uidlWhy, 1)
 	}
 	return v.uidl
 }
@@ -335,7 +335,7 @@ func (v stockView) UIDL() harness.Multi {
 // Messages returns the first messages as the strict client read them.
 func (v stockView) Messages() [][]byte {
 	if v.messagesWhy != "" {
-		Fail(v.messagesWhy, 1)
+		FailHandler(v.messagesWhy, 1)
 	}
 	return v.messages
 }

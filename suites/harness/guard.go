@@ -72,6 +72,10 @@ type wireState struct {
 	// step counts the client responses sent in it.
 	mech string
 	step int
+	// right is the configured account whose right password the last
+	// write sent, alone, as PASS ("" otherwise): a refusal of it after
+	// the run's own failed logins may be a lockout (Recorder.Lockout).
+	right string
 }
 
 // LineGuard classifies, tallies and admits the lines written on one
@@ -191,6 +195,9 @@ func (l *LineGuard) Admit(b []byte) error {
 			st.pending = line
 		}
 	}
+	if len(done) != 1 {
+		st.right = "" // a reply cannot be matched to one line of several
+	}
 	l.ws = st
 	if len(b) > 0 {
 		l.awaiting.Store(true)
@@ -210,6 +217,9 @@ func (l *LineGuard) classify(st *wireState, line []byte, complete bool) CommandC
 	if hasDele(line) {
 		return ClassDele
 	}
+	if complete {
+		st.right = ""
+	}
 	inSASL := st.mech != ""
 	kw, arg, _ := cutSep(text)
 	kw = strings.ToUpper(kw)
@@ -224,6 +234,9 @@ func (l *LineGuard) classify(st *wireState, line []byte, complete bool) CommandC
 		class = ClassLogin
 	case kw == "PASS":
 		class = l.passClass(st.user, text)
+		if _, ok := l.account(st.user); ok && class == ClassLogin && complete {
+			st.right = st.user
+		}
 	case kw == "APOP":
 		class = l.apopClass(arg)
 	case kw == "AUTH":
@@ -281,6 +294,20 @@ func (l *LineGuard) account(user string) (Account, bool) {
 		}
 	}
 	return Account{}, false
+}
+
+// answered tells the recorder the reply to the last write, when that was
+// a configured account's right password.
+func (l *LineGuard) answered(r Reply) {
+	if l == nil || l.rec == nil || l.ws.right == "" {
+		return
+	}
+	switch {
+	case r.OK():
+		l.rec.acceptedRightLogin(l.ws.right)
+	case r.Err():
+		l.rec.refusedRightLogin(l.ws.right, r)
+	}
 }
 
 // passClass judges PASS: the password is everything after one separator

@@ -241,3 +241,45 @@ func TestUnfinishedLineCounted(t *testing.T) {
 		t.Errorf("sent %v", got)
 	}
 }
+
+// TestLockoutSuspicion: a refused right password counts as a possible
+// lockout only after failed logins of earlier specs, and not once the
+// same spec saw that account's right password taken.
+func TestLockoutSuspicion(t *testing.T) {
+	refused := Reply{Raw: []byte("-ERR [AUTH] no\r\n"), Status: "-ERR", Text: "[AUTH] no"}
+	tests := []struct {
+		name          string
+		earlier, here int  // failed logins in earlier specs, in this one
+		loggedInFirst bool // this spec logged in as the account before
+		want          bool
+	}{
+		{"no failed logins", 0, 0, false, false},
+		{"failed logins of this spec only", 0, 2, false, false},
+		{"failed logins of earlier specs", 3, 0, false, true},
+		{"both", 3, 1, false, true},
+		{"logged in earlier in this spec", 3, 0, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Recorder
+			for range tt.earlier {
+				r.tally(ClassFailedLogin)
+			}
+			r.Flush() // the spec boundary
+			for range tt.here {
+				r.tally(ClassFailedLogin)
+			}
+			if tt.loggedInFirst {
+				r.acceptedRightLogin("alice")
+			}
+			r.refusedRightLogin("alice", refused)
+			if got := r.Lockout() != ""; got != tt.want {
+				t.Errorf("Lockout() = %q, want a suspicion: %v", r.Lockout(), tt.want)
+			}
+			r.Flush()
+			if r.Lockout() != "" {
+				t.Errorf("the suspicion outlived its spec: %q", r.Lockout())
+			}
+		})
+	}
+}

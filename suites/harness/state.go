@@ -44,6 +44,9 @@ func (c *Conn) noteReply(r Reply) {
 		return // a SASL continuation
 	}
 	c.seen.status = r.Status
+	if c.seen.keyword == "PASS" {
+		c.guard.answered(r)
+	}
 	login := c.seen.auth || c.seen.keyword == "PASS" || c.seen.keyword == "APOP"
 	c.seen.auth = false
 	switch {

@@ -166,6 +166,48 @@ type Recorder struct {
 	// cited are transcripts of an earlier spec whose reading the spec
 	// since the last Flush judged (Target.Recall).
 	cited []string
+	// lockout says why a refused login of the spec since the last Flush
+	// may be the run's own doing; "" when not. failedBefore counts the
+	// failed logins of configured accounts sent before that spec.
+	lockout      string
+	failedBefore int
+	// loggedIn holds the configured accounts whose right password the
+	// server took in the spec since the last Flush: a lockout would have
+	// refused that too, so a later refusal in the spec has another cause.
+	loggedIn map[string]bool
+}
+
+// acceptedRightLogin notes that the server took user's right password.
+func (r *Recorder) acceptedRightLogin(user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.loggedIn == nil {
+		r.loggedIn = map[string]bool{}
+	}
+	r.loggedIn[user] = true
+}
+
+// refusedRightLogin notes that the server refused user's right password.
+// After failed logins of configured accounts that earlier specs sent
+// (disruptive ones), a lockout policy, or a ban of the client's address,
+// may be why: what the spec sees from then on is the run's doing as much
+// as the server's. Failed logins of the spec's own do not count: a
+// refusal right after them is the spec's to judge.
+func (r *Recorder) refusedRightLogin(user string, reply Reply) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failedBefore > 0 && r.lockout == "" && !r.loggedIn[user] {
+		r.lockout = fmt.Sprintf("the server refused the right password of %s (%s) after earlier specs of this run had sent %s of configured accounts; a lockout policy may count them, so this spec cannot judge its statement",
+			user, reply.String(), Count(r.failedBefore, "failed login"))
+	}
+}
+
+// Lockout says why a login the spec since the last Flush saw refused may
+// be a lockout the run's own failed logins caused, "" when none was.
+func (r *Recorder) Lockout() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lockout
 }
 
 // FlushedWithin reports whether Flush closed connections less than d ago.
@@ -287,7 +329,8 @@ func (r *Recorder) Flush() string {
 	conns, guards, cited := r.conns, r.guards, r.cited
 	r.conns, r.guards, r.cited = nil, nil, nil
 	r.refusal = nil
-	r.busy = ""
+	r.busy, r.lockout, r.loggedIn = "", "", nil
+	r.failedBefore = r.sent[ClassFailedLogin]
 	if len(conns) > 0 {
 		r.flushed = time.Now()
 	}

@@ -31,6 +31,9 @@ type maildropFake struct {
 	closeAt     string
 	deleNow     bool
 	deles       int
+	// lockAfter, when set, refuses every PASS once that many wrong
+	// passwords were given, as a lockout policy does.
+	lockAfter, wrong int
 }
 
 type fakeMsg struct {
@@ -103,8 +106,16 @@ func (f *maildropFake) serve(c net.Conn, _ <-chan struct{}) {
 			reply = "+OK\r\n"
 		case verb == "PASS" && !tx:
 			f.mu.Lock()
+			if f.lockAfter > 0 && arg != testPassword {
+				f.wrong++
+			}
+			locked := f.lockAfter > 0 && (f.wrong >= f.lockAfter || arg != testPassword)
 			msgs = slices.Clone(f.msgs)
 			f.mu.Unlock()
+			if locked {
+				reply = "-ERR [AUTH] authentication failed\r\n"
+				break
+			}
 			marked, tx = map[int]bool{}, true
 			reply = "+OK in\r\n"
 		case verb == "QUIT":
@@ -330,4 +341,50 @@ func stoppedAfterLoss(rep *report.Report) int {
 		}
 	}
 	return n
+}
+
+// TestLockoutIsNoDeviation: a server that locks the account after two
+// wrong passwords, audited with disruptive specs (which send wrong
+// passwords of the account) and reversible ones. The marked Reading runs
+// before the disruptive specs and is judged. C0003 sends one wrong
+// password of its own and then the right one, which works unless the
+// brute-force spec, which locks the account, ran first. The reversible
+// specs after them find their logins refused for the run's own doing:
+// they, and C0003 when it came second, must end inconclusive, naming the
+// failed logins; nothing may deviate.
+func TestLockoutIsNoDeviation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs disruptive and reversible specs against a fake server")
+	}
+	f := newMaildropFake(5)
+	f.update, f.lockAfter = removeMarked, 2
+	port := startServer(t, nil, f.serve)
+	r := runProbe(t, port, 60*time.Second, "--timeout", "60s", "--profile", "rfc1939", "--allow-reversible", "--allow-disruptive",
+		"--label-filter", "(disruptive && req: containsAny {C0003, RFC1939-13-bruteforce}) || (reversible && req: containsAny {RFC1939-5-retr-err, RFC1939-5-rset-no-args})")
+	rep := r.check(t, 0, smallRSSMiB)
+	after := 0
+	for _, st := range rep.Statements {
+		for _, s := range st.Specs {
+			locked := s.Verdict == verdict.Inconclusive && strings.Contains(s.Reason, "failed login")
+			switch {
+			case s.Verdict == verdict.NotRun:
+			case st.ID == "RFC1939-5-retr-err":
+				if s.Verdict != verdict.Conformant {
+					t.Errorf("%q: %s (%s), want conformant: it ran before the account was locked", s.Text, s.Verdict, s.Reason)
+				}
+			case st.ID == "C0003":
+				if s.Verdict != verdict.Conformant && !locked {
+					t.Errorf("%q: %s (%s), want conformant, or inconclusive after the brute-force spec", s.Text, s.Verdict, s.Reason)
+				}
+			case st.ID == "RFC1939-5-rset-no-args" && slices.Contains(s.Labels, "reversible"):
+				after++
+				if !locked {
+					t.Errorf("%q: %s (%s), want inconclusive for the lockout the run caused", s.Text, s.Verdict, s.Reason)
+				}
+			}
+		}
+	}
+	if after == 0 {
+		t.Errorf("no reversible spec ran after the lockout")
+	}
 }
