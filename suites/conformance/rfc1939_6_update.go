@@ -45,7 +45,7 @@ var _ = Describe("RFC 1939 section 6: QUIT in TRANSACTION", func() {
 		if v.Account.Fixture == "alice" {
 			fx := needFixture(v.Account, "alice")
 			Expect(after.Count).To(Equal(len(fx) - len(v.Marked)))
-			Expect(v.Multi("RETR 1").Body()).To(Equal(fx[1].Data), "message 1 is now %s", fx[1].Name)
+			expectSameMessage(v.Multi("RETR 1").Body(), fx[1], "message 1 after UPDATE")
 		}
 	})
 
@@ -91,7 +91,7 @@ var _ = Describe("RFC 1939 section 6: QUIT in TRANSACTION", func() {
 		if fx, ok := fixtureOf(v.Account); ok {
 			for k := 1; k <= min(2, len(kept)); k++ {
 				old := slices.Index(before.UIDs, kept[k-1])
-				Expect(v.Multi(fmt.Sprintf("RETR %d", k)).Body()).To(Equal(fx[old].Data), "message %d is now %s", k, fx[old].Name)
+				expectSameMessage(v.Multi(fmt.Sprintf("RETR %d", k)).Body(), fx[old], fmt.Sprintf("message %d after UPDATE", k))
 			}
 		}
 	})
