@@ -73,8 +73,9 @@ type wireState struct {
 	mech string
 	step int
 	// right is the configured account whose right password the last
-	// write sent, alone, as PASS ("" otherwise): a refusal of it after
-	// the run's own failed logins may be a lockout (Recorder.Lockout).
+	// write sent, alone, in PASS or a PLAIN or LOGIN response ("" when
+	// none): a refusal of it after the run's own failed logins may be a
+	// lockout (Recorder.Lockout).
 	right string
 }
 
@@ -375,33 +376,42 @@ func (l *LineGuard) saslResponse(st *wireState, text string, complete bool) Comm
 	}
 	switch mech {
 	case "PLAIN":
-		return l.plainClass(string(raw))
+		class, user := l.plainClass(string(raw))
+		if user != "" && complete {
+			st.right = user
+		}
+		return class
 	case "LOGIN":
 		if step == 0 {
 			st.user = string(raw)
 			return ClassLogin
 		}
-		return l.passClass(st.user, "PASS "+string(raw))
+		class := l.passClass(st.user, "PASS "+string(raw))
+		if _, ok := l.account(st.user); ok && class == ClassLogin && complete {
+			st.right = st.user
+		}
+		return class
 	}
 	return ClassLogin
 }
 
 // plainClass judges an RFC 4616 message: a configured account's name in
-// it makes it a failed login unless it is exactly right.
-func (l *LineGuard) plainClass(msg string) CommandClass {
+// it makes it a failed login unless it is exactly right; right names the
+// account when it is.
+func (l *LineGuard) plainClass(msg string) (class CommandClass, right string) {
 	parts := strings.Split(msg, "\x00")
 	if len(parts) == 3 {
 		authz, authc, pw := parts[0], parts[1], parts[2]
 		if a, ok := l.account(authc); ok && pw == a.Password && (authz == "" || authz == authc) {
-			return ClassLogin
+			return ClassLogin, authc
 		}
 	}
 	for _, p := range parts {
 		if _, ok := l.account(p); ok {
-			return ClassFailedLogin
+			return ClassFailedLogin, ""
 		}
 	}
-	return ClassLogin
+	return ClassLogin, ""
 }
 
 // unfinished returns the class of a line left without its end, for the

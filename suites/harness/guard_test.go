@@ -283,3 +283,38 @@ func TestLockoutSuspicion(t *testing.T) {
 		})
 	}
 }
+
+// TestRightLogin: the guard knows when the last write carried a
+// configured account's right password, alone, so that a refusal of it
+// can be told apart (Recorder.refusedRightLogin).
+func TestRightLogin(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"PASS right", []string{"USER alice\r\n", "PASS won der\r\n"}, testUser},
+		{"PASS wrong", []string{"USER alice\r\n", "PASS nope\r\n"}, ""},
+		{"PASS of a name nobody has", []string{"USER nobody\r\n", "PASS won der\r\n"}, ""},
+		{"PASS pipelined with more", []string{"USER alice\r\n", "PASS won der\r\nSTAT\r\n"}, ""},
+		{"a command after PASS", []string{"USER alice\r\n", "PASS won der\r\n", "STAT\r\n"}, ""},
+		{"PLAIN right, initial response", []string{"AUTH PLAIN " + b64("\x00alice\x00won der") + "\r\n"}, testUser},
+		{"PLAIN right, after the challenge", []string{"AUTH PLAIN\r\n", b64("\x00alice\x00won der") + "\r\n"}, testUser},
+		{"PLAIN acting as another", []string{"AUTH PLAIN " + b64("bob\x00alice\x00won der") + "\r\n"}, ""},
+		{"LOGIN right", []string{"AUTH LOGIN\r\n", b64("alice") + "\r\n", b64("won der") + "\r\n"}, testUser},
+		{"LOGIN wrong", []string{"AUTH LOGIN\r\n", b64("alice") + "\r\n", b64("x") + "\r\n"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, _ := guardedConn(t, Permissions{Disruptive: true})
+			for _, w := range tt.writes {
+				if err := c.guard.Admit([]byte(w)); err != nil {
+					t.Fatalf("Admit(%q): %v", w, err)
+				}
+			}
+			if got := c.guard.ws.right; got != tt.want {
+				t.Errorf("right login after %q = %q, want %q", tt.writes, got, tt.want)
+			}
+		})
+	}
+}

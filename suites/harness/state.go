@@ -44,7 +44,7 @@ func (c *Conn) noteReply(r Reply) {
 		return // a SASL continuation
 	}
 	c.seen.status = r.Status
-	if c.seen.keyword == "PASS" {
+	if c.seen.keyword == "PASS" || c.seen.auth {
 		c.guard.answered(r)
 	}
 	login := c.seen.auth || c.seen.keyword == "PASS" || c.seen.keyword == "APOP"
