@@ -233,20 +233,25 @@ func boxOf(st harness.Reply, uidl harness.Multi) mailbox {
 // seen before must still be there; without them the count must not drop.
 func expectNothingRemoved(before, after mailbox, why string) {
 	if before.UIDs != nil && after.UIDs != nil {
-		have := map[string]bool{}
-		for _, u := range after.UIDs {
-			have[u] = true
-		}
-		var gone []string
-		for _, u := range before.UIDs {
-			if !have[u] {
-				gone = append(gone, u)
-			}
-		}
-		ExpectWithOffset(1, gone).To(BeEmpty(), "%s, yet messages with these unique-ids were removed", why)
+		ExpectWithOffset(1, goneUIDs(before, after)).To(BeEmpty(), "%s, yet messages with these unique-ids were removed", why)
 		return
 	}
 	ExpectWithOffset(1, after.Count).To(BeNumerically(">=", before.Count), "%s, yet the maildrop went from %d to %d messages", why, before.Count, after.Count)
+}
+
+// goneUIDs are the unique-ids of before that after lacks.
+func goneUIDs(before, after mailbox) []string {
+	have := map[string]bool{}
+	for _, u := range after.UIDs {
+		have[u] = true
+	}
+	var gone []string
+	for _, u := range before.UIDs {
+		if !have[u] {
+			gone = append(gone, u)
+		}
+	}
+	return gone
 }
 
 // fixtureOf returns the messages the account's maildrop holds, when it is

@@ -77,9 +77,7 @@ var marked = Reading[markedView]{name: "a session with messages marked deleted",
 func readMarked(ctx SpecContext, t *harness.Target) markedView {
 	c, a := login(ctx, t)
 	v := markedView{Account: a, Count: -1, Before: cmd(c, "STAT")}
-	if m := statRE.FindStringSubmatch(string(v.Before.Raw)); m != nil {
-		v.Count, _ = strconv.Atoi(m[1])
-	}
+	v.Count = countOf(v.Before)
 	n := v.Count
 	v.List = multi(c, "LIST")
 	v.UIDL = multi(c, "UIDL")
@@ -178,7 +176,7 @@ func readMarked(ctx SpecContext, t *harness.Target) markedView {
 		ok = l.ask("DELE 3", one)
 	}
 	ok = ok && l.ask("RSET", one) && l.askAs(statReset, "STAT", one) && l.askAs(listReset, "LIST", many)
-	if r, read := l.got[statReset]; ok && read && countOf(r.Reply) >= 0 && countOf(r.Reply) < n {
+	if r := l.got[statReset].Reply; ok && countOf(r) >= 0 && countOf(r) < n {
 		// Not a verdict (the RSET specs judge it): the first sign that
 		// the server may not give marked mail back.
 		noteLost(t, fmt.Sprintf("STAT %q before any mark, %q after RSET", v.Before.Text, r.Text))
@@ -277,17 +275,7 @@ func noteLost(t *harness.Target, why string) {
 // unique-ids where both have them, else the count.
 func lostFrom(before, after mailbox) string {
 	if before.UIDs != nil && after.UIDs != nil {
-		have := map[string]bool{}
-		for _, u := range after.UIDs {
-			have[u] = true
-		}
-		n := 0
-		for _, u := range before.UIDs {
-			if !have[u] {
-				n++
-			}
-		}
-		if n > 0 {
+		if n := len(goneUIDs(before, after)); n > 0 {
 			return fmt.Sprintf("%d of %d messages were gone in a new session", n, len(before.UIDs))
 		}
 		return ""

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/mail"
-	"strconv"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -70,9 +69,7 @@ func readRemoval(ctx SpecContext, t *harness.Target) removalView {
 	a := need(t.Account(ctx))
 	c := loginAs(ctx, t, a)
 	v := removalView{Account: a, Count: -1, Before: cmd(c, "STAT")}
-	if m := statRE.FindStringSubmatch(string(v.Before.Raw)); m != nil {
-		v.Count, _ = strconv.Atoi(m[1])
-	}
+	v.Count = countOf(v.Before)
 	v.List, v.UIDL = multi(c, "LIST"), multi(c, "UIDL")
 	if v.Count < 2 {
 		return v

@@ -234,10 +234,9 @@ func (l *LineGuard) classify(st *wireState, line []byte, complete bool) CommandC
 		}
 		class = ClassLogin
 	case kw == "PASS":
-		class = l.passClass(st.user, text)
-		if _, ok := l.account(st.user); ok && class == ClassLogin && complete {
-			st.right = st.user
-		}
+		var right string
+		class, right = l.passClass(st.user, text)
+		st.keepRight(right, complete)
 	case kw == "APOP":
 		class = l.apopClass(arg)
 	case kw == "AUTH":
@@ -311,21 +310,30 @@ func (l *LineGuard) answered(r Reply) {
 	}
 }
 
+// keepRight notes the configured account whose right credentials a
+// complete line carries ("" when none).
+func (st *wireState) keepRight(right string, complete bool) {
+	if complete && right != "" {
+		st.right = right
+	}
+}
+
 // passClass judges PASS: the password is everything after one separator
-// (RFC 1939 lets it hold spaces).
-func (l *LineGuard) passClass(user, text string) CommandClass {
+// (RFC 1939 lets it hold spaces). right names the configured account
+// whose right password it carries.
+func (l *LineGuard) passClass(user, text string) (class CommandClass, right string) {
 	a, ok := l.account(user)
 	if !ok {
-		return ClassLogin
+		return ClassLogin, ""
 	}
 	pw := ""
 	if len(text) > 4 {
 		pw = text[5:]
 	}
 	if len(text) <= 4 || pw != a.Password {
-		return ClassFailedLogin
+		return ClassFailedLogin, ""
 	}
-	return ClassLogin
+	return ClassLogin, user
 }
 
 // apopClass judges APOP name digest against the greeting's timestamp.
@@ -376,20 +384,16 @@ func (l *LineGuard) saslResponse(st *wireState, text string, complete bool) Comm
 	}
 	switch mech {
 	case "PLAIN":
-		class, user := l.plainClass(string(raw))
-		if user != "" && complete {
-			st.right = user
-		}
+		class, right := l.plainClass(string(raw))
+		st.keepRight(right, complete)
 		return class
 	case "LOGIN":
 		if step == 0 {
 			st.user = string(raw)
 			return ClassLogin
 		}
-		class := l.passClass(st.user, "PASS "+string(raw))
-		if _, ok := l.account(st.user); ok && class == ClassLogin && complete {
-			st.right = st.user
-		}
+		class, right := l.passClass(st.user, "PASS "+string(raw))
+		st.keepRight(right, complete)
 		return class
 	}
 	return ClassLogin
