@@ -106,6 +106,12 @@ const (
 	// and does not run once the server was seen to lose marked mail. Its
 	// label is the Reversible class's name.
 	MarksDeleted Flag = Flag(Reversible)
+	// NoLogin is for a readonly or disruptive spec that never logs in to
+	// a configured account: it talks to sessions in AUTHORIZATION and
+	// sends only logins the server must refuse. It reads no maildrop and
+	// holds no lock, so a probe run lets it run beside the specs that mark
+	// or remove mail. The wire guard refuses its right logins.
+	NoLogin Flag = "no-login"
 )
 
 // Has reports whether labels carry label (a Class or a Flag).

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -18,6 +19,12 @@ import (
 // ErrNotAllowed is returned by a write the run's permissions forbid on a
 // remote host; specs turn it into "not run" with the flag to set.
 var ErrNotAllowed = errors.New("not allowed against this target")
+
+// ErrLoginForbidden is returned by a write that would log a spec declared
+// never to log in (conformance.NoLogin) in to a configured account: such
+// a spec may run beside specs that change the maildrop. The declaration is
+// the suite's to fix, so on the bundled server the spec fails.
+var ErrLoginForbidden = fmt.Errorf("%w: the spec is declared never to log in (no-login), and this line carries the right credentials of an account", ErrNotAllowed)
 
 // CommandClass says what a client line may do to a server.
 type CommandClass string
@@ -179,8 +186,15 @@ func (l *LineGuard) Admit(b []byte) error {
 		rest = rest[len(frag):]
 		line := append(st.pending, frag...)
 		complete := line[len(line)-1] == '\n'
+		before := st
 		class := l.classify(&st, line, complete)
-		if err := l.permits(class); err != nil {
+		err := l.permits(class)
+		if err == nil && complete && l.rec != nil {
+			if issued, forbid := l.rec.forbidsLogin(); forbid && l.logsIn(before, issued, line) {
+				err = ErrLoginForbidden
+			}
+		}
+		if err != nil {
 			if l.rec != nil {
 				l.rec.refuse(class, err)
 			}
@@ -251,6 +265,15 @@ func (l *LineGuard) classify(st *wireState, line []byte, complete bool) CommandC
 		return ClassHostile
 	}
 	return class
+}
+
+// logsIn reports whether line, complete, carries the right credentials of
+// a configured account or of one of extra, given the connection's state
+// before it.
+func (l *LineGuard) logsIn(st wireState, extra []Account, line []byte) bool {
+	g := &LineGuard{accounts: append(slices.Clone(l.accounts), extra...), greeting: l.greeting}
+	g.classify(&st, line, true)
+	return st.right != ""
 }
 
 // hasDele reports whether a server could read DELE in line: its keyword,

@@ -251,17 +251,23 @@ func TestLockoutSuspicion(t *testing.T) {
 		name          string
 		earlier, here int  // failed logins in earlier specs, in this one
 		loggedInFirst bool // this spec logged in as the account before
+		beside        bool // other sessions of the run send failed logins
 		want          bool
 	}{
-		{"no failed logins", 0, 0, false, false},
-		{"failed logins of this spec only", 0, 2, false, false},
-		{"failed logins of earlier specs", 3, 0, false, true},
-		{"both", 3, 1, false, true},
-		{"logged in earlier in this spec", 3, 0, true, false},
+		{"no failed logins", 0, 0, false, false, false},
+		{"failed logins of this spec only", 0, 2, false, false, false},
+		{"failed logins of earlier specs", 3, 0, false, false, true},
+		{"both", 3, 1, false, false, true},
+		{"logged in earlier in this spec", 3, 0, true, false, false},
+		{"failed logins beside", 0, 0, false, true, true},
+		{"failed logins beside, logged in earlier in this spec", 0, 0, true, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var r Recorder
+			if tt.beside {
+				r.FailedLoginsBeside()
+			}
 			for range tt.earlier {
 				r.tally(ClassFailedLogin)
 			}
@@ -314,6 +320,53 @@ func TestRightLogin(t *testing.T) {
 			}
 			if got := c.guard.ws.right; got != tt.want {
 				t.Errorf("right login after %q = %q, want %q", tt.writes, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestForbidLogin: in a spec declared never to log in, the guard refuses
+// the line that carries an account's right credentials, on a remote host
+// (the configured accounts) and on the bundled server (the accounts it
+// handed out, though nothing else is enforced there); failed logins and
+// logins of names nobody has go out.
+func TestForbidLogin(t *testing.T) {
+	tests := []struct {
+		name    string
+		bundled bool
+		writes  []string
+		refused int // index of the refused write, -1 for none
+	}{
+		{"PASS right", false, []string{"USER alice\r\n", "PASS won der\r\n"}, 1},
+		{"PASS right, pipelined with more", false, []string{"USER alice\r\n", "PASS won der\r\nSTAT\r\n"}, 1},
+		{"PASS wrong", false, []string{"USER alice\r\n", "PASS nope\r\n"}, -1},
+		{"PASS of a name nobody has", false, []string{"USER nobody\r\n", "PASS won der\r\n"}, -1},
+		{"PLAIN right", false, []string{"AUTH PLAIN " + b64("\x00alice\x00won der") + "\r\n"}, 0},
+		{"PLAIN acting as another", false, []string{"AUTH PLAIN " + b64("bob\x00alice\x00won der") + "\r\n"}, -1},
+		{"LOGIN right", false, []string{"AUTH LOGIN\r\n", b64("alice") + "\r\n", b64("won der") + "\r\n"}, 2},
+		{"bundled: PASS of an account handed out", true, []string{"USER alice.7\r\n", "PASS s3cret\r\n"}, 1},
+		{"bundled: PASS wrong", true, []string{"USER alice.7\r\n", "PASS nope\r\n"}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, rec, _ := guardedConn(t, Permissions{Disruptive: true})
+			if tt.bundled {
+				c.guard.enforce, c.guard.accounts = false, nil
+				rec.issue(Account{User: "alice.7", Password: "s3cret"})
+			}
+			rec.ForbidLogin()
+			for i, w := range tt.writes {
+				err := c.guard.Admit([]byte(w))
+				switch {
+				case i == tt.refused && !errors.Is(err, ErrLoginForbidden):
+					t.Fatalf("write %d (%q) got %v, want ErrLoginForbidden", i, w, err)
+				case i != tt.refused && err != nil:
+					t.Fatalf("write %d (%q): %v", i, w, err)
+				}
+			}
+			rec.Flush()
+			if err := c.guard.Admit([]byte(tt.writes[len(tt.writes)-1])); tt.refused >= 0 && errors.Is(err, ErrLoginForbidden) {
+				t.Error("the ban outlived the spec (Flush)")
 			}
 		})
 	}

@@ -338,7 +338,9 @@ func (t *Target) copyFixture(fixture, name string) (Account, error) {
 	if err != nil {
 		return Account{}, fmt.Errorf("clone fixture %s: %w", fixture, err)
 	}
-	return Account{User: name, Password: password, Fixture: fixture}, nil
+	a := Account{User: name, Password: password, Fixture: fixture}
+	t.rec.issue(a)
+	return a, nil
 }
 
 // NoteChanged records that a spec may have changed the remote account's

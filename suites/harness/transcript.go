@@ -171,6 +171,16 @@ type Recorder struct {
 	// failed logins of configured accounts sent before that spec.
 	lockout      string
 	failedBefore int
+	// beside is true once other sessions of the run may be sending failed
+	// logins of configured accounts while this process runs its specs
+	// (FailedLoginsBeside): a refused right password may then be a
+	// lockout too.
+	beside bool
+	// noLogin is true while the spec since the last Flush is declared
+	// never to log in (ForbidLogin); issued holds the accounts the
+	// bundled server handed out, whose right logins it then refuses too.
+	noLogin bool
+	issued  []Account
 	// loggedIn holds the configured accounts whose right password the
 	// server took in the spec since the last Flush: a lockout would have
 	// refused that too, so a later refusal in the spec has another cause.
@@ -196,10 +206,51 @@ func (r *Recorder) acceptedRightLogin(user string) {
 func (r *Recorder) refusedRightLogin(user string, reply Reply) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failedBefore > 0 && r.lockout == "" && !r.loggedIn[user] {
+	if r.lockout != "" || r.loggedIn[user] {
+		return
+	}
+	switch {
+	case r.failedBefore > 0:
 		r.lockout = fmt.Sprintf("the server refused the right password of %s (%s) after earlier specs of this run had sent %s of configured accounts; a lockout policy may count them, so this spec cannot judge its statement",
 			user, reply.String(), Count(r.failedBefore, "failed login"))
+	case r.beside:
+		r.lockout = fmt.Sprintf("the server refused the right password of %s (%s) while other sessions of this run were sending failed logins of configured accounts; a lockout policy may count them, so this spec cannot judge its statement",
+			user, reply.String())
 	}
+}
+
+// FailedLoginsBeside tells the recorder that from now on other sessions
+// of the run may send failed logins of configured accounts (disruptive
+// specs running beside this process's): a refused right password may
+// then be a lockout they caused (Lockout).
+func (r *Recorder) FailedLoginsBeside() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.beside = true
+}
+
+// ForbidLogin makes the guard refuse, until the next Flush, any line that
+// carries the right credentials of a configured account (or of an account
+// the bundled server handed out): the spec is declared never to log in.
+func (r *Recorder) ForbidLogin() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noLogin = true
+}
+
+// forbidsLogin returns the accounts whose right logins the guard must
+// refuse now, and whether it must.
+func (r *Recorder) forbidsLogin() ([]Account, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.issued, r.noLogin
+}
+
+// issue notes an account the bundled server handed out.
+func (r *Recorder) issue(a Account) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.issued = append(r.issued, a)
 }
 
 // Lockout says why a login the spec since the last Flush saw refused may
@@ -330,6 +381,7 @@ func (r *Recorder) Flush() string {
 	r.conns, r.guards, r.cited = nil, nil, nil
 	r.refusal = nil
 	r.busy, r.lockout, r.loggedIn = "", "", nil
+	r.noLogin, r.issued = false, nil
 	r.failedBefore = r.sent[ClassFailedLogin]
 	if len(conns) > 0 {
 		r.flushed = time.Now()
