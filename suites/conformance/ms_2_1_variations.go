@@ -62,7 +62,7 @@ var _ = Describe("MS-STANXPOP3 2.1.1 separators between keyword and arguments", 
 		})
 	}
 
-	Spec("accepts a single SPACE in every profile", IDs("2.1.1"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts a single SPACE in every profile", IDs("2.1.1"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		c := dial(ctx, t)
 		expectOK(cmd(c, "USER "+a.User), "USER with one SPACE")
@@ -213,7 +213,7 @@ func unknownOfLength(c *harness.Conn, n int) (short, long harness.Reply) {
 }
 
 var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
-	Spec("accepts a command of exactly the profile's maximum length", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts a command of exactly the profile's maximum length", IDs("2.1.2", "E0006", "E0007"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.CommandLimit(false)
 		expectLineAccepted(t, dialer(ctx, t), max, fmt.Sprintf("the profile's limit is %d", max))
 	})
@@ -221,7 +221,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	// Labelled with the Exchange statements only: a server that fails
 	// this differs in its command limit, not in how it treats unknown
 	// commands.
-	Spec("refuses a command one octet over the maximum and stays usable", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses a command one octet over the maximum and stays usable", IDs("2.1.2", "E0006", "E0007"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		max := t.Profile.CommandLimit(false)
 		expectLineRefused(t, dialer(ctx, t), max+1, fmt.Sprintf("the profile's limit is %d", max))
 	})
@@ -251,7 +251,7 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 		expectAfterOverlong(t, c)
 	})
 
-	Spec("does not check the 40-character argument limit of RFC 1939", IDs("2.1.2"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("does not check the 40-character argument limit of RFC 1939", IDs("2.1.2"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		if t.Profile.MaxArgumentChars > 0 {
 			verdict.SkipNotApplicable("the profile enforces %d characters per argument", t.Profile.MaxArgumentChars)
 		}
@@ -277,7 +277,7 @@ var _ = Describe("MS-STANXPOP3 E0006, E0007 configurable command limit", func() 
 		})
 	}
 
-	Spec("accepts RFC 2449's 255-octet commands exactly when its limit reaches 255", IDs("E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts RFC 2449's 255-octet commands exactly when its limit reaches 255", IDs("E0007"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		const rfc2449Min = 255 // RFC 2449 section 4: what a CAPA server must accept
 		why := fmt.Sprintf("the profile's limit is %d", t.Profile.MaxCommandOctets)
 		if t.Profile.MaxCommandOctets < rfc2449Min {

@@ -21,7 +21,7 @@ import (
 var _ = Describe("MS-STANXPOP3 2.2.1 E0001 listening ports", func() {
 	// The defaults (110, 995) are a deployment fact; what a client can
 	// check is that the ports it was given serve POP3, plain and TLS.
-	Spec("serves POP3 on the plain port it is configured for", IDs("E0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("serves POP3 on the plain port it is configured for", IDs("E0001"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		if !t.HasPlain() {
 			verdict.SkipInconclusive("the target is configured for implicit TLS only (%s=implicit), so no plain port is known", harness.EnvTLS)
 		}
@@ -30,7 +30,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 E0001 listening ports", func() {
 		AddReportEntry("plain port", t.PlainAddr(), ReportEntryVisibilityFailureOrVerbose)
 	})
 
-	Spec("serves POP3 over implicit TLS on the port it is configured for", IDs("E0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("serves POP3 over implicit TLS on the port it is configured for", IDs("E0001"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialTLS(ctx))
 		Expect(c.TLS()).To(BeTrue())
 		Expect(c.Greeting.OK()).To(BeTrue(), "greeting under implicit TLS on %s: %q", t.TLSAddr(), c.Greeting)
@@ -127,27 +127,33 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
 	type errCase struct {
 		name string
+		// noLogin is true when the case never logs in (NoLogin).
+		noLogin bool
 		// provoke returns the -ERR reply of one failure.
 		provoke func(ctx SpecContext, t *harness.Target) harness.Reply
 	}
 	cases := []errCase{
-		{"an unknown command", func(ctx SpecContext, t *harness.Target) harness.Reply {
+		{"an unknown command", true, func(ctx SpecContext, t *harness.Target) harness.Reply {
 			return cmd(dial(ctx, t), "XYZW")
 		}},
-		{"a command in the wrong state", func(ctx SpecContext, t *harness.Target) harness.Reply {
+		{"a command in the wrong state", true, func(ctx SpecContext, t *harness.Target) harness.Reply {
 			return cmd(dial(ctx, t), "STAT")
 		}},
-		{"a failed login", func(ctx SpecContext, t *harness.Target) harness.Reply {
+		{"a failed login", true, func(ctx SpecContext, t *harness.Target) harness.Reply {
 			return failedPass(authDial(ctx, t))
 		}},
-		{"a message that does not exist", func(ctx SpecContext, t *harness.Target) harness.Reply {
+		{"a message that does not exist", false, func(ctx SpecContext, t *harness.Target) harness.Reply {
 			c, _ := login(ctx, t)
 			n, _ := stat(c)
 			return cmd(c, fmt.Sprintf("RETR %d", n+1))
 		}},
 	}
 	for _, tc := range cases {
-		Spec("explains "+tc.name+" after -ERR", IDs("V0001"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		var flags []any
+		if tc.noLogin {
+			flags = append(flags, NoLogin)
+		}
+		Spec("explains "+tc.name+" after -ERR", IDs("V0001"), Readonly, append(flags, func(ctx SpecContext, t *harness.Target) {
 			if !t.Profile.ErrText {
 				verdict.SkipNotApplicable("the profile does not expect text after -ERR")
 			}
@@ -158,7 +164,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
 				text = strings.TrimPrefix(text, "["+code+"]")
 			}
 			Expect(strings.TrimSpace(text)).NotTo(BeEmpty(), "-ERR for %s carries no informational text: %q", tc.name, r)
-		})
+		})...)
 	}
 })
 

@@ -99,7 +99,7 @@ func saslLine(c *harness.Conn, data []byte) harness.Reply {
 }
 
 var _ = Describe("MS-STANXPOP3 2.2.2 E0002 login mechanisms", func() {
-	Spec("advertises USER and every SASL mechanism of the profile in CAPA", IDs("E0002"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("advertises USER and every SASL mechanism of the profile in CAPA", IDs("E0002"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.AnswersCAPA(false) {
 			// The specs below log in with each mechanism instead.
 			verdict.SkipNotApplicable("the profile has no CAPA before login (capa: %s), so nothing is advertised", t.Profile.CAPA)
@@ -254,7 +254,7 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 		alive(t, c, fmt.Sprintf("%d negative replies", many))
 	}
 
-	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps or closes the session after negative replies in AUTHORIZATION as the profile says", IDs("C0005"), Readonly, NoLogin, ManyCommands, func(ctx SpecContext, t *harness.Target) {
 		check(t, dial(ctx, t), false, "XYZW")
 	})
 

@@ -213,7 +213,7 @@ var _ = Describe("MS-STANXPOP3 2.2.6 C0006 the minimal command set", func() {
 		Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after RSET")
 	})
 
-	Spec("implements QUIT in AUTHORIZATION", IDs("C0006"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("implements QUIT in AUTHORIZATION", IDs("C0006"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		quitOK(c)
 		_, err := c.ExpectClose()

@@ -20,7 +20,7 @@ import (
 )
 
 var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
-	Spec("answers USER for an unknown mailbox as the profile says, and refuses its PASS", IDs("V0008"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers USER for an unknown mailbox as the profile says, and refuses its PASS", IDs("V0008"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := authDial(ctx, t)
 		name := harness.NoSuchUser()
 		r := cmd(c, "USER "+name)
@@ -34,7 +34,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 		}
 	})
 
-	Spec("answers USER alike for an existing and an unknown mailbox", IDs("V0009"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers USER alike for an existing and an unknown mailbox", IDs("V0009"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		if t.Profile.UnknownUserReply != profile.ReplyOK {
 			verdict.SkipNotApplicable("the profile answers USER for an unknown mailbox with -ERR, as RFC 1939 section 7 allows")
 		}

@@ -173,7 +173,7 @@ var _ = Describe("RFC 1939 section 13: security considerations", func() {
 		expectErr(cmd(c2, "APOP "+a.User+" "+digest), "APOP replaying the digest of the earlier connection")
 	})
 
-	Spec("answers USER for known and unknown names (recorded: do the replies tell them apart?)", IDs("RFC1939-13-user-err-leak"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers USER for known and unknown names (recorded: do the replies tell them apart?)", IDs("RFC1939-13-user-err-leak"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		reply := func(name string) harness.Reply {
 			c := authDial(ctx, t)

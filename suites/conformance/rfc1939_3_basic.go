@@ -30,7 +30,7 @@ import (
 )
 
 var _ = Describe("RFC 1939 section 3: greeting and states", func() {
-	Spec("speaks first, with one positive greeting line ending in CRLF", IDs("RFC1939-3-greeting"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("speaks first, with one positive greeting line ending in CRLF", IDs("RFC1939-3-greeting"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		// The harness reads the greeting before it sends anything, so a
 		// server that waited for the client would time out here.
 		c := dialUntouched(ctx, t)

@@ -50,7 +50,7 @@ var _ = Describe("RFC 1939 section 4: identification", func() {
 		stat(c)
 	})
 
-	Spec("answers QUIT in AUTHORIZATION with +OK and closes", IDs("RFC1939-4-quit-in-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers QUIT in AUTHORIZATION with +OK and closes", IDs("RFC1939-4-quit-in-auth"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		for _, before := range []string{"", "USER " + a.User} {
 			c := authDial(ctx, t)
@@ -66,7 +66,7 @@ var _ = Describe("RFC 1939 section 4: identification", func() {
 		}
 	})
 
-	Spec("answers QUIT followed by text as a QUIT or as a bad command (recorded)", IDs("RFC1939-4-quit-no-args"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers QUIT followed by text as a QUIT or as a bad command (recorded)", IDs("RFC1939-4-quit-no-args"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := authDial(ctx, t)
 		r := cmd(c, "QUIT now")
 		Expect(r.OK() || r.Err()).To(BeTrue(), "QUIT now: a status line, got %q", r.String())

@@ -74,7 +74,7 @@ var _ = Describe("RFC 1939 section 5: STAT and RSET outside TRANSACTION", func()
 		{"STAT", IDs("RFC1939-5-stat-args")},
 		{"RSET", IDs("RFC1939-5-rset-no-args")},
 	} {
-		Spec(fmt.Sprintf("refuses %s in the AUTHORIZATION state", tc.line), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec(fmt.Sprintf("refuses %s in the AUTHORIZATION state", tc.line), tc.ids, Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(cmd(c, tc.line), tc.line+" before USER")

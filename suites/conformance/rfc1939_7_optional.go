@@ -158,7 +158,7 @@ var _ = Describe("RFC 1939 section 7: TOP and UIDL outside TRANSACTION", func() 
 		{"TOP 1 0", IDs("RFC1939-7-top-state")},
 		{"UIDL", IDs("RFC1939-7-uidl-state")},
 	} {
-		Spec(fmt.Sprintf("refuses %s in the AUTHORIZATION state", tc.line), tc.ids, Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec(fmt.Sprintf("refuses %s in the AUTHORIZATION state", tc.line), tc.ids, Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(multi(c, tc.line).Reply, tc.line+" before USER")
@@ -292,7 +292,7 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 })
 
 var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
-	Spec("answers USER for an existing mailbox with +OK", IDs("RFC1939-7-user-ok-or-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers USER for an existing mailbox with +OK", IDs("RFC1939-7-user-ok-or-err"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		c := authDial(ctx, t)
 		r := cmd(c, "USER "+a.User)
@@ -308,7 +308,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 	// RFC 1939 allows either status for a name it never heard of; which
 	// one a server gives is MS-STANXPOP3 V0008/V0009's concern, judged
 	// against the profile there.
-	Spec("answers USER for an unknown name with +OK or -ERR", IDs("RFC1939-7-user-ok-or-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers USER for an unknown name with +OK or -ERR", IDs("RFC1939-7-user-ok-or-err"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := authDial(ctx, t)
 		name := harness.NoSuchUser()
 		r := cmd(c, "USER "+name)
@@ -360,7 +360,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 			expectErr(failedPass(c), "a failed login")
 		}},
 	} {
-		Spec("refuses PASS "+tc.name, IDs("RFC1939-7-pass-needs-user"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec("refuses PASS "+tc.name, IDs("RFC1939-7-pass-needs-user"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 			needErrBudget(t, tc.before)
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
@@ -424,7 +424,7 @@ var _ = Describe("RFC 1939 section 7: USER and PASS", func() {
 })
 
 var _ = Describe("RFC 1939 section 7: APOP", func() {
-	Spec("puts a timestamp in the greeting that differs on every connection", IDs("RFC1939-7-apop-banner"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts a timestamp in the greeting that differs on every connection", IDs("RFC1939-7-apop-banner"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.APOP {
 			verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
 		}

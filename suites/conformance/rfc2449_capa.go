@@ -27,7 +27,7 @@ import (
 var capaLineRE = regexp.MustCompile(`^[\x21-\x2D\x2F-\x7E]+( [\x21-\x7E]+)*\r\n$`)
 
 var _ = Describe("RFC 2449 section 5 the CAPA command", func() {
-	Spec("answers CAPA with +OK and a list or with -ERR, and the session goes on", IDs("RFC2449-5-capa-unsupported"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers CAPA with +OK and a list or with -ERR, and the session goes on", IDs("RFC2449-5-capa-unsupported"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		k := readCapa(c)
 		AddReportEntry("CAPA supported", k.OK, ReportEntryVisibilityFailureOrVerbose)
@@ -267,7 +267,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 		expectOK(cmd(c, "STAT"), "STAT after USER/PASS")
 	})
 
-	Spec("accepts AUTH for every mechanism it lists in SASL", IDs("RFC2449-6.3-sasl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts AUTH for every mechanism it lists in SASL", IDs("RFC2449-6.3-sasl-cap"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needCapa(c)
 		needTag(k, "SASL", "where plaintext logins are allowed")
@@ -567,7 +567,7 @@ var _ = Describe("RFC 2449 6.7 EXPIRE", func() {
 })
 
 var _ = Describe("RFC 2449 section 4 command length", func() {
-	Spec("accepts a 255-octet command", IDs("RFC2449-4-cmd-255"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts a 255-octet command", IDs("RFC2449-4-cmd-255"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		needKey(t, "max_command_octets")
 		const n = 255 // RFC 2449 section 4, not a profile value
 		if max := t.Profile.MaxCommandOctets; max < n {

@@ -22,7 +22,7 @@ import (
 var bareMsgIDRE = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`)
 
 var _ = Describe("RFC 2449 section 3 response grammar", func() {
-	Spec("greets with +OK, at most one msg-id timestamp, within the first-line limit", IDs("RFC2449-3-greeting-syntax"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("greets with +OK, at most one msg-id timestamp, within the first-line limit", IDs("RFC2449-3-greeting-syntax"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := dial(ctx, t)
 		g := c.Greeting
 		Expect(statusLineRE.Match(g.Raw)).To(BeTrue(), "greeting %q is not +OK [SP text] CRLF", g.Raw)
@@ -105,7 +105,7 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 var _ = Describe("RFC 2449 section 8 response codes", func() {
 	// A wrong password for the account itself: lockout policies may
 	// count it, so the spec is disruptive.
-	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needCapa(c)
 		if !k.Has("RESP-CODES") && !k.Has("AUTH-RESP-CODE") {

@@ -18,7 +18,7 @@ import (
 )
 
 var _ = Describe("RFC 2595 section 4 STLS", func() {
-	Spec("implements CAPA when it implements STLS", IDs("RFC2595-4-capa-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("implements CAPA when it implements STLS", IDs("RFC2595-4-capa-required"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialPlain(ctx))
 		k := readCapa(c)
 		if k.OK {
@@ -42,14 +42,14 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		Expect(readCapa(c).Has("STLS")).To(BeFalse(), "STLS listed in TRANSACTION")
 	})
 
-	Spec("does not list STLS on the implicit TLS port", IDs("RFC2595-4-stls-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("does not list STLS on the implicit TLS port", IDs("RFC2595-4-stls-cap"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialTLS(ctx))
 		Expect(c.Greeting.OK()).To(BeTrue())
 		k := needCapa(c)
 		Expect(k.Has("STLS")).To(BeFalse(), "STLS listed on the implicit TLS port: %v", k.Order)
 	})
 
-	Spec("starts the TLS handshake right after the CRLF of +OK", IDs("RFC2595-4-stls-handshake"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("starts the TLS handshake right after the CRLF of +OK", IDs("RFC2595-4-stls-handshake"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needSTLS(ctx, t)
 		// StartTLS fails when anything follows +OK before the handshake.
 		startTLS(t, c)
@@ -64,14 +64,14 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		expectStillAuthorization(c, need(t.Account(ctx)), "STLS")
 	})
 
-	Spec("refuses a second STLS while TLS is active, and carries on under TLS", IDs("RFC2595-4-stls-already-active"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses a second STLS while TLS is active, and carries on under TLS", IDs("RFC2595-4-stls-already-active"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needSTLS(ctx, t)
 		startTLS(t, c)
 		expectErr(cmd(c, "STLS"), "STLS under TLS")
 		Expect(readCapa(c).OK).To(BeTrue(), "CAPA after the refused STLS, still under TLS")
 	})
 
-	Spec("refuses STLS on the implicit TLS port", IDs("RFC2595-4-stls-already-active"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses STLS on the implicit TLS port", IDs("RFC2595-4-stls-already-active"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := need(t.DialTLS(ctx))
 		expectErr(cmd(c, "STLS"), "STLS on the implicit TLS port")
 		Expect(readCapa(c).OK).To(BeTrue(), "CAPA after the refused STLS")
@@ -87,7 +87,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		expectOK(cmd(c, "STAT"), "STAT after the refused STLS, still in plaintext TRANSACTION")
 	})
 
-	Spec("never runs commands sent in plaintext together with STLS inside TLS", IDs("RFC2595-4-stls-inject"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("never runs commands sent in plaintext together with STLS inside TLS", IDs("RFC2595-4-stls-inject"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		// One connection at a time: the one that read CAPA is done.
 		c0, _ := needSTLS(ctx, t)
 		c0.Close()
@@ -146,7 +146,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		expectStillAuthorization(c, a, "a PASS without USER")
 	})
 
-	Spec("lists a fresh set of capabilities after STLS", IDs("RFC2595-4-stls-capa-refresh"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists a fresh set of capabilities after STLS", IDs("RFC2595-4-stls-capa-refresh"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		for _, v := range tlsVariants(ctx, t) {
 			c, before := needSTLS(ctx, v.t)
 			startTLS(v.t, c)
@@ -217,7 +217,7 @@ func tlsVariants(ctx SpecContext, t *harness.Target) []tlsVariant {
 }
 
 var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func() {
-	Spec("offers and accepts PLAIN before TLS only where the profile allows plaintext passwords", IDs("RFC2595-6-plain-pw-over-tls"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("offers and accepts PLAIN before TLS only where the profile allows plaintext passwords", IDs("RFC2595-6-plain-pw-over-tls"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		v := t
 		if t.Profile.PlaintextBeforeTLS {
 			var err error
@@ -235,7 +235,7 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 		Expect(r.OK()).To(BeFalse(), "AUTH PLAIN with good credentials accepted without TLS")
 	})
 
-	Spec("may change the SASL mechanisms after STLS, as the profile says", IDs("RFC5034-3-mechs-may-change-after-stls"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("may change the SASL mechanisms after STLS, as the profile says", IDs("RFC5034-3-mechs-may-change-after-stls"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		for _, v := range tlsVariants(ctx, t) {
 			c, before := needSTLS(ctx, v.t)
 			startTLS(v.t, c)

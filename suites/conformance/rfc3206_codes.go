@@ -25,14 +25,14 @@ func wrongPass(c *harness.Conn, a harness.Account) harness.Reply {
 }
 
 var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
-	Spec("puts [AUTH] on a refused password when AUTH-RESP-CODE is advertised", IDs("RFC3206-5-auth-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts [AUTH] on a refused password when AUTH-RESP-CODE is advertised", IDs("RFC3206-5-auth-code"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		needTag(needCapa(c), "AUTH-RESP-CODE", "before login")
 		r := wrongPass(c, need(t.Account(ctx)))
 		Expect(strings.ToUpper(r.Code())).To(Equal("AUTH"), "%q", r.String())
 	})
 
-	Spec("puts no [AUTH] on a reply to USER", IDs("RFC3206-5-auth-code-not-on-user"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts no [AUTH] on a reply to USER", IDs("RFC3206-5-auth-code-not-on-user"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.Account(ctx))
 		for _, name := range []string{a.User, "no-such-user-" + a.User} {
 			// one connection per USER: after a USER answered +OK, RFC
@@ -57,7 +57,7 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 		}
 	})
 
-	Spec("lists AUTH-RESP-CODE when it sends [AUTH]", IDs("RFC3206-5-capa-with-auth-code"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists AUTH-RESP-CODE when it sends [AUTH]", IDs("RFC3206-5-capa-with-auth-code"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		r := wrongPass(c, need(t.Account(ctx)))
 		if !strings.EqualFold(r.Code(), "AUTH") {
@@ -70,7 +70,7 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 })
 
 var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
-	Spec("puts [AUTH] on every credentials failure and on nothing else", IDs("RFC3206-6-auth-resp-code-cap"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+	Spec("puts [AUTH] on every credentials failure and on nothing else", IDs("RFC3206-6-auth-resp-code-cap"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needCapa(c)
 		needTag(k, "AUTH-RESP-CODE", "before login")

@@ -77,7 +77,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectStillAuthorization(c, need(t.Account(ctx)), "an unknown mechanism")
 	})
 
-	Spec("sends challenges as \"+\", one space and base64 only", IDs("RFC5034-4-challenge-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("sends challenges as \"+\", one space and base64 only", IDs("RFC5034-4-challenge-format"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needAUTH(c)
 		for _, m := range upperAll(k.Params("SASL")) {
@@ -94,7 +94,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		}
 	})
 
-	Spec("sends exactly \"+ \" as the empty challenge when PLAIN gets no initial response", IDs("RFC5034-4-empty-challenge"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("sends exactly \"+ \" as the empty challenge when PLAIN gets no initial response", IDs("RFC5034-4-empty-challenge"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		r := cmd(c, "AUTH PLAIN")
 		Expect(string(r.Raw)).To(Equal("+ \r\n"))
@@ -117,7 +117,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectStillAuthorization(c, need(t.Account(ctx)), "AUTH PLAIN =")
 	})
 
-	Spec("refuses an initial response to a mechanism where the server speaks first", IDs("RFC5034-4-ir-unsupported-mech"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses an initial response to a mechanism where the server speaks first", IDs("RFC5034-4-ir-unsupported-mech"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needAUTH(c)
 		var serverFirst []string
@@ -161,7 +161,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		{"a line-wrapping TAB inside", func(s string) string { return s[:4] + "\t" + s[4:] }},
 	}
 	for _, tc := range b64Cases {
-		Spec("refuses a response with "+tc.name+" rather than skipping it", IDs("RFC5034-4-base64-strict"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec("refuses a response with "+tc.name+" rather than skipping it", IDs("RFC5034-4-base64-strict"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			expectErr(authContinue(c, "PLAIN", tc.spoil(plainResponse("", a.User, a.Password))), "a response with "+tc.name)
@@ -190,7 +190,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectOK(authContinue(c, "PLAIN", resp), fmt.Sprintf("a %d-octet PLAIN response", len(resp)+2))
 	})
 
-	Spec("answers failed authentication with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-auth-fail"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers failed authentication with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-auth-fail"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		expectErr(authContinue(c, "PLAIN", plainResponse("", harness.NoSuchUser(), "x")), "AUTH PLAIN of a user that does not exist")
 		expectErr(cmd(c, "STAT"), "STAT after a failed AUTH")
@@ -227,7 +227,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		{"with an ASCII control character", func(u string) string { return u + "\x07" }},
 	}
 	for _, tc := range authzCases {
-		Spec("fails a PLAIN login whose authorisation identity is one "+tc.name, IDs("RFC5034-4-authz-empty-fail"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		Spec("fails a PLAIN login whose authorisation identity is one "+tc.name, IDs("RFC5034-4-authz-empty-fail"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			expectErr(authContinue(c, "PLAIN", plainResponse(tc.authz(a.User), a.User, a.Password)), "AUTH PLAIN with an authorisation identity "+tc.name)
@@ -259,7 +259,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		verdict.SkipInconclusive("the suite cannot negotiate a security layer with %v", layered)
 	})
 
-	Spec("uses the service name pop", IDs("RFC5034-4-service-name"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("uses the service name pop", IDs("RFC5034-4-service-name"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		k := needAUTH(c)
 		if !slices.Contains(upperAll(k.Params("SASL")), "GSSAPI") {
@@ -317,7 +317,7 @@ var _ = Describe("RFC 5034 section 5 case", func() {
 		})
 	}
 
-	Spec("keeps base64 case-sensitive", IDs("RFC5034-5-case-insensitive"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("keeps base64 case-sensitive", IDs("RFC5034-5-case-insensitive"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		good := plainResponse("", a.User, a.Password)
@@ -352,7 +352,7 @@ var _ = Describe("RFC 4616 section 2 the PLAIN mechanism", func() {
 		})
 	}
 
-	Spec("fails when the authorisation identity names another user", IDs("RFC4616-2-plain-authz-other"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+	Spec("fails when the authorisation identity names another user", IDs("RFC4616-2-plain-authz-other"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		other := "postmaster"
@@ -374,7 +374,7 @@ var _ = Describe("RFC 4616 section 2 the PLAIN mechanism", func() {
 		{"with an empty password", func(a harness.Account) string { return "\x00" + a.User + "\x00" }},
 		{"with a NUL inside the password", func(a harness.Account) string { return "\x00" + a.User + "\x00" + a.Password + "\x00" }},
 	} {
-		Spec("fails a PLAIN message "+tc.name, IDs("RFC4616-2-plain-malformed"), Disruptive, func(ctx SpecContext, t *harness.Target) {
+		Spec("fails a PLAIN message "+tc.name, IDs("RFC4616-2-plain-malformed"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			resp := base64.StdEncoding.EncodeToString([]byte(tc.msg(a)))

@@ -28,6 +28,9 @@ type Schedule interface {
 	// Ended hears that a spec this process ran has ended; busy says why
 	// its result may be the run's own doing (harness.ErrBusy), or "".
 	Ended(key, busy string)
+	// End runs once this process has run its specs, before the suite's
+	// report is complete.
+	End(t *harness.Target)
 }
 
 // SpecInfo is what a Schedule knows of a spec.
@@ -47,6 +50,43 @@ type SpecInfo struct {
 // locks runs alone.
 func (s SpecInfo) Concurrent() bool {
 	return s.Class == Readonly && !slices.Contains(s.Flags, Slow) && !slices.Contains(s.Flags, ReferenceOnly)
+}
+
+// Beside says whether the spec may run while the run's first process
+// runs the specs that mark or remove mail: it never logs in (NoLogin), so
+// it neither reads the maildrop nor holds its lock, and it waits on no
+// server timer.
+func (s SpecInfo) Beside() bool {
+	return slices.Contains(s.Flags, NoLogin) && !slices.Contains(s.Flags, Slow) && !slices.Contains(s.Flags, ReferenceOnly)
+}
+
+// Alone says whether the spec must have the server to itself: hostile
+// input, which might bring the server down under another spec, and waits
+// on server timers.
+func (s SpecInfo) Alone() bool {
+	return slices.Contains(s.Flags, Slow) || slices.Contains(s.Flags, Robustness)
+}
+
+// Runs says whether a run with permissions p runs the spec against a
+// remote host at all (gate skips the others at once).
+func (s SpecInfo) Runs(p harness.Permissions) bool {
+	switch {
+	case slices.Contains(s.Flags, ReferenceOnly):
+		return false
+	case slices.Contains(s.Flags, Slow) && !p.Slow:
+		return false
+	case slices.Contains(s.Flags, MarksDeleted) && !p.AllowsReversible():
+		return false
+	}
+	switch s.Class {
+	case Reversible:
+		return p.AllowsReversible()
+	case Mutating:
+		return p.Mutating
+	case Disruptive:
+		return p.Disruptive
+	}
+	return true
 }
 
 // SpecKey names a spec the same way in every process of a run: its text

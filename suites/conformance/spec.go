@@ -37,6 +37,7 @@ const (
 	ReferenceOnly = contract.ReferenceOnly
 	Robustness    = contract.Robustness
 	MarksDeleted  = contract.MarksDeleted
+	NoLogin       = contract.NoLogin
 )
 
 // IDList holds the requirement IDs a spec checks. Write them as string
@@ -53,12 +54,13 @@ type Body func(ctx SpecContext, t *harness.Target)
 var requirements = catalog.MustLoad()
 
 // Priorities order the classes (Ginkgo runs higher ones first): every
-// readonly spec, then the disruptive ones, then the reversible ones, and
-// mutating specs last. Against a remote host a disruptive spec may leave
-// the account locked out or the server slow, a server that mishandles the
-// undo of a reversible spec, or a mutating spec, may change the maildrop
-// the others compare with its fixture; a run on one session must not let
-// that touch a readonly verdict.
+// readonly spec that logs in, then the disruptive ones, then the
+// reversible ones, the robustness ones and mutating specs; the specs that
+// never log in (NoLogin) come last. Against a remote host a disruptive
+// spec may leave the account locked out or the server slow, a server that
+// mishandles the undo of a reversible spec, or a mutating spec, may change
+// the maildrop the others compare with its fixture; a run on one session
+// must not let that touch a readonly verdict that reads the maildrop.
 //
 // Readonly specs that judge a Reading or send ManyCommands go first: the
 // readings and those specs are a run's longest pieces of work (the other
@@ -73,14 +75,24 @@ var requirements = catalog.MustLoad()
 // Reading go first among the mutating ones: the removal Reading then
 // finds the declared fixture still there and compares the messages left
 // with it.
+//
+// A probe run with several sessions runs the NoLogin specs beside the
+// ones that mark or remove mail, so they go last: its first process then
+// meets them once its own specs are done. Hostile input (Robustness) is
+// run with nothing beside it, so that a server it brings down cannot turn
+// into another spec's failure; it waits until the NoLogin specs are
+// done, after the reversible specs, which they run beside.
 const (
 	firstPriority             = 3
 	readonlyPriority          = 2
 	reversibleReadingPriority = 1
 	disruptivePriority        = 0
 	reversiblePriority        = -1
-	mutatingReadingPriority   = -2
-	mutatingPriority          = -3
+	robustnessPriority        = -2
+	mutatingReadingPriority   = -3
+	mutatingPriority          = -4
+	noLoginReadonlyPriority   = -5
+	noLoginPriority           = -6
 )
 
 // ManyCommands marks a readonly spec that sends many more commands than
@@ -121,6 +133,9 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 			if v == MarksDeleted && class != Disruptive && class != Mutating {
 				panic(fmt.Sprintf("spec %q: MarksDeleted is for disruptive and mutating specs; use the Reversible class", text))
 			}
+			if v == NoLogin && class != Readonly && class != Disruptive {
+				panic(fmt.Sprintf("spec %q: NoLogin is for readonly and disruptive specs; a %s spec logs in to mark mail", text, class))
+			}
 			flags[v] = true
 			labels = append(labels, string(v))
 		case sharedReading:
@@ -141,8 +156,17 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	if body == nil {
 		panic(fmt.Sprintf("spec %q has no body", text))
 	}
+	if flags[NoLogin] && (group != "" || flags[MarksDeleted] || flags[Robustness]) {
+		panic(fmt.Sprintf("spec %q: NoLogin goes with no Reading (one logs in), no MarksDeleted and no Robustness (hostile input runs alone)", text))
+	}
 	decorators = append(decorators, labels, SpecTimeout(contract.TimeoutOf(labels)))
 	switch {
+	case flags[NoLogin] && class == Readonly:
+		decorators = append(decorators, SpecPriority(noLoginReadonlyPriority))
+	case flags[NoLogin]:
+		decorators = append(decorators, SpecPriority(noLoginPriority))
+	case flags[Robustness]:
+		decorators = append(decorators, SpecPriority(robustnessPriority))
 	case class == Readonly && (group != "" || many):
 		decorators = append(decorators, SpecPriority(firstPriority))
 	case class == Readonly:
@@ -162,6 +186,9 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		t := currentTarget()
 		placeSpec(class, flags, group)
 		gate(t, class, flags, group)
+		if flags[NoLogin] {
+			t.Recorder().ForbidLogin()
+		}
 		needCatalogueKeys(t, ids)
 		if class == Mutating && t.Reference() == nil {
 			defer t.NoteChanged()
@@ -177,7 +204,12 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 // skipIfRefused ends the spec "not run" when the wire guard kept one of
 // its lines from a remote host (harness.ErrNotAllowed).
 func skipIfRefused(t *harness.Target) {
-	if err := t.Recorder().Refusal(); err != nil {
+	err := t.Recorder().Refusal()
+	if errors.Is(err, harness.ErrLoginForbidden) && t.Reference() != nil {
+		// The suite's own mistake: the spec's NoLogin declaration is wrong.
+		Fail(err.Error(), 2)
+	}
+	if err != nil {
 		verdict.SkipNotRun("%s", notAllowedReason(err))
 	}
 }

@@ -121,6 +121,9 @@ var _ = AfterSuite(func() {
 	t := target
 	target = nil
 	targetMu.Unlock()
+	if s := currentSchedule(); s != nil && t != nil {
+		s.End(t)
+	}
 	if t != nil {
 		// The command classes the run sent (and the guard refused) go
 		// into the report as JSON text, like the certificate.
