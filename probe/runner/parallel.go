@@ -40,20 +40,42 @@ type job struct {
 	ClaimDir    string         `json:"claim_dir"`
 	LabelFilter string         `json:"label_filter"`
 	Timeout     time.Duration  `json:"timeout"`
+	// Index numbers the worker from 0; the first Beside of them go on
+	// taking the specs that never log in once the first process runs
+	// its own specs, the others stop then.
+	Index  int `json:"index"`
+	Beside int `json:"beside"`
 }
 
-// message is one line a worker writes to its events pipe: a spec that
-// ended, or at the end its whole report.
+// message is one line a worker writes to its events pipe: a spec it
+// starts, a spec that ended, or at the end its whole report.
 type message struct {
+	Start  *started          `json:"start,omitempty"`
 	Spec   *types.SpecReport `json:"spec,omitempty"`
 	Report *types.Report     `json:"report,omitempty"`
 }
 
+// started names a spec a worker took, and the Reading it reads for its
+// group, if any.
+type started struct {
+	Key   string `json:"key"`
+	Group string `json:"group,omitempty"`
+}
+
+// laneFile appears in the claim directory when the run's first process
+// starts running specs of its own: from then on a worker may send the
+// failed logins of a disruptive spec without touching a readonly spec's
+// login, and only the workers that run beside the first process go on.
+const laneFile = "lane"
+
 // lead is the schedule of the run's first process. Against a remote
-// host it starts the workers once the facts are measured and waits for
-// them: they share the readonly specs, one connection each. It then runs
-// every spec no worker ran to the end: the others, and any a worker gave
-// back as busy.
+// host it starts the workers once the facts are measured: they share the
+// readonly specs, one connection each. It waits for them before every
+// spec that logs in and reads or changes the maildrop, so its own
+// (reversible, mutating, disruptive) specs find them done; the workers
+// that fit under --max-connections beside its sessions then run the specs
+// that never log in (NoLogin). It runs every spec no worker ran to the
+// end: its own, and any a worker gave back as busy.
 type lead struct {
 	exe         string
 	workers     int
@@ -66,9 +88,28 @@ type lead struct {
 	// workers; awaitIdle (nil when none run) waits until they have ended.
 	observe func(ctx context.Context, facts harness.Facts, awaitIdle func(context.Context) error)
 
+	// Set by Begin when workers run.
+	t      *harness.Target
+	dir    string
+	beside int
+	wg     sync.WaitGroup
+	errs   []error
+	lane   sync.Once
+	ended  sync.Once
+	note   string
+
 	mu      sync.Mutex
-	done    map[string]bool
-	reports []types.Report
+	changed chan struct{} // closed and replaced whenever the state below changes
+	pool    bool          // workers were started
+	live    int           // workers not yet ended (started or still to start)
+	exited  map[int]bool
+	running map[int]string // the spec each worker runs now
+	owner   map[string]int // spec keys and groups to the worker that took them
+	// observing is true while the parameter measurement runs.
+	observing bool
+	done      map[string]bool
+	givenKeys map[string]bool
+	reports   []types.Report
 	// given counts the specs workers gave back; refusals are why
 	// workers stopped taking specs.
 	given    int
@@ -76,13 +117,15 @@ type lead struct {
 }
 
 func (l *lead) Begin(ctx context.Context, t *harness.Target) error {
-	note := l.share(ctx, t)
-	ginkgo.AddReportEntry(contract.EntrySessions, note, ginkgo.ReportEntryVisibilityNever)
+	if note := l.share(ctx, t); note != "" {
+		ginkgo.AddReportEntry(contract.EntrySessions, note, ginkgo.ReportEntryVisibilityNever)
+	}
 	return nil
 }
 
-// share runs the workers when the run and the server allow more than one
-// session at once, and says how the specs were shared.
+// share starts the workers when the run and the server allow more than
+// one session at once. It returns how the specs are shared when that is
+// settled now ("" when workers run: End says).
 func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	switch {
 	case l.exe == "":
@@ -100,16 +143,24 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 		l.observeFirst(ctx, t)
 		return "one at a time: " + why
 	}
-	facts := t.Facts()
 	dir, err := os.MkdirTemp("", "pop3probe-claims-")
 	if err != nil {
+		l.observeFirst(ctx, t)
 		return "one at a time: " + err.Error()
 	}
-	defer os.RemoveAll(dir)
-	j := job{Config: l.cfg, Facts: facts, ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline)}
-	// wg waits for everything; first for the workers that start now.
-	var wg, first sync.WaitGroup
-	errs := make([]error, l.workers)
+	// The workers outlive BeforeSuite, whose context ends with it.
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), l.deadline)
+	// Beside this process's own sessions (two at most: a lock spec's
+	// second session) the workers keep the run within --max-connections.
+	l.t, l.dir, l.beside = t, dir, max(l.workers-2, 0)
+	l.errs = make([]error, l.workers)
+	l.mu.Lock()
+	l.pool, l.live = true, l.workers
+	l.observing = l.observe != nil
+	l.mu.Unlock()
+	j := job{Config: l.cfg, Facts: t.Facts(), ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline), Beside: l.beside}
+	// first waits for the workers that start now.
+	var first sync.WaitGroup
 	start := func(i int, group ...*sync.WaitGroup) {
 		for _, g := range group {
 			g.Add(1)
@@ -120,7 +171,13 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 					g.Done()
 				}
 			}()
-			errs[i] = l.runWorker(ctx, i, j)
+			err := l.runWorker(wctx, i, j)
+			l.update(func() {
+				l.errs[i] = err
+				l.exited[i] = true
+				delete(l.running, i)
+				l.live--
+			})
 		}()
 	}
 	now := l.workers
@@ -128,14 +185,14 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 		now--
 	}
 	for i := range now {
-		start(i, &wg, &first)
+		start(i, &l.wg, &first)
 	}
 	if l.observe != nil {
 		// The measurement of server parameters takes the last worker's
 		// connection; that worker starts when it is done and takes what
-		// specs are left. Mutating specs run only after both. A server
-		// that refuses the measurement a connection for the workers'
-		// sake is measured once they are done.
+		// specs are left. This process's own specs wait for it. A
+		// server that refuses the measurement a connection for the
+		// workers' sake is measured once they are done.
 		awaitIdle := func(ctx context.Context) error {
 			idle := make(chan struct{})
 			go func() { first.Wait(); close(idle) }()
@@ -146,30 +203,48 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 				return ctx.Err()
 			}
 		}
-		wg.Add(1)
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			l.observe(ctx, facts, awaitIdle)
-			start(l.workers-1, &wg)
+			defer l.wg.Done()
+			l.observe(wctx, t.Facts(), awaitIdle)
+			l.update(func() { l.observing = false })
+			start(l.workers-1, &l.wg)
 		}()
 	}
-	wg.Wait()
-	note := fmt.Sprintf("readonly specs on up to %d at once, the others one at a time", l.workers)
-	l.mu.Lock()
-	if len(l.refusals) > 0 {
-		note += fmt.Sprintf("; %s stopped after a refusal (%s)", harness.Count(len(l.refusals), "worker"), l.refusals[0])
-	}
-	if l.given > 0 {
-		note += fmt.Sprintf("; %s given back to run alone", harness.Count(l.given, "spec"))
-	}
-	l.mu.Unlock()
-	for i, err := range errs {
-		if err != nil {
-			// The specs that worker did not finish run here.
-			note += fmt.Sprintf("; worker %d: %v", i+1, err)
+	go func() { l.wg.Wait(); cancel() }()
+	return ""
+}
+
+// End waits for the workers, says how the specs were shared and removes
+// the claims.
+func (l *lead) End(*harness.Target) {
+	l.ended.Do(func() {
+		if !l.isPool() {
+			return
 		}
-	}
-	return note
+		l.wg.Wait()
+		defer os.RemoveAll(l.dir)
+		note := fmt.Sprintf("readonly specs on up to %d at once, the others one at a time", l.workers)
+		if l.beside > 0 {
+			note = fmt.Sprintf("readonly specs on up to %d at once, the specs that never log in on up to %d beside the others, which run one at a time", l.workers, l.beside)
+		}
+		l.mu.Lock()
+		if len(l.refusals) > 0 {
+			note += fmt.Sprintf("; %s stopped after a refusal (%s)", harness.Count(len(l.refusals), "worker"), l.refusals[0])
+		}
+		if l.given > 0 {
+			note += fmt.Sprintf("; %s given back to run alone", harness.Count(l.given, "spec"))
+		}
+		for i, err := range l.errs {
+			if err != nil {
+				// The specs that worker did not finish ran here.
+				note += fmt.Sprintf("; worker %d: %v", i+1, err)
+			}
+		}
+		l.mu.Unlock()
+		l.note = note
+		ginkgo.AddReportEntry(contract.EntrySessions, note, ginkgo.ReportEntryVisibilityNever)
+	})
 }
 
 // observeFirst measures the server's parameters before any spec, when the
@@ -181,21 +256,140 @@ func (l *lead) observeFirst(ctx context.Context, t *harness.Target) {
 	}
 }
 
-// Here runs every spec no worker ran to its end.
+// Here runs every spec no worker ran to its end. A spec the workers may
+// take is awaited: it ends there, or comes back here. Before this
+// process's first spec of its own it lets the workers beside it go on,
+// and before hostile input or a wait on a server timer it waits until
+// they have ended.
 func (l *lead) Here(s conformance.SpecInfo) bool {
-	return !l.ranElsewhere(s.Key)
+	if !l.isPool() {
+		return true
+	}
+	shared := s.Concurrent() || s.Beside()
+	runs := s.Runs(l.cfg.Allow)
+	if runs && (!shared || !s.Concurrent()) {
+		l.startLane()
+	}
+	if runs && s.Alone() {
+		l.await(func() bool { return l.live == 0 })
+	}
+	if !shared {
+		return true
+	}
+	l.await(func() bool { return l.resolved(s) })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.done[s.Key]
 }
 
 func (l *lead) Ended(string, string) {}
 
-func (l *lead) ranElsewhere(key string) bool {
+// startLane tells the workers that this process starts specs of its own:
+// those past the ones that fit beside it take no more specs, and this
+// process waits until they, and the parameter measurement, are done.
+func (l *lead) startLane() {
+	l.lane.Do(func() {
+		if f, err := os.Create(filepath.Join(l.dir, laneFile)); err == nil {
+			f.Close()
+		}
+		if l.cfg.Allow.Disruptive && l.beside > 0 {
+			l.t.Recorder().FailedLoginsBeside()
+		}
+		l.await(func() bool {
+			if l.observing {
+				return false
+			}
+			for i := l.beside; i < l.workers; i++ {
+				if l.running[i] != "" {
+					return false
+				}
+			}
+			return true
+		})
+	})
+}
+
+// resolved says whether nothing is left to wait for of s: a worker ended
+// it or gave it back, or no worker that could run it is left. Call it
+// with mu held.
+func (l *lead) resolved(s conformance.SpecInfo) bool {
+	if l.done[s.Key] || l.givenKeys[s.Key] || l.live == 0 {
+		return true
+	}
+	w, ok := l.owner[s.Key]
+	if !ok && s.Group != "" {
+		w, ok = l.owner["group:"+s.Group]
+	}
+	return ok && l.exited[w]
+}
+
+// elsewhere says whether a worker ran sr, or is meant to: a spec the
+// workers may take and did not give back.
+func (l *lead) elsewhere(sr types.SpecReport) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.done[key]
+	key := conformance.SpecKey(sr)
+	if l.done[key] {
+		return true
+	}
+	if !l.pool || l.givenKeys[key] {
+		return false
+	}
+	labels := sr.Labels()
+	if contract.Has(labels, contract.Slow) || contract.Has(labels, contract.ReferenceOnly) {
+		return false
+	}
+	return contract.Has(labels, contract.Readonly) || contract.Has(labels, contract.NoLogin)
+}
+
+func (l *lead) isPool() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pool
+}
+
+// update changes the shared state under mu and wakes the waiters.
+func (l *lead) update(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.exited == nil {
+		l.exited, l.running, l.owner = map[int]bool{}, map[int]string{}, map[string]int{}
+		l.done, l.givenKeys = map[string]bool{}, map[string]bool{}
+	}
+	f()
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// await blocks until cond, called with mu held, holds, or the run's
+// deadline passes.
+func (l *lead) await(cond func() bool) {
+	timer := time.NewTimer(time.Until(l.deadline))
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		if cond() {
+			l.mu.Unlock()
+			return
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // runWorker starts one worker and reads its events until it ends.
 func (l *lead) runWorker(ctx context.Context, n int, j job) error {
+	j.Index = n
 	in, err := json.Marshal(j)
 	if err != nil {
 		return err
@@ -225,8 +419,25 @@ func (l *lead) runWorker(ctx context.Context, n int, j job) error {
 			continue
 		}
 		switch {
+		case m.Start != nil:
+			l.update(func() {
+				l.running[n] = m.Start.Key
+				l.owner[m.Start.Key] = n
+				if m.Start.Group != "" {
+					l.owner["group:"+m.Start.Group] = n
+				}
+			})
 		case m.Spec != nil:
-			if why := busy(*m.Spec); why != "" {
+			key, why := conformance.SpecKey(*m.Spec), busy(*m.Spec)
+			l.update(func() {
+				delete(l.running, n)
+				if why != "" {
+					l.givenKeys[key] = true
+				} else {
+					l.done[key] = true
+				}
+			})
+			if why != "" {
 				l.givenBack(why)
 				slog.Debug("given back to run alone", "spec", m.Spec.FullText(), "why", why)
 			} else if l.specEnded != nil {
@@ -248,22 +459,19 @@ func (l *lead) runWorker(ctx context.Context, n int, j job) error {
 // done; those it gave back as busy are left for this process.
 func (l *lead) keep(r types.Report) {
 	var specs types.SpecReports
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.done == nil {
-		l.done = map[string]bool{}
-	}
-	for _, sr := range r.SpecReports {
-		if sr.LeafNodeType == types.NodeTypeIt {
-			if busy(sr) != "" {
-				continue
+	l.update(func() {
+		for _, sr := range r.SpecReports {
+			if sr.LeafNodeType == types.NodeTypeIt {
+				if busy(sr) != "" {
+					continue
+				}
+				l.done[conformance.SpecKey(sr)] = true
 			}
-			l.done[conformance.SpecKey(sr)] = true
+			specs = append(specs, sr)
 		}
-		specs = append(specs, sr)
-	}
-	r.SpecReports = specs
-	l.reports = append(l.reports, r)
+		r.SpecReports = specs
+		l.reports = append(l.reports, r)
+	})
 }
 
 // givenBack counts a spec a worker gave back; a refusal (not a second
@@ -301,22 +509,49 @@ func ranHere(r types.Report) types.Report {
 }
 
 // worker is the schedule of a worker process: it takes every readonly
-// spec no other worker has claimed, until a refusal suggests the server
-// wants fewer sessions; then it takes no more. The specs of one Reading
-// are claimed together, so one worker reads it for all of them.
+// spec no other worker has claimed, and the specs that never log in,
+// until a refusal suggests the server wants fewer sessions; then it
+// takes no more. The specs of one Reading are claimed together, so one
+// worker reads it for all of them.
 type worker struct {
-	dir     string
-	stopped atomic.Bool
-	mu      sync.Mutex
-	groups  map[string]bool // the groups this worker claimed
+	dir      string
+	index    int
+	beside   int
+	allow    harness.Permissions
+	deadline time.Time
+	send     func(message)
+	stopped  atomic.Bool
+	mu       sync.Mutex
+	groups   map[string]bool // the groups this worker claimed
 }
 
 func (w *worker) Begin(context.Context, *harness.Target) error { return nil }
+func (w *worker) End(*harness.Target)                          {}
 
 func (w *worker) Here(s conformance.SpecInfo) bool {
-	if w.stopped.Load() || !s.Concurrent() {
+	if w.stopped.Load() || !(s.Concurrent() || s.Beside()) {
 		return false
 	}
+	if !s.Concurrent() && s.Runs(w.allow) {
+		// Failed logins of a disruptive spec wait until no readonly
+		// spec of the run is logging in (the lead's own specs have
+		// started): a lockout they cause must not pass for the
+		// server's answer to one.
+		w.awaitLane()
+	}
+	if w.index >= w.beside && w.laneStarted() {
+		w.stopped.Store(true)
+		return false
+	}
+	if !w.take(s) {
+		return false
+	}
+	w.send(message{Start: &started{Key: s.Key, Group: s.Group}})
+	return true
+}
+
+// take claims s, or its Reading's group, for this worker.
+func (w *worker) take(s conformance.SpecInfo) bool {
 	if s.Group == "" {
 		return w.claim(s.Key)
 	}
@@ -334,6 +569,19 @@ func (w *worker) Here(s conformance.SpecInfo) bool {
 	}
 	w.groups[s.Group] = true
 	return true
+}
+
+func (w *worker) laneStarted() bool {
+	_, err := os.Stat(filepath.Join(w.dir, laneFile))
+	return err == nil
+}
+
+// awaitLane waits until the lead runs specs of its own, or the run's time
+// is up.
+func (w *worker) awaitLane() {
+	for !w.laneStarted() && time.Now().Before(w.deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // claim takes name for this worker unless another already has it.
@@ -379,7 +627,8 @@ func Worker(ctx context.Context, in io.Reader, events io.Writer) error {
 			slog.Debug("worker events", "err", err)
 		}
 	}
-	conformance.UseSchedule(&worker{dir: j.ClaimDir})
+	conformance.UseSchedule(&worker{dir: j.ClaimDir, index: j.Index, beside: j.Beside, allow: cfg.Allow,
+		deadline: time.Now().Add(j.Timeout), send: send})
 	r, err := runSuite(ctx, cfg, j.LabelFilter, j.Timeout, func(sr types.SpecReport) {
 		if sr.LeafNodeType == types.NodeTypeIt && sr.Failure.Message != contract.RunElsewhere {
 			send(message{Spec: &sr})

@@ -1,9 +1,14 @@
 package runner
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/pop3conformance/pop3conformance/suites/conformance"
+	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
 // TestWorkersClaim: every readonly spec goes to exactly one worker, the
@@ -11,7 +16,8 @@ import (
 // the others stay in the first process.
 func TestWorkersClaim(t *testing.T) {
 	dir := t.TempDir()
-	a, b := &worker{dir: dir}, &worker{dir: dir}
+	nosend := func(message) {}
+	a, b := &worker{dir: dir, send: nosend, beside: 2}, &worker{dir: dir, send: nosend, index: 1, beside: 2}
 	specs := []conformance.SpecInfo{
 		{Key: "k1", Class: conformance.Readonly},
 		{Key: "k2", Class: conformance.Readonly, Group: "capa"},
@@ -20,6 +26,11 @@ func TestWorkersClaim(t *testing.T) {
 		{Key: "k5", Class: conformance.Mutating},
 		{Key: "k6", Class: conformance.Readonly, Flags: []conformance.Flag{conformance.Slow}},
 		{Key: "k7", Class: conformance.Readonly, Group: "capa"},
+		{Key: "k9", Class: conformance.Readonly, Flags: []conformance.Flag{conformance.NoLogin}},
+		// Disruptive but not allowed here: gate skips it at once, so it
+		// needs no wait for the lead.
+		{Key: "k10", Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.NoLogin}},
+		{Key: "k11", Class: conformance.Disruptive},
 	}
 	owner := map[string]*worker{}
 	// b starts at the third spec, as a worker that came up later would.
@@ -37,12 +48,12 @@ func TestWorkersClaim(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"k5", "k6"} {
+	for _, k := range []string{"k5", "k6", "k11"} {
 		if owner[k] != nil {
 			t.Errorf("%s is not concurrent but a worker took it", k)
 		}
 	}
-	for _, k := range []string{"k1", "k2", "k3", "k4", "k7"} {
+	for _, k := range []string{"k1", "k2", "k3", "k4", "k7", "k9", "k10"} {
 		if owner[k] == nil {
 			t.Errorf("%s went to no worker", k)
 		}
@@ -54,5 +65,53 @@ func TestWorkersClaim(t *testing.T) {
 	a.stopped.Store(true)
 	if a.Here(conformance.SpecInfo{Key: "k8", Class: conformance.Readonly, Group: "capa"}) {
 		t.Error("a stopped worker took a spec")
+	}
+}
+
+// TestWorkersBesideTheLead: the failed logins of a disruptive NoLogin spec
+// wait until the lead runs its own specs (no readonly spec logs in any
+// more); from then on only the workers that fit beside the lead's
+// sessions take specs.
+func TestWorkersBesideTheLead(t *testing.T) {
+	dir := t.TempDir()
+	var got []string
+	send := func(m message) {
+		if m.Start != nil {
+			got = append(got, m.Start.Key)
+		}
+	}
+	allow := harness.Permissions{Disruptive: true}
+	soon := time.Now().Add(300 * time.Millisecond)
+	first := &worker{dir: dir, send: send, beside: 1, allow: allow, deadline: soon}
+	last := &worker{dir: dir, send: send, index: 1, beside: 1, allow: allow, deadline: soon}
+	failing := conformance.SpecInfo{Key: "fail", Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.NoLogin}}
+
+	begun := time.Now()
+	if !first.Here(failing) {
+		t.Fatal("a worker beside the lead did not take a NoLogin spec")
+	}
+	if waited := time.Since(begun); waited < 250*time.Millisecond {
+		t.Errorf("took a spec with failed logins after %v, before the lead started its own specs", waited)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, laneFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first.deadline, last.deadline = time.Now().Add(time.Minute), time.Now().Add(time.Minute)
+	begun = time.Now()
+	if !first.Here(conformance.SpecInfo{Key: "fail2", Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.NoLogin}}) {
+		t.Error("a worker beside the lead did not take a NoLogin spec once the lead ran its own")
+	}
+	if waited := time.Since(begun); waited > 200*time.Millisecond {
+		t.Errorf("waited %v once the lead ran its own specs", waited)
+	}
+	if last.Here(conformance.SpecInfo{Key: "ro", Class: conformance.Readonly, Flags: []conformance.Flag{conformance.NoLogin}}) {
+		t.Error("a worker past the ones that fit beside the lead took a spec")
+	}
+	if !last.stopped.Load() {
+		t.Error("a worker past the ones that fit beside the lead did not stop")
+	}
+	if want := []string{"fail", "fail2"}; !slices.Equal(got, want) {
+		t.Errorf("started %v, want %v", got, want)
 	}
 }

@@ -197,7 +197,7 @@ func registerProgress(p cli.Progress, wait func(ids []string) time.Duration, l *
 		total int
 	)
 	elsewhere := func(sr types.SpecReport) bool {
-		return l != nil && l.ranElsewhere(conformance.SpecKey(sr))
+		return l != nil && l.elsewhere(sr)
 	}
 	if ss, ok := p.(cli.SpecStarter); ok {
 		ginkgo.ReportBeforeEach(func(sr types.SpecReport) {
