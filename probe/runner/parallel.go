@@ -96,7 +96,6 @@ type lead struct {
 	errs   []error
 	lane   sync.Once
 	ended  sync.Once
-	note   string
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever the state below changes
@@ -242,7 +241,6 @@ func (l *lead) End(*harness.Target) {
 			}
 		}
 		l.mu.Unlock()
-		l.note = note
 		ginkgo.AddReportEntry(contract.EntrySessions, note, ginkgo.ReportEntryVisibilityNever)
 	})
 }
@@ -267,7 +265,7 @@ func (l *lead) Here(s conformance.SpecInfo) bool {
 	}
 	shared := s.Concurrent() || s.Beside()
 	runs := s.Runs(l.cfg.Allow)
-	if runs && (!shared || !s.Concurrent()) {
+	if runs && !s.Concurrent() {
 		l.startLane()
 	}
 	if runs && s.Alone() {
