@@ -26,6 +26,12 @@ var ErrNotAllowed = errors.New("not allowed against this target")
 // the suite's to fix, so on the bundled server the spec fails.
 var ErrLoginForbidden = fmt.Errorf("%w: the spec is declared never to log in (no-login), and this line carries the right credentials of an account", ErrNotAllowed)
 
+// ErrQuitHandedOn refuses QUIT on a session an earlier spec handed on
+// after it sent RETR: the spec never knew of that RETR, and a server that
+// does not retain retrieved messages (EXPIRE 0, RFC 2449 section 6.7) may
+// remove them at UPDATE. Such a spec logs in itself (conformance login).
+var ErrQuitHandedOn = fmt.Errorf("%w: QUIT on a session an earlier spec handed on after RETR, which a server with EXPIRE 0 may answer by removing the messages read", ErrNotAllowed)
+
 // CommandClass says what a client line may do to a server.
 type CommandClass string
 
@@ -106,6 +112,15 @@ type LineGuard struct {
 	// awaiting is true from a write until the next octets from the
 	// server: the client waits on the network, one round trip.
 	awaiting atomic.Bool
+	// noQuit is set on a session an earlier spec handed on after RETR
+	// (Target.Session): its QUIT is refused.
+	noQuit bool
+}
+
+// isQuit reports whether a complete line is a QUIT command.
+func isQuit(line []byte) bool {
+	kw, _, _ := cutSep(string(bytes.TrimRight(line, "\r\n")))
+	return strings.EqualFold(kw, "QUIT")
 }
 
 // LineGuard returns a guard for one new connection to the target:
@@ -193,6 +208,9 @@ func (l *LineGuard) Admit(b []byte) error {
 			if issued, forbid := l.rec.forbidsLogin(); forbid && l.logsIn(before, issued, line) {
 				err = ErrLoginForbidden
 			}
+		}
+		if err == nil && complete && l.noQuit && isQuit(line) {
+			err = ErrQuitHandedOn
 		}
 		if err != nil {
 			if l.rec != nil {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -25,25 +26,70 @@ type sessionSeen struct {
 	errs        int
 	transaction bool
 	closed      bool
+	// owed holds, oldest first, whether each command sent and not yet
+	// answered gets a multi-line reply when positive; body is true while
+	// such a reply's lines are unread; odd is set by a line that is not a
+	// whole command of a known reply shape. Together they say whether
+	// the session is in step (keepable).
+	owed []bool
+	body bool
+	odd  bool
+	// marked is set by any DELE sent, retr by any RETR: a session that
+	// may hold marks is never kept, and one that read mail with RETR is
+	// never ended with QUIT by a spec it was handed to.
+	marked, retr bool
+}
+
+// replyShapes says, for each command keyword, whether a positive reply
+// is multi-line without and with an argument.
+var replyShapes = map[string][2]bool{
+	"STAT": {false, false}, "NOOP": {false, false}, "RSET": {false, false},
+	"DELE": {false, false}, "QUIT": {false, false}, "USER": {false, false},
+	"PASS": {false, false}, "APOP": {false, false}, "STLS": {false, false},
+	"LIST": {true, false}, "UIDL": {true, false}, "CAPA": {true, true},
+	"RETR": {true, true}, "TOP": {true, true},
 }
 
 func (c *Conn) noteSent(line []byte) {
 	if c.inSASL {
 		return // a SASL response, not a command
 	}
-	kw, _, _ := cutSep(strings.TrimRight(string(line), "\r\n"))
+	kw, arg, _ := cutSep(strings.TrimRight(string(line), "\r\n"))
 	kw = strings.ToUpper(kw)
 	c.seen.keyword = kw
-	if kw == "AUTH" {
+	switch kw {
+	case "AUTH":
 		c.seen.auth = true
+	case "DELE":
+		c.seen.marked = true
+	case "RETR":
+		c.seen.retr = true
 	}
+	shape, known := replyShapes[kw]
+	if kw == "AUTH" && arg != "" {
+		// AUTH without a mechanism lists them on some servers: odd.
+		shape, known = [2]bool{}, true
+	}
+	if !known || !bytes.HasSuffix(line, []byte("\n")) {
+		c.seen.odd = true
+	}
+	c.seen.owed = append(c.seen.owed, shape[min(len(arg), 1)])
 }
 
 func (c *Conn) noteReply(r Reply) {
 	if r.Status == "+" {
 		return // a SASL continuation
 	}
+	greeting := c.seen.status == ""
 	c.seen.status = r.Status
+	if greeting && len(c.seen.owed) == 0 {
+		// The greeting answers no command.
+	} else if len(c.seen.owed) == 0 {
+		c.seen.odd = true // a reply to no command
+	} else {
+		c.seen.body = c.seen.owed[0] && r.OK()
+		c.seen.owed = c.seen.owed[1:]
+	}
 	if c.seen.keyword == "PASS" || c.seen.auth {
 		c.guard.answered(r)
 	}
@@ -55,6 +101,26 @@ func (c *Conn) noteReply(r Reply) {
 	case r.OK() && login && !c.seen.transaction:
 		c.seen.transaction, c.seen.errs = true, 0
 	}
+}
+
+// noteLine ends a multi-line reply at its terminator, however the spec
+// read its lines.
+func (c *Conn) noteLine(line []byte) {
+	if c.seen.body && (string(line) == ".\r\n" || string(line) == ".\n") {
+		c.seen.body = false
+	}
+}
+
+// InStep reports whether the session could serve another spec as if it
+// had just logged in: in TRANSACTION, open at both ends, no negative
+// reply since the login, every command answered and every multi-line
+// reply read to its terminator, nothing unread, and no line sent that is
+// not a whole command whose reply shape is known.
+func (c *Conn) InStep() bool {
+	s := c.seen
+	return s.transaction && !s.closed && !c.clientClosed.Load() && s.errs == 0 &&
+		len(s.owed) == 0 && !s.body && !s.odd && !s.marked && !s.auth && !c.inSASL &&
+		s.keyword != "QUIT" && c.r.Buffered() == 0
 }
 
 // ErrReplies counts the -ERR replies on the connection since the greeting,

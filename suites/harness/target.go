@@ -153,6 +153,7 @@ func (t *Target) Close() error {
 	if !t.variant {
 		// A variant shares its parent's recorder; the parent flushes it.
 		t.rec.Flush()
+		t.Release()
 	}
 	t.mu.Lock()
 	vs := t.variants
@@ -250,6 +251,7 @@ func (t *Target) PlainAddr() string { return t.plainAddr }
 func (t *Target) TLSAddr() string   { return t.tlsAddr }
 
 func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, error) {
+	t.Release()
 	if err := t.busyDial(); err != nil {
 		return nil, err
 	}

@@ -185,6 +185,8 @@ type Recorder struct {
 	// server took in the spec since the last Flush: a lockout would have
 	// refused that too, so a later refusal in the spec has another cause.
 	loggedIn map[string]bool
+	// keep is the session kept between specs (KeepSessions).
+	keep keeper
 }
 
 // acceptedRightLogin notes that the server took user's right password.
@@ -375,8 +377,14 @@ func (r *Recorder) Refusal() error {
 
 // Flush closes every tracked connection and returns their transcripts in
 // the order they were opened, then forgets them and any refusal.
-func (r *Recorder) Flush() string {
+func (r *Recorder) Flush() string { return r.EndSpec(false) }
+
+// EndSpec is Flush at the end of a spec: when the spec passed, the
+// session it may hand on (Target.Session) stays open for the next one if
+// it is in step.
+func (r *Recorder) EndSpec(passed bool) string {
 	r.mu.Lock()
+	kept := r.keepLent(passed)
 	conns, guards, cited := r.conns, r.guards, r.cited
 	r.conns, r.guards, r.cited = nil, nil, nil
 	r.refusal = nil
@@ -393,7 +401,9 @@ func (r *Recorder) Flush() string {
 		sb.WriteString(ev)
 	}
 	for _, c := range conns {
-		_ = c.nc.Close()
+		if c != kept {
+			_ = c.nc.Close()
+		}
 		sb.WriteString(c.tr.String())
 	}
 	// A line left without its end reached the server all the same.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -140,7 +141,9 @@ type Conn struct {
 	// ctx bounds the connection's life (nil: no bound): once it ends,
 	// every read and write fails with ErrInterrupted, and one in progress
 	// is cut short.
-	ctx context.Context
+	ctx    context.Context
+	unbind func() bool
+	bindMu sync.Mutex
 	// seen is what the session did so far, to explain a close (state.go).
 	seen sessionSeen
 	// clientClosed is set once Close ran.
@@ -158,8 +161,22 @@ func (c *Conn) bind(ctx context.Context) {
 	if ctx == nil || ctx.Done() == nil {
 		return
 	}
+	c.bindMu.Lock()
+	defer c.bindMu.Unlock()
+	if c.unbind != nil {
+		c.unbind()
+	}
 	c.ctx = ctx
-	context.AfterFunc(ctx, func() { _ = c.raw.SetDeadline(time.Now()) })
+	// A kept session is bound to one spec after another (resume): the
+	// end of an earlier spec's context, noticed late, must not cut the
+	// next spec's reads short.
+	c.unbind = context.AfterFunc(ctx, func() {
+		c.bindMu.Lock()
+		defer c.bindMu.Unlock()
+		if c.ctx == ctx {
+			_ = c.raw.SetDeadline(time.Now())
+		}
+	})
 }
 
 // interrupted returns ErrInterrupted, with the context's cause, once the
@@ -309,6 +326,7 @@ func (c *Conn) readLine(timeout time.Duration) ([]byte, error) {
 		}
 		if err == nil {
 			c.tr.received(line, "")
+			c.noteLine(line)
 			return line, nil
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
