@@ -112,6 +112,11 @@ const (
 	// holds no lock, so a probe run lets it run beside the specs that mark
 	// or remove mail. The wire guard refuses its right logins.
 	NoLogin Flag = "no-login"
+	// KeptSession is for a readonly spec that needs no more than a session
+	// in TRANSACTION, as a fresh login leaves it: a probe run may hand it
+	// the session an earlier such spec left in step, which saves the
+	// round trips of a login.
+	KeptSession Flag = "kept-session"
 )
 
 // Has reports whether labels carry label (a Class or a Flag).

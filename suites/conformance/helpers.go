@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pop3conformance/pop3conformance/model/contract"
 	"github.com/pop3conformance/pop3conformance/suites/harness"
 )
 
@@ -16,6 +17,21 @@ import (
 func login(ctx SpecContext, t *harness.Target) (*harness.Conn, harness.Account) {
 	a := need(t.Account(ctx))
 	c, err := t.Login(ctx, a)
+	Expect(err).NotTo(HaveOccurred(), "log in as %s", a.User)
+	return c, a
+}
+
+// session is login for a spec that needs no more than a session in
+// TRANSACTION: it may be handed one that an earlier spec of this process
+// left as a fresh login leaves it (harness.Target.Session). A spec that
+// judges the login itself, counts on a fresh snapshot, or ends the session
+// with QUIT uses login.
+func session(ctx SpecContext, t *harness.Target) (*harness.Conn, harness.Account) {
+	// The declaration orders the spec among the others that may share a
+	// session; a spec that calls session without it is the suite's bug.
+	ExpectWithOffset(1, contract.Has(CurrentSpecReport().Labels(), KeptSession)).To(BeTrue(), "a spec that calls session declares KeptSession")
+	a := need(t.Account(ctx))
+	c, err := t.Session(ctx, a)
 	Expect(err).NotTo(HaveOccurred(), "log in as %s", a.User)
 	return c, a
 }

@@ -230,12 +230,12 @@ var _ = Describe("MS-STANXPOP3 2.1.2, E0006, E0007 command length", func() {
 	// (max_command_octets_transaction). An unknown keyword is refused
 	// the same way whatever its argument, so a line of the limit gets
 	// the short one's -ERR and one octet more another reply.
-	Spec("accepts a command of the TRANSACTION limit after login and refuses one octet more", IDs("2.1.2", "E0006", "E0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts a command of the TRANSACTION limit after login and refuses one octet more", IDs("2.1.2", "E0006", "E0007"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needKey(t, "max_command_octets_transaction")
 		needErrBudgetTx(t, 3)
 		max := t.Profile.CommandLimit(true)
 		why := fmt.Sprintf("the profile's TRANSACTION limit is %d", max)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		short, long := unknownOfLength(c, max)
 		expectErr(short, "an unknown command")
 		Expect(long.String()).To(Equal(short.String()), "a %d-octet unknown command (%s) must be answered like a short one", max, why)

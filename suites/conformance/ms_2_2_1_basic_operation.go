@@ -143,15 +143,15 @@ var _ = Describe("MS-STANXPOP3 2.2.1 V0001 text after -ERR", func() {
 			return failedPass(authDial(ctx, t))
 		}},
 		{"a message that does not exist", false, func(ctx SpecContext, t *harness.Target) harness.Reply {
-			c, _ := login(ctx, t)
+			c, _ := session(ctx, t)
 			n, _ := stat(c)
 			return cmd(c, fmt.Sprintf("RETR %d", n+1))
 		}},
 	}
 	for _, tc := range cases {
-		var flags []any
+		flags := []any{KeptSession}
 		if tc.noLogin {
-			flags = append(flags, NoLogin)
+			flags = []any{NoLogin}
 		}
 		Spec("explains "+tc.name+" after -ERR", IDs("V0001"), Readonly, append(flags, func(ctx SpecContext, t *harness.Target) {
 			if !t.Profile.ErrText {

@@ -258,8 +258,8 @@ var _ = Describe("MS-STANXPOP3 2.2.2 C0005 closing after a negative reply", func
 		check(t, dial(ctx, t), false, "XYZW")
 	})
 
-	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("keeps or closes the session after negative replies in TRANSACTION as the profile says", IDs("C0005"), Readonly, KeptSession, ManyCommands, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		n, _ := stat(c)
 		check(t, c, true, fmt.Sprintf("RETR %d", n+1))
 	})

@@ -34,9 +34,9 @@ var (
 )
 
 var _ = Describe("MS-STANXPOP3 2.2.3 V0004 nothing after the STAT size", func() {
-	Spec("ends the STAT reply right after the maildrop size", IDs("V0004"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("ends the STAT reply right after the maildrop size", IDs("V0004"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needNoExtraAfterSizes(t)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		r := cmd(c, "STAT")
 		Expect(string(r.Raw)).To(MatchRegexp(statExactRE.String()), "STAT reply must be \"+OK nn mm\" and CRLF")
 	})
@@ -162,39 +162,46 @@ var _ = Describe("MS-STANXPOP3 2.2.6 C0006 the minimal command set", func() {
 		name  string
 		run   func(c *harness.Conn, n int, size int64)
 		class Class
+		// quits is set where the case ends the session with QUIT, which
+		// a session handed on from an earlier spec must not get.
+		quits bool
 	}
 	cases := []minCase{
 		{"STAT", func(c *harness.Conn, n int, size int64) {
 			n2, size2 := stat(c)
 			Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}))
-		}, Readonly},
+		}, Readonly, false},
 		{"LIST", func(c *harness.Conn, n int, _ int64) {
 			Expect(listAll(c, "LIST")).To(HaveLen(n), "LIST lines")
-		}, Readonly},
+		}, Readonly, false},
 		{"RETR", func(c *harness.Conn, n int, _ int64) {
 			needMessages(n, 1)
 			Expect(retr(c, 1)).NotTo(BeEmpty(), "RETR 1 body")
-		}, Readonly},
+		}, Readonly, false},
 		{"NOOP", func(c *harness.Conn, _ int, _ int64) {
 			expectOK(cmd(c, "NOOP"), "NOOP")
-		}, Readonly},
+		}, Readonly, false},
 		{"RSET with no message marked", func(c *harness.Conn, n int, size int64) {
 			expectOK(cmd(c, "RSET"), "RSET")
 			n2, size2 := stat(c)
 			Expect([]int64{int64(n2), size2}).To(Equal([]int64{int64(n), size}), "STAT after RSET")
-		}, Readonly},
+		}, Readonly, false},
 		{"QUIT in TRANSACTION", func(c *harness.Conn, _ int, _ int64) {
 			quitOK(c)
 			_, err := c.ExpectClose()
 			Expect(err).NotTo(HaveOccurred(), "the server closes after QUIT")
-		}, Readonly},
+		}, Readonly, true},
 	}
 	for _, tc := range cases {
-		Spec("implements "+tc.name, IDs("C0006"), tc.class, func(ctx SpecContext, t *harness.Target) {
-			c, _ := login(ctx, t)
+		open, flags := session, []any{KeptSession}
+		if tc.quits {
+			open, flags = login, nil
+		}
+		Spec("implements "+tc.name, IDs("C0006"), tc.class, append(flags, func(ctx SpecContext, t *harness.Target) {
+			c, _ := open(ctx, t)
 			n, size := stat(c)
 			tc.run(c, n, size)
-		})
+		})...)
 	}
 
 	// DELE and RSET are judged on the session that marks messages for
@@ -222,11 +229,11 @@ var _ = Describe("MS-STANXPOP3 2.2.6 C0006 the minimal command set", func() {
 })
 
 var _ = Describe("MS-STANXPOP3 2.2.6 V0007 TOP", func() {
-	Spec("implements TOP: the header, the blank line and the first lines of the body", IDs("V0007"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("implements TOP: the header, the blank line and the first lines of the body", IDs("V0007"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.HasCapability("TOP") {
 			verdict.SkipNotApplicable("the profile does not offer TOP")
 		}
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		n, _ := stat(c)
 		needMessages(n, 1)
 		full := retr(c, 1)
@@ -326,9 +333,9 @@ var _ = Describe("MS-STANXPOP3 2.2.7 C0007, C0008, C0009 unique-ids", func() {
 		}
 	})
 
-	Spec("gives identical copies of a message different unique-ids", IDs("C0009"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives identical copies of a message different unique-ids", IDs("C0009"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needDecimalUIDs(t)
-		c, a := login(ctx, t)
+		c, a := session(ctx, t)
 		n, _ := stat(c)
 		var bodies [][]byte
 		if a.Fixture != "" {

@@ -78,11 +78,11 @@ var _ = Describe("RFC 1939 section 11: message format", func() {
 		}
 	})
 
-	Spec("counts each line end as CRLF and no stuffing dots in message sizes", IDs("RFC1939-11-size-crlf"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("counts each line end as CRLF and no stuffing dots in message sizes", IDs("RFC1939-11-size-crlf"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.ExactSizes {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 2.1.4 and 2.1.5 instead (storage-based sizes)")
 		}
-		c, a := login(ctx, t)
+		c, a := session(ctx, t)
 		if a.Fixture == "alice" {
 			// The fixture's octets with CRLF line ends are the sizes;
 			// messages 02 and 04 travel with extra stuffing dots.

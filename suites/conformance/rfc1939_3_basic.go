@@ -218,8 +218,8 @@ var _ = Describe("RFC 1939 section 3: command syntax", func() {
 		loginWith(c, t, a, "USER", "PASS")
 	})
 
-	Spec("acts on a command only once its CRLF has arrived", IDs("RFC1939-3-cmd-crlf"), Readonly, ManyCommands, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("acts on a command only once its CRLF has arrived", IDs("RFC1939-3-cmd-crlf"), Readonly, KeptSession, ManyCommands, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		for _, part := range [][2]string{{"STAT", "\r\n"}, {"STAT\r", "\n"}} {
 			Expect(c.SendRaw([]byte(part[0]))).To(Succeed())
 			early, closed := c.Quiet(quietWindow)
@@ -406,8 +406,8 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		}
 	})
 
-	Spec("ends multi-line replies with a line of a single dot, every line ending in CRLF", IDs("RFC1939-3-multiline-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("ends multi-line replies with a line of a single dot, every line ending in CRLF", IDs("RFC1939-3-multiline-format"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		n, _ := stat(c)
 		check := checkMultiFormat
 		list := multi(c, "LIST")
@@ -446,8 +446,8 @@ var _ = Describe("RFC 1939 section 3: responses", func() {
 		Expect(multi(c, "LIST").Lines).To(HaveLen(n), "LIST after RSET")
 	})
 
-	Spec("byte-stuffs data lines that begin with a dot (RETR and TOP of the dot fixtures)", IDs("RFC1939-3-byte-stuffing"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
+	Spec("byte-stuffs data lines that begin with a dot (RETR and TOP of the dot fixtures)", IDs("RFC1939-3-byte-stuffing"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, a := session(ctx, t)
 		fx := needFixture(a, "alice")
 		top := capaIfAnswered(t, c).Has("TOP")
 		// Messages 02 and 04 hold lines that start with ".", "..", a lone
@@ -650,6 +650,7 @@ var _ = Describe("RFC 1939 section 3: port 110", func() {
 			return
 		}
 		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(110))
+		t.Release()
 		d := net.Dialer{Timeout: 5 * time.Second}
 		nc, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {

@@ -129,8 +129,8 @@ var _ = Describe("RFC 1939 section 4: the maildrop lock", func() {
 var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 	decimal := regexp.MustCompile(`^(0|[1-9][0-9]*)$`)
 
-	Spec("numbers the messages 1..n in decimal, none marked deleted", IDs("RFC1939-4-transaction-numbering"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, a := login(ctx, t)
+	Spec("numbers the messages 1..n in decimal, none marked deleted", IDs("RFC1939-4-transaction-numbering"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, a := session(ctx, t)
 		n, _ := stat(c)
 		if a.Fixture == "alice" {
 			fx := needFixture(a, "alice")
@@ -155,8 +155,8 @@ var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 		}
 	})
 
-	Spec("writes message sizes in decimal", IDs("RFC1939-4-size-octets"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("writes message sizes in decimal", IDs("RFC1939-4-size-octets"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		r := cmd(c, "STAT")
 		m := statRE.FindStringSubmatch(string(r.Raw))
 		Expect(m).NotTo(BeNil(), "STAT %q", r.String())
@@ -167,11 +167,11 @@ var _ = Describe("RFC 1939 section 4: the open maildrop", func() {
 		}
 	})
 
-	Spec("gives each message's size as the exact octets it sends", IDs("RFC1939-4-size-octets"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives each message's size as the exact octets it sends", IDs("RFC1939-4-size-octets"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.ExactSizes {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 2.1.4 and 2.1.5 instead (storage-based sizes)")
 		}
-		c, a := login(ctx, t)
+		c, a := session(ctx, t)
 		var fx []harness.FixtureMessage
 		if a.Fixture == "alice" {
 			fx = needFixture(a, "alice")

@@ -32,9 +32,9 @@ var _ = Describe("RFC 1939 section 5: STAT", func() {
 		Expect(scanListingsOf(v.All)).To(HaveLen(n), "STAT counts %d messages; LIST must list as many", n)
 	})
 
-	Spec("gives the maildrop size in STAT as the exact octet count", IDs("RFC1939-5-stat-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives the maildrop size in STAT as the exact octet count", IDs("RFC1939-5-stat-format"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needExactSizes(t)
-		c, a := login(ctx, t)
+		c, a := session(ctx, t)
 		_, size := stat(c)
 		exact := exactSizes(c, a, scanListings(c))
 		var sum int64
@@ -130,9 +130,9 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		}
 	})
 
-	Spec("gives each message's exact octet count in LIST and LIST n", IDs("RFC1939-5-list-all", "RFC1939-5-list-one", "RFC1939-5-scanlisting-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("gives each message's exact octet count in LIST and LIST n", IDs("RFC1939-5-list-all", "RFC1939-5-list-one", "RFC1939-5-scanlisting-format"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needExactSizes(t)
-		c, a := login(ctx, t)
+		c, a := session(ctx, t)
 		statAtLeast(c, 1)
 		list := scanListings(c)
 		exact := exactSizes(c, a, list)
@@ -167,9 +167,9 @@ var _ = Describe("RFC 1939 section 5: LIST", func() {
 		expectOK(v.AfterOne(), "NOOP after LIST n")
 	})
 
-	Spec("refuses LIST of a message number that does not exist", IDs("RFC1939-5-list-nonexistent"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses LIST of a message number that does not exist", IDs("RFC1939-5-list-nonexistent"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needErrBudgetTx(t, 3)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		n := statAtLeast(c, 1)
 		for _, arg := range []string{"0", strconv.Itoa(n + 1), "99999999999"} {
 			expectErr(cmd(c, "LIST "+arg), "LIST "+arg+" of a maildrop with "+strconv.Itoa(n)+" messages")
@@ -282,8 +282,8 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 		})
 	}
 
-	Spec("answers RETR with +OK and a multi-line message of CRLF lines", IDs("RFC1939-5-retr-ok"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("answers RETR with +OK and a multi-line message of CRLF lines", IDs("RFC1939-5-retr-ok"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		n := statAtLeast(c, 1)
 		list := scanListings(c)
 		var read int64
@@ -302,9 +302,9 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after RETR: nothing may follow the terminator")
 	})
 
-	Spec("refuses RETR of a message that does not exist", IDs("RFC1939-5-retr-err"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses RETR of a message that does not exist", IDs("RFC1939-5-retr-err"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needErrBudgetTx(t, 2)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		n := statAtLeast(c, 1)
 		expectErr(cmd(c, "RETR 0"), "RETR 0")
 		expectErr(cmd(c, fmt.Sprintf("RETR %d", n+1)), fmt.Sprintf("RETR %d of a maildrop with %d messages", n+1, n))
@@ -316,10 +316,10 @@ var _ = Describe("RFC 1939 section 5: RETR", func() {
 		expectErr(v.Reply("RETR 1"), "RETR 1 after DELE 1")
 	})
 
-	Spec("refuses RETR without a message number or with one that is not a number", IDs("RFC1939-5-retr-arg-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses RETR without a message number or with one that is not a number", IDs("RFC1939-5-retr-arg-required"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		args := []string{"RETR", "RETR x", "RETR -1", "RETR 1x"}
 		needErrBudgetTx(t, len(args)-1)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		// With a message 1 present, only the argument can be at fault.
 		statAtLeast(c, 1)
 		for _, line := range args {
@@ -359,8 +359,8 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 		expectOK(cmd(c, "RSET"), "RSET")
 	})
 
-	Spec("answers NOOP with +OK and changes nothing", IDs("RFC1939-5-noop"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("answers NOOP with +OK and changes nothing", IDs("RFC1939-5-noop"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		n, size := stat(c)
 		list := scanListings(c)
 		r := cmd(c, "NOOP")
@@ -417,8 +417,8 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 		Expect(scanListings(c2)).To(Equal(list), "LIST of a new session after DELE, RSET and QUIT")
 	})
 
-	Spec("stays in TRANSACTION after a command fails", IDs("RFC1939-5-err-keeps-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		c, _ := login(ctx, t)
+	Spec("stays in TRANSACTION after a command fails", IDs("RFC1939-5-err-keeps-state"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		c, _ := session(ctx, t)
 		n, size := stat(c)
 		// No DELE here: a failing DELE is judged by the reversible
 		// RFC1939-5-dele-nonexistent spec, which also checks the state.
@@ -434,9 +434,9 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused commands")
 	})
 
-	Spec("answers LAST, which RFC 1939 no longer has, with one status line", IDs("RFC1939-5-no-last"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers LAST, which RFC 1939 no longer has, with one status line", IDs("RFC1939-5-no-last"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needErrBudgetTx(t, 1)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		r := cmd(c, "LAST")
 		record("reply to LAST", "%s", r.String())
 		Expect(r.OK() || r.Err()).To(BeTrue(), "LAST: want +OK or -ERR, got %q", r.Raw)

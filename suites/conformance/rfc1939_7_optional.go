@@ -131,10 +131,10 @@ var _ = Describe("RFC 1939 section 7: TOP", func() {
 		expectOK(cmd(c, "NOOP"), "NOOP after the refused TOPs")
 	})
 
-	Spec("refuses TOP of a message that does not exist", IDs("RFC1939-7-top-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses TOP of a message that does not exist", IDs("RFC1939-7-top-deleted"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "TOP")
 		needErrBudget(t, 2)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		n := statAtLeast(c, 1)
 		expectErr(multi(c, "TOP 0 0").Reply, "TOP 0 0")
 		expectErr(multi(c, fmt.Sprintf("TOP %d 0", n+1)).Reply, fmt.Sprintf("TOP %d 0 of a maildrop with %d messages", n+1, n))
@@ -202,10 +202,10 @@ var _ = Describe("RFC 1939 section 7: UIDL and unique-ids", func() {
 		expectOK(v.AfterOne(), "NOOP after UIDL n")
 	})
 
-	Spec("refuses UIDL of a message that does not exist", IDs("RFC1939-7-uidl-deleted"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses UIDL of a message that does not exist", IDs("RFC1939-7-uidl-deleted"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
 		needProfileCapability(t, "UIDL")
 		needErrBudget(t, 2)
-		c, _ := login(ctx, t)
+		c, _ := session(ctx, t)
 		n := statAtLeast(c, 1)
 		expectErr(cmd(c, fmt.Sprintf("UIDL %d", n+1)), fmt.Sprintf("UIDL %d of a maildrop with %d messages", n+1, n))
 		expectErr(cmd(c, "UIDL 0"), "UIDL 0")

@@ -170,8 +170,8 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 		})
 	}
 
-	Spec("lists the profile's SASL mechanisms once logged in", IDs("RFC2449-6.3-sasl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		l, _ := login(ctx, t)
+	Spec("lists the profile's SASL mechanisms once logged in", IDs("RFC2449-6.3-sasl-cap"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		l, _ := session(ctx, t)
 		k := needCapa(l)
 		want := profileMechs(t.Profile, t.Profile.PlaintextLogin(l.TLS()))
 		got := upperAll(k.Params("SASL"))
@@ -225,8 +225,8 @@ var _ = Describe("RFC 2449 section 6 capabilities advertised as the profile says
 })
 
 var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
-	Spec("answers TOP when TOP is advertised", IDs("RFC2449-6.1-top-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		l, _ := login(ctx, t)
+	Spec("answers TOP when TOP is advertised", IDs("RFC2449-6.1-top-cap"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		l, _ := session(ctx, t)
 		needTag(needCapa(l), "TOP", "after login")
 		n := messageCount(l)
 		if n == 0 {
@@ -244,8 +244,8 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 		Expect(string(top.Body())).To(Equal(head+"\r\n\r\n"), "TOP 1 0 must be the header and the blank line of message 1")
 	})
 
-	Spec("answers UIDL when UIDL is advertised", IDs("RFC2449-6.8-uidl-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
-		l, _ := login(ctx, t)
+	Spec("answers UIDL when UIDL is advertised", IDs("RFC2449-6.8-uidl-cap"), Readonly, KeptSession, func(ctx SpecContext, t *harness.Target) {
+		l, _ := session(ctx, t)
 		needTag(needCapa(l), "UIDL", "after login")
 		n := messageCount(l)
 		m := multi(l, "UIDL")

@@ -38,6 +38,7 @@ const (
 	Robustness    = contract.Robustness
 	MarksDeleted  = contract.MarksDeleted
 	NoLogin       = contract.NoLogin
+	KeptSession   = contract.KeptSession
 )
 
 // IDList holds the requirement IDs a spec checks. Write them as string
@@ -68,6 +69,11 @@ var requirements = catalog.MustLoad()
 // specs among sessions ends on short specs, not with one session busy
 // while the others wait.
 //
+// The KeptSession specs come next, one after another: a worker of a
+// probe run then hands each the session the one before left in step
+// (session), where a spec in between that connects on its own would end
+// it.
+//
 // The reversible specs that judge a Reading go before the disruptive
 // ones: the marked Reading is where the run sees whether the server
 // brings marked mail back (Target.NoteLost), before any other spec, a
@@ -83,7 +89,8 @@ var requirements = catalog.MustLoad()
 // into another spec's failure; it waits until the NoLogin specs are
 // done, after the reversible specs, which they run beside.
 const (
-	firstPriority             = 3
+	firstPriority             = 4
+	keptSessionPriority       = 3
 	readonlyPriority          = 2
 	reversibleReadingPriority = 1
 	disruptivePriority        = 0
@@ -156,6 +163,9 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	if body == nil {
 		panic(fmt.Sprintf("spec %q has no body", text))
 	}
+	if flags[KeptSession] && (class != Readonly || group != "" || flags[NoLogin]) {
+		panic(fmt.Sprintf("spec %q: KeptSession is for readonly specs that log in themselves (not NoLogin, no Reading)", text))
+	}
 	if flags[NoLogin] && (group != "" || flags[MarksDeleted] || flags[Robustness]) {
 		panic(fmt.Sprintf("spec %q: NoLogin goes with no Reading (one logs in), no MarksDeleted and no Robustness (hostile input runs alone)", text))
 	}
@@ -169,6 +179,8 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		decorators = append(decorators, SpecPriority(robustnessPriority))
 	case class == Readonly && (group != "" || many):
 		decorators = append(decorators, SpecPriority(firstPriority))
+	case flags[KeptSession]:
+		decorators = append(decorators, SpecPriority(keptSessionPriority))
 	case class == Readonly:
 		decorators = append(decorators, SpecPriority(readonlyPriority))
 	case class == Disruptive:

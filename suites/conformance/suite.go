@@ -146,7 +146,7 @@ var _ = AfterEach(func() {
 		return
 	}
 	endSpec(t)
-	if tr := t.Recorder().Flush(); tr != "" {
+	if tr := t.Recorder().EndSpec(!CurrentSpecReport().Failed()); tr != "" {
 		AddReportEntry(contract.EntryTranscript, tr, ReportEntryVisibilityFailureOrVerbose)
 	}
 })
