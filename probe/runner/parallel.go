@@ -48,10 +48,15 @@ type job struct {
 }
 
 // message is one line a worker writes to its events pipe: a spec it
-// starts, a spec that ended, or at the end its whole report.
+// starts, a spec that ended (Kept: the worker keeps its session for the
+// next spec), that it saw the first process start its own specs and
+// holds no session beyond its spec's (Lane), or at the end its whole
+// report.
 type message struct {
 	Start  *started          `json:"start,omitempty"`
 	Spec   *types.SpecReport `json:"spec,omitempty"`
+	Kept   bool              `json:"kept,omitempty"`
+	Lane   bool              `json:"lane,omitempty"`
 	Report *types.Report     `json:"report,omitempty"`
 }
 
@@ -103,6 +108,7 @@ type lead struct {
 	live    int           // workers not yet ended (started or still to start)
 	exited  map[int]bool
 	running map[int]string // the spec each worker runs now
+	holds   map[int]bool   // workers keeping a session between specs
 	owner   map[string]int // spec keys and groups to the worker that took them
 	// observing is true while the parameter measurement runs.
 	observing bool
@@ -302,6 +308,13 @@ func (l *lead) startLane() {
 					return false
 				}
 			}
+			// A session a worker kept between its specs counts
+			// against --max-connections until it says it let it go.
+			for i, h := range l.holds {
+				if h && !l.exited[i] {
+					return false
+				}
+			}
 			return true
 		})
 	})
@@ -351,7 +364,7 @@ func (l *lead) update(f func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.exited == nil {
-		l.exited, l.running, l.owner = map[int]bool{}, map[int]string{}, map[string]int{}
+		l.exited, l.running, l.owner, l.holds = map[int]bool{}, map[int]string{}, map[string]int{}, map[int]bool{}
 		l.done, l.givenKeys = map[string]bool{}, map[string]bool{}
 	}
 	f()
@@ -425,10 +438,13 @@ func (l *lead) runWorker(ctx context.Context, n int, j job) error {
 					l.owner["group:"+m.Start.Group] = n
 				}
 			})
+		case m.Lane:
+			l.update(func() { l.holds[n] = false })
 		case m.Spec != nil:
 			key, why := conformance.SpecKey(*m.Spec), busy(*m.Spec)
 			l.update(func() {
 				delete(l.running, n)
+				l.holds[n] = m.Kept
 				if why != "" {
 					l.givenKeys[key] = true
 				} else {
@@ -521,12 +537,42 @@ type worker struct {
 	stopped  atomic.Bool
 	mu       sync.Mutex
 	groups   map[string]bool // the groups this worker claimed
+	// t is the worker's target, set by Begin; lane lets its kept
+	// session go once the first process runs its own specs.
+	t    *harness.Target
+	lane sync.Once
 }
 
-func (w *worker) Begin(context.Context, *harness.Target) error { return nil }
-func (w *worker) End(*harness.Target)                          {}
+// Begin lets the target keep a readonly spec's session for the next one
+// until the first process starts its own specs: workers run only where
+// the server took two logins of one account at once.
+func (w *worker) Begin(_ context.Context, t *harness.Target) error {
+	w.t = t
+	t.KeepSessions(func() bool { return !w.stopped.Load() && !w.laneStarted() })
+	return nil
+}
+
+func (w *worker) End(*harness.Target) {}
+
+// holds says whether the worker keeps a session for its next spec.
+func (w *worker) holds() bool { return w.t != nil && w.t.HoldsSession() }
+
+// seeLane lets the kept session go once the first process runs specs of
+// its own, and says so: it waits for that before its first spec.
+func (w *worker) seeLane() {
+	if !w.laneStarted() {
+		return
+	}
+	w.lane.Do(func() {
+		if w.t != nil {
+			w.t.Release()
+		}
+		w.send(message{Lane: true})
+	})
+}
 
 func (w *worker) Here(s conformance.SpecInfo) bool {
+	w.seeLane()
 	if w.stopped.Load() || !(s.Concurrent() || s.Beside()) {
 		return false
 	}
@@ -536,6 +582,7 @@ func (w *worker) Here(s conformance.SpecInfo) bool {
 		// started): a lockout they cause must not pass for the
 		// server's answer to one.
 		w.awaitLane()
+		w.seeLane()
 	}
 	if w.index >= w.beside && w.laneStarted() {
 		w.stopped.Store(true)
@@ -625,11 +672,12 @@ func Worker(ctx context.Context, in io.Reader, events io.Writer) error {
 			slog.Debug("worker events", "err", err)
 		}
 	}
-	conformance.UseSchedule(&worker{dir: j.ClaimDir, index: j.Index, beside: j.Beside, allow: cfg.Allow,
-		deadline: time.Now().Add(j.Timeout), send: send})
+	w := &worker{dir: j.ClaimDir, index: j.Index, beside: j.Beside, allow: cfg.Allow,
+		deadline: time.Now().Add(j.Timeout), send: send}
+	conformance.UseSchedule(w)
 	r, err := runSuite(ctx, cfg, j.LabelFilter, j.Timeout, func(sr types.SpecReport) {
 		if sr.LeafNodeType == types.NodeTypeIt && sr.Failure.Message != contract.RunElsewhere {
-			send(message{Spec: &sr})
+			send(message{Spec: &sr, Kept: w.holds()})
 		}
 	})
 	if err != nil {
