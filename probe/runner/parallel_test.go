@@ -75,9 +75,13 @@ func TestWorkersClaim(t *testing.T) {
 func TestWorkersBesideTheLead(t *testing.T) {
 	dir := t.TempDir()
 	var got []string
+	lanes := 0
 	send := func(m message) {
 		if m.Start != nil {
 			got = append(got, m.Start.Key)
+		}
+		if m.Lane {
+			lanes++
 		}
 	}
 	allow := harness.Permissions{Disruptive: true}
@@ -113,5 +117,35 @@ func TestWorkersBesideTheLead(t *testing.T) {
 	}
 	if want := []string{"fail", "fail2"}; !slices.Equal(got, want) {
 		t.Errorf("started %v, want %v", got, want)
+	}
+	// Each worker says once that it saw the lane (and let its kept
+	// session go).
+	first.Here(conformance.SpecInfo{Key: "fail3", Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.NoLogin}})
+	if lanes != 2 {
+		t.Errorf("%d lane messages, want one from each worker", lanes)
+	}
+}
+
+// TestLeadAwaitsKeptSessions: the lead starts its own specs only once no
+// worker keeps a session between its specs, so the run stays within
+// --max-connections.
+func TestLeadAwaitsKeptSessions(t *testing.T) {
+	l := &lead{workers: 2, dir: t.TempDir(), deadline: time.Now().Add(time.Minute)}
+	l.update(func() { l.pool, l.live, l.holds[1] = true, 2, true })
+	started := make(chan struct{})
+	go func() { l.startLane(); close(started) }()
+	select {
+	case <-started:
+		t.Fatal("the lead started its specs while a worker kept a session")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := os.Stat(filepath.Join(l.dir, laneFile)); err != nil {
+		t.Errorf("no lane file while waiting: %v", err)
+	}
+	l.update(func() { l.holds[1] = false }) // the worker's lane message
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lead did not start once the worker let its session go")
 	}
 }
