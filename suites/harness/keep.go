@@ -36,10 +36,11 @@ type keeper struct {
 
 // KeepSessions lets this target keep a spec's session for the next spec
 // that asks for one (Session) while may returns true. Call it only where
-// the server was found to take two logins of one account at once: a
-// kept session is a second one whenever a spec opens its own. The run
-// keeps the number of connections: the kept session is closed before
-// any other connection is opened (Release).
+// the server was found to take two logins of one account at once: the
+// kept session is closed (Release) just before the process opens any
+// other connection, which keeps the number of connections, and a server
+// that locks the maildrop might not yet have noticed that close when the
+// next login comes.
 func (t *Target) KeepSessions(may func() bool) {
 	t.rec.mu.Lock()
 	defer t.rec.mu.Unlock()
