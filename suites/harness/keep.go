@@ -18,13 +18,24 @@ import (
 
 // keepFor bounds how long a session waits for the next spec: a server
 // may end an idle session on a timer of its own, and the next spec must
-// not meet that close as if its command caused it.
+// not meet that close as if its command caused it. A profile whose
+// authenticated timer is shorter bounds it to half that timer.
 const keepFor = 20 * time.Second
+
+// keepWithin is how long t keeps a session idle.
+func keepWithin(t *Target) time.Duration {
+	if d := t.Profile.Timers.Authenticated.D(); d > 0 && d/2 < keepFor {
+		return d / 2
+	}
+	return keepFor
+}
 
 // keeper holds the one session a process keeps between specs.
 type keeper struct {
 	// may says whether a session may be kept now (nil: never).
 	may func() bool
+	// within is how long a session may wait idle (keepWithin).
+	within time.Duration
 	// idle is the session kept after the last spec, for account; lent is
 	// the session the spec since the last Flush may hand on.
 	idle    *Conn
@@ -44,7 +55,7 @@ type keeper struct {
 func (t *Target) KeepSessions(may func() bool) {
 	t.rec.mu.Lock()
 	defer t.rec.mu.Unlock()
-	t.rec.keep.may = may
+	t.rec.keep.may, t.rec.keep.within = may, keepWithin(t)
 }
 
 // Session returns a session of a in the TRANSACTION state: the one an
@@ -83,7 +94,7 @@ func (r *Recorder) lend(a Account) *Conn {
 		return nil
 	}
 	k.idle = nil
-	fresh := time.Since(k.since) < keepFor
+	fresh := time.Since(k.since) < k.within
 	r.mu.Unlock()
 	if !fresh || !c.quietSinceKept() {
 		_ = c.nc.Close()

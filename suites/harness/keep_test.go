@@ -236,3 +236,21 @@ func TestKeptSessionLetGo(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepWithin: a kept session waits at most 20 s, and at most half a
+// shorter authenticated timer of the profile.
+func TestKeepWithin(t *testing.T) {
+	for _, tc := range []struct {
+		timer, want time.Duration
+	}{
+		{30 * time.Minute, keepFor},
+		{10 * time.Second, 5 * time.Second},
+		{0, keepFor},
+	} {
+		tg := &Target{Profile: &profile.Profile{}}
+		tg.Profile.Timers.Authenticated = profile.Duration(tc.timer)
+		if got := keepWithin(tg); got != tc.want {
+			t.Errorf("authenticated timer %v: keep %v, want %v", tc.timer, got, tc.want)
+		}
+	}
+}
