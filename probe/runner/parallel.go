@@ -101,6 +101,13 @@ type lead struct {
 	errs   []error
 	lane   sync.Once
 	ended  sync.Once
+	// laneOn is set once the workers past the ones beside have stopped;
+	// alone while the spec is one that runs with no worker left, slow
+	// while it waits on a server timer. Together they say how many
+	// connections this process may hold, one opened ahead included.
+	laneOn atomic.Bool
+	alone  atomic.Bool
+	slow   atomic.Bool
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever the state below changes
@@ -163,6 +170,7 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	l.pool, l.live = true, l.workers
 	l.observing = l.observe != nil
 	l.mu.Unlock()
+	t.DialAhead(l.room)
 	j := job{Config: l.cfg, Facts: t.Facts(), ClaimDir: dir, LabelFilter: l.labelFilter, Timeout: time.Until(l.deadline), Beside: l.beside}
 	// first waits for the workers that start now.
 	var first sync.WaitGroup
@@ -274,6 +282,13 @@ func (l *lead) Here(s conformance.SpecInfo) bool {
 	if runs && !s.Concurrent() {
 		l.startLane()
 	}
+	slow := runs && s.Slow()
+	l.alone.Store(runs && s.Alone())
+	l.slow.Store(slow)
+	if slow {
+		// A timer is measured on a connection that has just opened.
+		l.t.Release()
+	}
 	if runs && s.Alone() {
 		l.await(func() bool { return l.live == 0 })
 	}
@@ -287,6 +302,22 @@ func (l *lead) Here(s conformance.SpecInfo) bool {
 }
 
 func (l *lead) Ended(string, string) {}
+
+// room is how many connections this process may hold now, the one opened
+// ahead for its next dial included (harness.Target.DialAhead): none
+// before its own specs start, or while one waits on a server timer; two
+// beside the workers that run on (a spec's session and the next one, or
+// a lock spec's two sessions); every connection of the run once the
+// workers have ended for a spec that must run alone.
+func (l *lead) room() int {
+	switch {
+	case !l.laneOn.Load() || l.slow.Load():
+		return 0
+	case l.alone.Load():
+		return l.workers
+	}
+	return 2
+}
 
 // startLane tells the workers that this process starts specs of its own:
 // those past the ones that fit beside it take no more specs, and this
@@ -317,6 +348,7 @@ func (l *lead) startLane() {
 			}
 			return true
 		})
+		l.laneOn.Store(true)
 	})
 }
 

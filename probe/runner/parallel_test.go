@@ -149,3 +149,37 @@ func TestLeadAwaitsKeptSessions(t *testing.T) {
 		t.Fatal("the lead did not start once the worker let its session go")
 	}
 }
+
+// TestLeadRoom: the lead opens a connection ahead of its next dial only
+// once its own specs run, within the two connections the workers beside
+// leave it, within every connection of the run for a spec that runs
+// alone, and never for a wait on a server timer.
+func TestLeadRoom(t *testing.T) {
+	tg, err := harness.Open(t.Context(), harness.Config{Profile: "exchange2010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	l := &lead{workers: 4, dir: t.TempDir(), deadline: time.Now().Add(time.Minute), t: tg, cfg: harness.Config{Allow: harness.Permissions{Reversible: true, Mutating: true, Disruptive: true, Slow: true}}}
+	l.update(func() { l.pool = true })
+	if got := l.room(); got != 0 {
+		t.Errorf("room %d before the lead's own specs, want 0", got)
+	}
+	for _, tc := range []struct {
+		name string
+		s    conformance.SpecInfo
+		want int
+	}{
+		{"reversible", conformance.SpecInfo{Key: "r", Class: conformance.Reversible}, 2},
+		{"hostile input", conformance.SpecInfo{Key: "h", Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.Robustness}}, 4},
+		{"a server timer", conformance.SpecInfo{Key: "s", Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.Slow}}, 0},
+		{"mutating", conformance.SpecInfo{Key: "m", Class: conformance.Mutating}, 2},
+	} {
+		if !l.Here(tc.s) {
+			t.Fatalf("%s: the lead does not run its own spec", tc.name)
+		}
+		if got := l.room(); got != tc.want {
+			t.Errorf("%s: room %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -67,6 +67,9 @@ func (s SpecInfo) Alone() bool {
 	return slices.Contains(s.Flags, Slow) || slices.Contains(s.Flags, Robustness)
 }
 
+// Slow says whether the spec waits on a real server timer.
+func (s SpecInfo) Slow() bool { return slices.Contains(s.Flags, Slow) }
+
 // Runs says whether a run with permissions p runs the spec against a
 // remote host at all (gate skips the others at once).
 func (s SpecInfo) Runs(p harness.Permissions) bool {

@@ -115,6 +115,19 @@ type LineGuard struct {
 	// noQuit is set on a session an earlier spec handed on after RETR
 	// (Target.Session): its QUIT is refused.
 	noQuit bool
+	// raw is set on the guard of a connection a spec dialled itself;
+	// closed once it says the connection is closed (Closed).
+	raw    bool
+	closed atomic.Bool
+}
+
+// Closed tells the guard of a connection a spec dialled itself that the
+// connection is closed: it no longer counts against the connections the
+// process may hold (Target.DialAhead).
+func (l *LineGuard) Closed() {
+	if l != nil {
+		l.closed.Store(true)
+	}
 }
 
 // isQuit reports whether a complete line is a QUIT command.
@@ -127,14 +140,19 @@ func isQuit(line []byte) bool {
 // against a remote host it enforces the run's permissions and knows the
 // configured accounts; on the bundled server (the suite's own) it only
 // tallies. The recorder counts what it lets through.
-func (t *Target) LineGuard() *LineGuard {
-	g := &LineGuard{rec: t.rec}
+func (t *Target) LineGuard() *LineGuard { return t.lineGuard(true, true) }
+
+// lineGuard is LineGuard; opened says whether the guard's connection
+// counts as opened now (one opened ahead was counted when it was), raw
+// whether the spec speaks on it without a Conn.
+func (t *Target) lineGuard(opened, raw bool) *LineGuard {
+	g := &LineGuard{rec: t.rec, raw: raw}
 	if t.ref == nil {
 		c := t.Config
 		g.enforce, g.allow = true, c.Allow
 		g.accounts = []Account{{User: c.User, Password: c.Password}, {User: c.User2, Password: c.Password2}}
 	}
-	t.rec.guard(g)
+	t.rec.guard(g, opened)
 	return g
 }
 

@@ -60,7 +60,7 @@ func guardedConn(t *testing.T, allow Permissions) (*Conn, *Recorder, *recordingP
 	c.Greeting = parseReply([]byte("+OK POP3 server ready " + testStamp + "\r\n"))
 	c.guard.SetGreeting(c.Greeting.Text)
 	rec.track(c)
-	rec.guard(c.guard)
+	rec.guard(c.guard, true)
 	return c, rec, peer
 }
 

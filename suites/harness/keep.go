@@ -78,10 +78,17 @@ func (t *Target) Session(ctx context.Context, a Account) (*Conn, error) {
 	return c, err
 }
 
-// Release closes the kept session, if any, without QUIT. Every dial of
-// the target calls it; a spec that connects on its own calls it first,
-// so that the process never holds more connections than its spec.
-func (t *Target) Release() { t.rec.release() }
+// Release closes the kept session and the connection opened ahead, if
+// any, without QUIT; until the spec ends no other is opened ahead. A spec
+// that connects on its own calls it (or TakeAhead) first, so that the
+// process never holds more connections than its spec.
+func (t *Target) Release() {
+	t.rec.release()
+	t.rec.mu.Lock()
+	t.rec.ahead.off = true
+	t.rec.mu.Unlock()
+	t.rec.dropAhead()
+}
 
 // lend hands the kept session to the spec when it belongs to a, is still
 // fresh and the server has neither closed it nor sent anything since.

@@ -17,6 +17,13 @@ import (
 // logins of one account at once) as a remote host.
 func keepTarget(t *testing.T) *Target {
 	t.Helper()
+	return refAsRemote(t, Permissions{})
+}
+
+// refAsRemote opens the bundled server (exchange2010) as a remote host
+// the run may send what allow permits.
+func refAsRemote(t *testing.T, allow Permissions) *Target {
+	t.Helper()
 	prof, err := profile.Load("exchange2010")
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +32,7 @@ func keepTarget(t *testing.T) *Target {
 	in := embed.StartTest(t, embed.Options{Profile: prof, Plain: embed.Loopback})
 	host, portText, _ := net.SplitHostPort(in.Plain)
 	port, _ := strconv.Atoi(portText)
-	tg, err := Open(context.Background(), Config{Host: host, Port: port, TLS: TLSNone, Profile: "exchange2010", User: "alice", Password: "wonderland"})
+	tg, err := Open(context.Background(), Config{Host: host, Port: port, TLS: TLSNone, Profile: "exchange2010", User: "alice", Password: "wonderland", Allow: allow})
 	if err != nil {
 		t.Fatal(err)
 	}

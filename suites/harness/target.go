@@ -251,9 +251,13 @@ func (t *Target) PlainAddr() string { return t.plainAddr }
 func (t *Target) TLSAddr() string   { return t.tlsAddr }
 
 func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, error) {
-	t.Release()
+	t.rec.release()
 	if err := t.busyDial(); err != nil {
 		return nil, err
+	}
+	if c := t.takeAhead(ctx, addr, implicit); c != nil {
+		t.dialAhead(addr, implicit)
+		return c, nil
 	}
 	d := net.Dialer{Timeout: DefaultTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -268,7 +272,7 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		name += " (implicit TLS)"
 	}
 	c := newConn(nc, newTranscript(name), false)
-	c.guard = t.LineGuard()
+	c.guard = t.lineGuard(true, false)
 	c.guard.note = c.tr.note
 	if t.ref != nil {
 		c.closeWait = closeWaitReference
@@ -300,6 +304,7 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 	if t.busyGreeting(g) {
 		return c, t.markBusy("greeting "+g.String(), nil)
 	}
+	t.dialAhead(addr, implicit)
 	return c, nil
 }
 

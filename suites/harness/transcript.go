@@ -187,6 +187,8 @@ type Recorder struct {
 	loggedIn map[string]bool
 	// keep is the session kept between specs (KeepSessions).
 	keep keeper
+	// ahead is the connection opened for the next dial (DialAhead).
+	ahead ahead
 }
 
 // acceptedRightLogin notes that the server took user's right password.
@@ -276,10 +278,12 @@ func (r *Recorder) track(c *Conn) {
 	r.mu.Unlock()
 }
 
-func (r *Recorder) guard(g *LineGuard) {
+func (r *Recorder) guard(g *LineGuard, opened bool) {
 	r.mu.Lock()
 	r.guards = append(r.guards, g)
-	r.opened++
+	if opened {
+		r.opened++
+	}
 	r.mu.Unlock()
 }
 
@@ -390,6 +394,7 @@ func (r *Recorder) EndSpec(passed bool) string {
 	r.refusal = nil
 	r.busy, r.lockout, r.loggedIn = "", "", nil
 	r.noLogin, r.issued = false, nil
+	r.ahead.off = false
 	r.failedBefore = r.sent[ClassFailedLogin]
 	if len(conns) > 0 {
 		r.flushed = time.Now()
