@@ -33,6 +33,9 @@ type robustRaw struct {
 
 	mu  sync.Mutex
 	log []string
+	// greeting is the greeting when it was read before the spec took the
+	// connection ("" otherwise).
+	greeting string
 }
 
 func (r *robustRaw) note(format string, args ...any) {

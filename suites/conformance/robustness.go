@@ -31,8 +31,12 @@ import (
 // greeting.
 func robustDial(ctx context.Context, t *harness.Target) *robustRaw {
 	r := robustDialAddr(ctx, t)
-	g, err := r.line(harness.DefaultTimeout)
-	ExpectWithOffset(1, err).NotTo(HaveOccurred(), "greeting")
+	g := r.greeting
+	if g == "" {
+		var err error
+		g, err = r.line(harness.DefaultTimeout)
+		ExpectWithOffset(1, err).NotTo(HaveOccurred(), "greeting")
+	}
 	ExpectWithOffset(1, g).To(HavePrefix("+OK"), "greeting")
 	_, text, _ := strings.Cut(strings.TrimRight(g, "\r\n"), " ")
 	r.guard.SetGreeting(text)
@@ -42,24 +46,37 @@ func robustDial(ctx context.Context, t *harness.Target) *robustRaw {
 	return r
 }
 
+// robustDialAddr opens the connection an attack goes on. The spec's first
+// may be the one the process opened ahead while the last spec ran (its
+// greeting then already read): nothing was sent on it, so the server
+// meets it as a fresh one. Every later connection of the spec, and the
+// proof that the server still serves, is opened after the attack began
+// (harness.Target.TakeAhead).
 func robustDialAddr(ctx context.Context, t *harness.Target) *robustRaw {
 	addr, implicit := t.PlainAddr(), false
 	if t.Mode() == harness.TLSImplicit {
 		addr, implicit = t.TLSAddr(), true
 	}
-	t.Release()
-	d := net.Dialer{Timeout: harness.DefaultTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	ExpectWithOffset(2, err).NotTo(HaveOccurred(), "connect %s", addr)
-	r := &robustRaw{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), guard: t.LineGuard()}
+	var r *robustRaw
+	if a, ok := t.TakeAhead(ctx, addr, implicit); ok {
+		r = &robustRaw{nc: a.Conn, br: bufio.NewReaderSize(a.Conn, 64<<10), guard: a.Guard, tls: implicit, greeting: a.Greeting.String()}
+		r.note("* %s", a.Note)
+		r.note("S: %q", a.Greeting.String())
+	} else {
+		d := net.Dialer{Timeout: harness.DefaultTimeout}
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		ExpectWithOffset(2, err).NotTo(HaveOccurred(), "connect %s", addr)
+		r = &robustRaw{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), guard: t.LineGuard()}
+		r.note("* connected to %s", addr)
+	}
 	DeferCleanup(func() {
 		r.nc.Close()
+		r.guard.Closed()
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		AddReportEntry("transcript (attack connection to "+addr+")", strings.Join(r.log, "\n"), ReportEntryVisibilityFailureOrVerbose)
 	})
-	r.note("* connected to %s", addr)
-	if implicit {
+	if implicit && !r.tls {
 		ExpectWithOffset(2, r.handshake(t.TLSConfig())).To(Succeed(), "implicit TLS handshake")
 	}
 	return r
@@ -92,9 +109,11 @@ func (r *robustRaw) login(t *harness.Target, a harness.Account) {
 }
 
 // robustAlive proves that the server still serves: a fresh connection
-// logs in, gets STAT and quits.
+// logs in, gets STAT and quits. The attack is over, so the process may
+// open the next spec's connection meanwhile.
 func robustAlive(ctx SpecContext, t *harness.Target, after string) {
 	a := need(t.Account(ctx))
+	t.ResumeAhead()
 	var c *harness.Conn
 	var err error
 	// A limit or a slot being freed may take a moment to show.
