@@ -233,12 +233,11 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	defer cancel()
 	m := t.aside()
 	f := Facts{Measured: true}
-	// Two lanes of measurements, each failing into its own list so that
-	// the problems keep one order. The second holds what neither logs in
-	// nor reads a multi-line reply: a server that locks the maildrop
-	// sees one login at a time, and at most one connection may read up
-	// to MaxMultiOctets.
-	var lanes [2]struct {
+	// Lanes of measurements, each failing into its own list so that the
+	// problems keep one order. Only the first logs in: a server that
+	// locks the maildrop sees one login at a time. The second reads no
+	// multi-line reply, the third only CAPA's.
+	var lanes [3]struct {
 		problems []string
 		errs     []error
 	}
@@ -249,17 +248,23 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 		}
 	}
 	// The lanes set disjoint fields of f, so they may write it at once.
-	logins := func() {
-		fail := failIn(0)
+	capa := func(lane int) {
 		if v, err := m.measureCapaAuthorization(ctx); err != nil {
-			fail("CAPA in AUTHORIZATION", err)
+			failIn(lane)("CAPA in AUTHORIZATION", err)
 		} else {
 			f.CapaAuthorization = v
 		}
-		if err := m.measureSession(ctx, &f); err != nil {
+	}
+	logins := func(withCapa bool) {
+		fail := failIn(0)
+		if withCapa {
+			capa(0)
+		}
+		c, err := m.measureSession(ctx, &f)
+		if err != nil {
 			fail("a session after login", err)
 		}
-		if l, err := m.measureErrors(ctx, true); err != nil {
+		if l, err := m.measureErrors(ctx, true, c); err != nil {
 			fail("unknown commands in TRANSACTION", err)
 		} else {
 			f.Transaction = l
@@ -267,20 +272,29 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	}
 	others := func() {
 		fail := failIn(1)
-		if l, err := m.measureErrors(ctx, false); err != nil {
+		if l, err := m.measureErrors(ctx, false, nil); err != nil {
 			fail("unknown commands in AUTHORIZATION", err)
 		} else {
 			f.Authorization = l
 		}
 		m.measureFailedPass(ctx, &f, fail)
 	}
-	if t.Config.Sessions >= 2 {
+	switch {
+	case t.Config.Sessions >= 3:
+		// CAPA before login neither logs in nor reads much: a third
+		// connection.
 		var wg sync.WaitGroup
 		wg.Go(others)
-		logins()
+		wg.Go(func() { capa(2) })
+		logins(false)
 		wg.Wait()
-	} else {
-		logins()
+	case t.Config.Sessions >= 2:
+		var wg sync.WaitGroup
+		wg.Go(others)
+		logins(true)
+		wg.Wait()
+	default:
+		logins(true)
 		others()
 	}
 	var errs []error
@@ -318,11 +332,15 @@ func (t *Target) measureCapaAuthorization(ctx context.Context) (Tri, error) {
 // the -ERR replies until the server closes. Some servers (Dovecot) answer
 // N unknown commands and then refuse the next command, whatever it is,
 // with a last -ERR and the close: their limit is N, not N+1, which a
-// second session tells (lastErrIsAnyCommand).
-func (t *Target) measureErrors(ctx context.Context, transaction bool) (ErrorLimit, error) {
-	c, err := t.errorSession(ctx, transaction)
-	if err != nil {
-		return ErrorLimit{}, err
+// second session tells (lastErrIsAnyCommand). c, when not nil, is a
+// session in the state measured on which no reply so far was negative;
+// otherwise a new one is opened.
+func (t *Target) measureErrors(ctx context.Context, transaction bool, c *Conn) (ErrorLimit, error) {
+	if c == nil {
+		var err error
+		if c, err = t.errorSession(ctx, transaction); err != nil {
+			return ErrorLimit{}, err
+		}
 	}
 	defer c.Close()
 	l := ErrorLimit{Measured: true, Cap: ErrorCap}
@@ -406,11 +424,13 @@ func (t *Target) measureAccount() (Account, error) {
 
 // measureSession logs in once and reads NOOP, the maildrop against the
 // declared fixture, and CAPA last (a server without CAPA may count its
-// -ERR).
-func (t *Target) measureSession(ctx context.Context, f *Facts) error {
+// -ERR). It returns the session when every reply was positive and read in
+// full, for the count of unknown commands in TRANSACTION, which then
+// needs no login of its own; otherwise it quits (nil).
+func (t *Target) measureSession(ctx context.Context, f *Facts) (*Conn, error) {
 	a, err := t.measureAccount()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f.Fixture.Name = a.Fixture
 	c, err := t.Login(ctx, a)
@@ -418,30 +438,39 @@ func (t *Target) measureSession(ctx context.Context, f *Facts) error {
 		if c != nil {
 			c.Close()
 		}
-		return fmt.Errorf("log in as %s: %w", a.User, err)
+		return nil, fmt.Errorf("log in as %s: %w", a.User, err)
 	}
-	defer c.Close()
+	done := false
+	defer func() {
+		if !done {
+			c.Close()
+		}
+	}()
 	r, err := c.Cmd("NOOP")
 	if err != nil {
-		return fmt.Errorf("NOOP: %w", err)
+		return nil, fmt.Errorf("NOOP: %w", err)
 	}
 	f.NoopTransaction = triOf(r.OK())
 	if a.Fixture != "" {
 		if f.Fixture, err = checkFixture(c, t.Profile, a.Fixture); err != nil {
-			return fmt.Errorf("fixture %s: %w", a.Fixture, err)
+			return nil, fmt.Errorf("fixture %s: %w", a.Fixture, err)
 		}
 	}
 	m, err := c.CmdMulti("CAPA")
 	if err != nil {
-		return fmt.Errorf("CAPA: %w", err)
+		return nil, fmt.Errorf("CAPA: %w", err)
 	}
 	f.CapaTransaction = triOf(m.OK())
+	if c.InStep() {
+		done = true
+		return c, nil
+	}
 	// QUIT, and wait for the close so that a server which locks the
 	// maildrop has released it before the next session.
 	if r, err := c.Quit(); err == nil && r.OK() {
 		_, _ = c.ExpectClose()
 	}
-	return nil
+	return nil, nil
 }
 
 // maxFixtureRetrieved bounds the messages RETR reads when LIST sizes do

@@ -199,69 +199,85 @@ func TestMeasureFacts(t *testing.T) {
 		want   Facts
 		// fixture checks the fixture result.
 		sizes, reason string
+		// conns is how many connections the measurement opens: the
+		// session that read the maildrop counts the errors in
+		// TRANSACTION when all its replies were positive.
+		conns int
 	}{
 		{
 			name:   "well behaved",
 			server: &fakeServer{messages: full},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: No},
 			sizes:  SizesExact,
+			conns:  4,
 		},
 		{
 			name:   "no CAPA, bare -ERR",
 			server: &fakeServer{noCapa: true, bareErr: true, messages: full},
 			want:   Facts{CapaAuthorization: No, CapaTransaction: No, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: No},
 			sizes:  SizesExact,
+			conns:  5,
 		},
 		{
 			name:   "closes after 3 errors, no CAPA",
 			server: &fakeServer{noCapa: true, bareErr: true, closeAfter: 3, messages: full},
 			want:   Facts{CapaAuthorization: No, CapaTransaction: No, NoopTransaction: Yes, Authorization: closes(3), Transaction: closes(3), FailedPassCloses: No},
 			sizes:  SizesExact,
+			conns:  7,
 		},
 		{
 			name:   "refuses any command after 3 errors",
 			server: &fakeServer{refuseAfter: 3, messages: full},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: closes(3), Transaction: closes(3), FailedPassCloses: No},
 			sizes:  SizesExact,
+			conns:  6,
 		},
 		{
 			name:   "closes after a failed PASS",
 			server: &fakeServer{closeOnFailedPass: true, messages: full},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: Yes},
 			sizes:  SizesExact,
+			conns:  4,
 		},
 		{
 			name:   "refuses USER for an unknown name",
 			server: &fakeServer{unknownUserErr: true, messages: full},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: Unknown},
 			sizes:  SizesExact,
+			conns:  4,
 		},
 		{
 			name:   "sizes neither exact nor the profile's",
 			server: &fakeServer{messages: full, pad: 7},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: No},
 			sizes:  SizesOther,
+			conns:  4,
 		},
 		{
 			name:   "maildrop consumed by a mutating run",
 			server: &fakeServer{messages: full[:1]},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: No},
 			reason: "STAT says 1 message /",
+			conns:  4,
 		},
 		{
 			name:   "same count, other mail",
 			server: &fakeServer{messages: append([][]byte{full[1]}, full[1:]...), pad: 1},
 			want:   Facts{CapaAuthorization: Yes, CapaTransaction: Yes, NoopTransaction: Yes, Authorization: open(ErrorCap), Transaction: open(ErrorCap), FailedPassCloses: No},
 			reason: "message 1 is not the fixture's",
+			conns:  4,
 		},
 	}
-	// One connection at a time, or two lanes at once: the same facts.
-	for _, sessions := range []int{1, 2} {
+	// One connection at a time, or lanes at once: the same facts.
+	for _, sessions := range []int{1, 2, 3} {
 		for _, tc := range tests {
 			t.Run(fmt.Sprintf("%s/%d", tc.name, sessions), func(t *testing.T) {
 				tg := remoteTarget(t, tc.server.start(t))
 				tg.Config.Sessions = sessions
 				checkMeasuredFacts(t, tg, tc.want, tc.sizes, tc.reason)
+				if got := tg.Recorder().Traffic().Connections; got != tc.conns {
+					t.Errorf("%d connections, want %d", got, tc.conns)
+				}
 			})
 		}
 	}
