@@ -62,12 +62,12 @@ var _ = Describe("RFC 2449 section 3 response grammar", func() {
 	// The same for DELE with arguments that name no message: a server
 	// that takes one anyway marks mail, which the close without QUIT
 	// undoes.
-	Spec("answers DELE with bad and long arguments with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		statusSyntax(provokeDeleReplies(ctx, t))
+	Spec("answers DELE with bad and long arguments with a status [SP text] CRLF line", IDs("RFC2449-3-single-line-syntax"), Reversible, provokedDele, func(ctx SpecContext, t *harness.Target) {
+		statusSyntax(provokedDele.Get(ctx, t))
 	})
 
-	Spec("keeps the first line of a reply to DELE with a long argument within 512 octets", IDs("RFC2449-4-resp-512"), Reversible, func(ctx SpecContext, t *harness.Target) {
-		within512(provokeDeleReplies(ctx, t))
+	Spec("keeps the first line of a reply to DELE with a long argument within 512 octets", IDs("RFC2449-4-resp-512"), Reversible, provokedDele, func(ctx SpecContext, t *harness.Target) {
+		within512(provokedDele.Get(ctx, t))
 	})
 
 	Spec("dot-stuffs every data line of a multi-line reply", IDs("RFC2449-3-multiline-dotstuff"), Readonly, fixtureMail, func(ctx SpecContext, t *harness.Target) {
@@ -192,6 +192,10 @@ func provokeReplies(ctx SpecContext, t *harness.Target) []harness.Reply {
 
 // provoked is provokeReplies read once for every spec that judges it.
 var provoked = Reading[[]harness.Reply]{name: "replies to commands that may echo their arguments", read: provokeReplies}
+
+// provokedDele is provokeDeleReplies read once for both specs that judge
+// it.
+var provokedDele = Reading[[]harness.Reply]{name: "replies to DELE with arguments that name no message", read: provokeDeleReplies}
 
 // provokeDeleReplies collects the replies to DELE with arguments that
 // name no message, one of them as long as the profile allows.
