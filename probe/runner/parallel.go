@@ -162,9 +162,9 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 	}
 	// The workers outlive BeforeSuite, whose context ends with it.
 	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), l.deadline)
-	// Beside this process's own sessions (two at most: a lock spec's
-	// second session) the workers keep the run within --max-connections.
-	l.t, l.dir, l.beside = t, dir, max(l.workers-2, 0)
+	// Beside this process's own sessions the workers keep the run within
+	// --max-connections.
+	l.t, l.dir, l.beside = t, dir, max(l.workers-leadConns, 0)
 	l.errs = make([]error, l.workers)
 	l.mu.Lock()
 	l.pool, l.live = true, l.workers
@@ -303,12 +303,16 @@ func (l *lead) Here(s conformance.SpecInfo) bool {
 
 func (l *lead) Ended(string, string) {}
 
+// leadConns is how many connections the first process holds beside the
+// workers: a lock spec's two sessions, or a spec's session and the next
+// one's, opened ahead.
+const leadConns = 2
+
 // room is how many connections this process may hold now, the one opened
 // ahead for its next dial included (harness.Target.DialAhead): none
-// before its own specs start, or while one waits on a server timer; two
-// beside the workers that run on (a spec's session and the next one, or
-// a lock spec's two sessions); every connection of the run once the
-// workers have ended for a spec that must run alone.
+// before its own specs start, or while one waits on a server timer;
+// leadConns beside the workers that run on; every connection of the run
+// once the workers have ended for a spec that must run alone.
 func (l *lead) room() int {
 	switch {
 	case !l.laneOn.Load() || l.slow.Load():
@@ -316,7 +320,7 @@ func (l *lead) room() int {
 	case l.alone.Load():
 		return l.workers
 	}
-	return 2
+	return leadConns
 }
 
 // startLane tells the workers that this process starts specs of its own:

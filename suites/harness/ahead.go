@@ -74,10 +74,7 @@ func (s *spare) drop() {
 // called with the recorder's lock held: it must not call back into the
 // target.
 func (t *Target) DialAhead(room func() int) {
-	within := aheadFor
-	if d := t.Profile.Timers.Unauthenticated.D(); d > 0 && d/2 < within {
-		within = d / 2
-	}
+	within := halfTimer(aheadFor, t.Profile.Timers.Unauthenticated.D())
 	t.rec.mu.Lock()
 	defer t.rec.mu.Unlock()
 	t.rec.ahead.room, t.rec.ahead.within = room, within
@@ -136,7 +133,7 @@ func (t *Target) dialAhead(addr string, implicit bool) {
 func (r *Recorder) openLocked() int {
 	n := 0
 	for _, c := range r.conns {
-		if !c.clientClosed.Load() && !c.seen.closed && c.seen.keyword != "QUIT" {
+		if c.open() {
 			n++
 		}
 	}
@@ -158,11 +155,7 @@ func (t *Target) openAhead(ctx context.Context, addr string, implicit bool) (*Co
 	}
 	// Dropped while the greeting is awaited: the read ends at once.
 	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
-	name := fmt.Sprintf("connection %d to %s", t.seq.Add(1), addr)
-	if implicit {
-		name += " (implicit TLS)"
-	}
-	c := newConn(nc, newTranscript(name), false)
+	c := t.namedConn(nc, addr, implicit)
 	if implicit {
 		err = c.handshake(t.tlsConf)
 	}
@@ -232,15 +225,9 @@ func (t *Target) takeAhead(ctx context.Context, addr string, implicit bool) *Con
 	if c == nil {
 		return nil
 	}
-	c.guard = t.lineGuard(false, false)
-	c.guard.note = c.tr.note
+	t.adopt(ctx, c, false)
 	c.guard.SetGreeting(c.Greeting.Text)
-	if t.ref != nil {
-		c.closeWait = closeWaitReference
-	}
 	c.tr.note(aheadNote(waited))
-	c.bind(ctx)
-	t.rec.track(c)
 	return c
 }
 

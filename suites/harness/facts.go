@@ -279,24 +279,21 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 		}
 		m.measureFailedPass(ctx, &f, fail)
 	}
-	switch {
-	case t.Config.Sessions >= 3:
-		// CAPA before login neither logs in nor reads much: a third
-		// connection.
-		var wg sync.WaitGroup
+	// CAPA before login neither logs in nor reads much: with a third
+	// connection it goes there, otherwise before the logins.
+	apart, beside := t.Config.Sessions >= 3, t.Config.Sessions >= 2
+	var wg sync.WaitGroup
+	if beside {
 		wg.Go(others)
+	}
+	if apart {
 		wg.Go(func() { capa(2) })
-		logins(false)
-		wg.Wait()
-	case t.Config.Sessions >= 2:
-		var wg sync.WaitGroup
-		wg.Go(others)
-		logins(true)
-		wg.Wait()
-	default:
-		logins(true)
+	}
+	logins(!apart)
+	if !beside {
 		others()
 	}
+	wg.Wait()
 	var errs []error
 	for _, l := range lanes {
 		f.Problems = append(f.Problems, l.problems...)

@@ -24,10 +24,16 @@ const keepFor = 20 * time.Second
 
 // keepWithin is how long t keeps a session idle.
 func keepWithin(t *Target) time.Duration {
-	if d := t.Profile.Timers.Authenticated.D(); d > 0 && d/2 < keepFor {
-		return d / 2
+	return halfTimer(keepFor, t.Profile.Timers.Authenticated.D())
+}
+
+// halfTimer is limit, or half the server's idle timer when that is
+// shorter: a connection left idle must not meet the server's close.
+func halfTimer(limit, timer time.Duration) time.Duration {
+	if timer > 0 && timer/2 < limit {
+		return timer / 2
 	}
-	return keepFor
+	return limit
 }
 
 // keeper holds the one session a process keeps between specs.

@@ -250,6 +250,27 @@ func (t *Target) HasTLS() bool   { return t.tlsAddr != "" }
 func (t *Target) PlainAddr() string { return t.plainAddr }
 func (t *Target) TLSAddr() string   { return t.tlsAddr }
 
+// namedConn wraps a new connection to addr, named for its transcript.
+func (t *Target) namedConn(nc net.Conn, addr string, implicit bool) *Conn {
+	name := fmt.Sprintf("connection %d to %s", t.seq.Add(1), addr)
+	if implicit {
+		name += " (implicit TLS)"
+	}
+	return newConn(nc, newTranscript(name), false)
+}
+
+// adopt makes c one of the current spec's connections: its guard (opened
+// says whether it counts as opened now), bound to ctx, tracked.
+func (t *Target) adopt(ctx context.Context, c *Conn, opened bool) {
+	c.guard = t.lineGuard(opened, false)
+	c.guard.note = c.tr.note
+	if t.ref != nil {
+		c.closeWait = closeWaitReference
+	}
+	c.bind(ctx)
+	t.rec.track(c)
+}
+
 func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, error) {
 	t.rec.release()
 	if err := t.busyDial(); err != nil {
@@ -267,18 +288,8 @@ func (t *Target) dial(ctx context.Context, addr string, implicit bool) (*Conn, e
 		}
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}
-	name := fmt.Sprintf("connection %d to %s", t.seq.Add(1), addr)
-	if implicit {
-		name += " (implicit TLS)"
-	}
-	c := newConn(nc, newTranscript(name), false)
-	c.guard = t.lineGuard(true, false)
-	c.guard.note = c.tr.note
-	if t.ref != nil {
-		c.closeWait = closeWaitReference
-	}
-	c.bind(ctx)
-	t.rec.track(c)
+	c := t.namedConn(nc, addr, implicit)
+	t.adopt(ctx, c, true)
 	if implicit {
 		if err := c.handshake(t.tlsConf); err != nil {
 			return c, err

@@ -113,18 +113,23 @@ func (r *Recorder) setBusy(reason string) {
 	}
 }
 
-// openConns counts the spec's connections that neither side has closed
-// nor ended with QUIT (the server closes after answering it).
+// openConns counts the spec's sessions that are still open.
 func (r *Recorder) openConns() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
 	for _, c := range r.conns {
-		if !c.clientClosed.Load() && !c.seen.closed && c.seen.keyword != "QUIT" {
+		if c.open() {
 			n++
 		}
 	}
 	return n
+}
+
+// open says whether neither side has closed the connection nor ended it
+// with QUIT (the server closes after answering it).
+func (c *Conn) open() bool {
+	return !c.clientClosed.Load() && !c.seen.closed && c.seen.keyword != "QUIT"
 }
 
 // ConcurrentLogins logs in to the configured account twice at once and
