@@ -117,6 +117,14 @@ const (
 	// the session an earlier such spec left in step, which saves the
 	// round trips of a login.
 	KeptSession Flag = "kept-session"
+	// LoginOnly is for a readonly spec that logs in only to see how the
+	// server answers (a login, CAPA, STAT's status, commands refused in
+	// the wrong state), never reading or marking a message: what it
+	// judges holds whatever the maildrop holds, so a probe run lets it run
+	// beside the specs that mark or remove mail, once no spec that
+	// contends for the maildrop lock or sends failed logins is left. In
+	// TRANSACTION its sessions refuse LIST, UIDL, RETR, TOP and DELE.
+	LoginOnly Flag = "login-only"
 )
 
 // Has reports whether labels carry label (a Class or a Flag).

@@ -73,6 +73,12 @@ type started struct {
 // login, and only the workers that run beside the first process go on.
 const laneFile = "lane"
 
+// calmFile appears in the claim directory once no spec of the run's first
+// process that contends for the maildrop lock or sends failed logins is
+// left to run beside the workers: from then on the workers beside it take
+// the specs that log in only to see how the server answers (LoginOnly).
+const calmFile = "calm"
+
 // lead is the schedule of the run's first process. Against a remote
 // host it starts the workers once the facts are measured: they share the
 // readonly specs, one connection each. It waits for them before every
@@ -100,6 +106,7 @@ type lead struct {
 	wg     sync.WaitGroup
 	errs   []error
 	lane   sync.Once
+	calm   sync.Once
 	ended  sync.Once
 	// laneOn is set once the workers past the ones beside have stopped;
 	// alone while the spec is one that runs with no worker left, slow
@@ -151,6 +158,9 @@ func (l *lead) share(ctx context.Context, t *harness.Target) string {
 		why = "two sessions at once could not be tried: " + err.Error()
 	}
 	if err != nil || !ok {
+		// Most likely the server locks the maildrop: each spec must find
+		// the last one's session ended.
+		t.Recorder().SettleSessions()
 		slog.Info("specs run one at a time", "why", why)
 		l.observeFirst(ctx, t)
 		return "one at a time: " + why
@@ -239,7 +249,7 @@ func (l *lead) End(*harness.Target) {
 		defer os.RemoveAll(l.dir)
 		note := fmt.Sprintf("readonly specs on up to %d at once, the others one at a time", l.workers)
 		if l.beside > 0 {
-			note = fmt.Sprintf("readonly specs on up to %d at once, the specs that never log in on up to %d beside the others, which run one at a time", l.workers, l.beside)
+			note = fmt.Sprintf("readonly specs on up to %d at once, the specs that never log in or log in only to see the server answer on up to %d beside the others, which run one at a time", l.workers, l.beside)
 		}
 		l.mu.Lock()
 		if len(l.refusals) > 0 {
@@ -282,6 +292,9 @@ func (l *lead) Here(s conformance.SpecInfo) bool {
 	if runs && !s.Concurrent() {
 		l.startLane()
 	}
+	if l.calmAt(s, runs) {
+		l.signalCalm()
+	}
 	slow := runs && s.Slow()
 	l.alone.Store(runs && s.Alone())
 	l.slow.Store(slow)
@@ -321,6 +334,31 @@ func (l *lead) room() int {
 		return l.workers
 	}
 	return leadConns
+}
+
+// calmAt says whether, once at s, no spec of this process that contends
+// for the maildrop lock or sends failed logins is left to run beside the
+// workers: s marks or removes mail after the disruptive specs (the
+// priorities put those first, after the marked Reading), or the workers
+// are to end before s, or this process is past its own specs.
+func (l *lead) calmAt(s conformance.SpecInfo, runs bool) bool {
+	switch {
+	case s.Beside() || s.BesideMail():
+		return true
+	case !runs:
+		return false
+	}
+	return s.Alone() || s.Class == conformance.Mutating || (s.Class == conformance.Reversible && s.Group == "")
+}
+
+// signalCalm lets the workers beside this process take the LoginOnly
+// specs.
+func (l *lead) signalCalm() {
+	l.calm.Do(func() {
+		if f, err := os.Create(filepath.Join(l.dir, calmFile)); err == nil {
+			f.Close()
+		}
+	})
 }
 
 // startLane tells the workers that this process starts specs of its own:
@@ -620,9 +658,15 @@ func (w *worker) Here(s conformance.SpecInfo) bool {
 		w.awaitLane()
 		w.seeLane()
 	}
+	if s.BesideMail() && w.lanes() {
+		w.awaitCalm()
+	}
 	if w.index >= w.beside && w.laneStarted() {
 		w.stopped.Store(true)
 		return false
+	}
+	if s.BesideMail() && w.lanes() && !w.calm() {
+		return false // the run's time is up: the first process runs it
 	}
 	if !w.take(s) {
 		return false
@@ -655,6 +699,32 @@ func (w *worker) take(s conformance.SpecInfo) bool {
 func (w *worker) laneStarted() bool {
 	_, err := os.Stat(filepath.Join(w.dir, laneFile))
 	return err == nil
+}
+
+// lanes says whether the run's first process may run specs of its own
+// beside the workers: the run allows more than readonly specs.
+func (w *worker) lanes() bool {
+	a := w.allow
+	return a.AllowsReversible() || a.Disruptive || a.Slow
+}
+
+func (w *worker) calm() bool {
+	_, err := os.Stat(filepath.Join(w.dir, calmFile))
+	return err == nil
+}
+
+// awaitCalm waits until the first process lets the LoginOnly specs run
+// beside it, the worker is to stop (it is not one of those beside), or
+// the run's time is up. A session kept meanwhile goes once the first
+// process runs specs of its own, which waits for that.
+func (w *worker) awaitCalm() {
+	for !w.calm() && time.Now().Before(w.deadline) {
+		w.seeLane()
+		if w.index >= w.beside && w.laneStarted() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // awaitLane waits until the lead runs specs of its own, or the run's time

@@ -183,3 +183,97 @@ func TestLeadRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestLeadCalm: the lead lets the workers beside it take the LoginOnly
+// specs once it reaches a spec that marks or removes mail after the
+// disruptive ones, one that runs alone (the workers end first), or the
+// workers' own specs; not at the marked Reading, a disruptive spec, or a
+// spec the run does not allow.
+func TestLeadCalm(t *testing.T) {
+	loginOnly := []conformance.Flag{conformance.LoginOnly}
+	for _, tc := range []struct {
+		name string
+		s    conformance.SpecInfo
+		runs bool
+		want bool
+	}{
+		{"the marked Reading", conformance.SpecInfo{Class: conformance.Reversible, Group: "marked"}, true, false},
+		{"a disruptive spec", conformance.SpecInfo{Class: conformance.Disruptive}, true, false},
+		{"a reversible spec", conformance.SpecInfo{Class: conformance.Reversible}, true, true},
+		{"a reversible spec the run does not allow", conformance.SpecInfo{Class: conformance.Reversible}, false, false},
+		{"a mutating spec", conformance.SpecInfo{Class: conformance.Mutating}, true, true},
+		{"a wait on a server timer", conformance.SpecInfo{Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.Slow}}, true, true},
+		{"hostile input", conformance.SpecInfo{Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.Robustness}}, true, true},
+		{"a NoLogin spec", conformance.SpecInfo{Class: conformance.Readonly, Flags: []conformance.Flag{conformance.NoLogin}}, true, true},
+		{"a LoginOnly spec", conformance.SpecInfo{Class: conformance.Readonly, Flags: loginOnly}, true, true},
+		{"a readonly spec", conformance.SpecInfo{Class: conformance.Readonly}, true, false},
+	} {
+		l := &lead{}
+		if got := l.calmAt(tc.s, tc.runs); got != tc.want {
+			t.Errorf("%s: calm %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	l := &lead{dir: t.TempDir()}
+	l.signalCalm()
+	w := &worker{dir: l.dir}
+	if !w.calm() {
+		t.Error("no calm file after signalCalm")
+	}
+}
+
+// TestWorkersAwaitCalm: a LoginOnly spec waits, on a worker beside the
+// lead, until the lead says no disruptive spec is left; a worker past
+// the ones beside stops once the lead runs its own specs; in a readonly
+// run, where the lead runs none, it goes at once.
+func TestWorkersAwaitCalm(t *testing.T) {
+	dir := t.TempDir()
+	var got []string
+	send := func(m message) {
+		if m.Start != nil {
+			got = append(got, m.Start.Key)
+		}
+	}
+	allow := harness.Permissions{Reversible: true, Disruptive: true}
+	later := time.Now().Add(time.Minute)
+	beside := &worker{dir: dir, send: send, beside: 1, allow: allow, deadline: later}
+	past := &worker{dir: dir, send: send, index: 1, beside: 1, allow: allow, deadline: later}
+	lo := func(key string) conformance.SpecInfo {
+		return conformance.SpecInfo{Key: key, Class: conformance.Readonly, Flags: []conformance.Flag{conformance.LoginOnly}}
+	}
+	if err := os.WriteFile(filepath.Join(dir, laneFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if past.Here(lo("past")) || !past.stopped.Load() {
+		t.Error("a worker past the ones beside the lead did not stop at a LoginOnly spec")
+	}
+	took := make(chan bool)
+	go func() { took <- beside.Here(lo("lo")) }()
+	select {
+	case <-took:
+		t.Fatal("a LoginOnly spec ran beside the lead before it said calm")
+	case <-time.After(150 * time.Millisecond):
+	}
+	if err := os.WriteFile(filepath.Join(dir, calmFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ok := <-took:
+		if !ok {
+			t.Error("the worker beside the lead did not take the LoginOnly spec once calm")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the LoginOnly spec still waits after calm")
+	}
+
+	ro := &worker{dir: t.TempDir(), send: send, beside: 1, deadline: later}
+	begun := time.Now()
+	if !ro.Here(lo("ro")) {
+		t.Error("a readonly run's worker did not take a LoginOnly spec")
+	}
+	if waited := time.Since(begun); waited > 100*time.Millisecond {
+		t.Errorf("a readonly run's LoginOnly spec waited %v", waited)
+	}
+	if want := []string{"lo", "ro"}; !slices.Equal(got, want) {
+		t.Errorf("started %v, want %v", got, want)
+	}
+}

@@ -111,7 +111,11 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 		if strings.HasPrefix(line, "DELE") {
 			class, ids = Reversible, IDs("C0002", "RFC1939-3-wrong-state-cmd")
 		}
-		Spec(fmt.Sprintf("refuses %s before the client has identified itself", line), ids, class, func(ctx SpecContext, t *harness.Target) {
+		var flags []any
+		if class == Readonly {
+			flags = append(flags, LoginOnly)
+		}
+		Spec(fmt.Sprintf("refuses %s before the client has identified itself", line), ids, class, append(flags, func(ctx SpecContext, t *harness.Target) {
 			a := need(t.Account(ctx))
 			c := authDial(ctx, t)
 			expectErr(cmd(c, line), line+" right after the greeting")
@@ -122,7 +126,7 @@ var _ = Describe("MS-STANXPOP3 2.2.1 C0002 AUTHORIZATION after the greeting", fu
 			}
 			Expect(loginAgain(c, a)).To(Succeed(), "identify with USER/PASS after the refused %s", line)
 			expectOK(cmd(c, "STAT"), "STAT once identified")
-		})
+		})...)
 	}
 })
 

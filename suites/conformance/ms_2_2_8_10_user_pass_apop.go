@@ -58,7 +58,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 	// On the bundled server a variant refuses plaintext logins before TLS
 	// (LoginType SecureLogin); a remote host is judged directly when its
 	// profile says so.
-	Spec("refuses USER for an existing mailbox before TLS when plaintext login is off, and accepts it after STLS", IDs("V0010"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses USER for an existing mailbox before TLS when plaintext login is off, and accepts it after STLS", IDs("V0010"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		v := t
 		if t.Reference() != nil {
 			v = need(t.Variant(ctx, func(p *profile.Profile) { p.PlaintextBeforeTLS = false }))
@@ -87,7 +87,7 @@ var _ = Describe("MS-STANXPOP3 2.2.8 V0008, V0009, V0010 USER", func() {
 })
 
 var _ = Describe("MS-STANXPOP3 2.2.9 C0010, V0011 PASS", func() {
-	Spec("lets a user homed in another site log in only when the profile proxies", IDs("C0010"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lets a user homed in another site log in only when the profile proxies", IDs("C0010"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		a := need(t.AccountLike(ctx, "dave"))
 		c := authDial(ctx, t)
 		ru := cmd(c, "USER "+a.User)
@@ -149,7 +149,7 @@ var _ = Describe("MS-STANXPOP3 2.2.9 C0010, V0011 PASS", func() {
 var msgIDStampRE = regexp.MustCompile(`<[^<>\s]*@[^<>\s]*>`)
 
 var _ = Describe("MS-STANXPOP3 2.2.10 V0012 APOP", func() {
-	Spec("offers APOP exactly when the profile does", IDs("V0012"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("offers APOP exactly when the profile does", IDs("V0012"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		a := apopAccount(ctx, t)
 		c := dial(ctx, t)
 		stamp := msgIDStampRE.FindString(c.Greeting.Text)

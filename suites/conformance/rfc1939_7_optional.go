@@ -439,7 +439,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		Expect(stamps[1]).NotTo(Equal(stamps[0]), "two greetings carried the same timestamp")
 	})
 
-	Spec("accepts APOP with the MD5 digest of timestamp and secret", IDs("RFC1939-7-apop-digest"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts APOP with the MD5 digest of timestamp and secret", IDs("RFC1939-7-apop-digest"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		if !t.Profile.APOP {
 			verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
 		}
@@ -511,7 +511,7 @@ var _ = Describe("RFC 1939 section 7: APOP", func() {
 		if tc.allowed {
 			verb = "accepts"
 		}
-		Spec(fmt.Sprintf("%s APOP %s", verb, tc.name), IDs("RFC1939-7-apop-once"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec(fmt.Sprintf("%s APOP %s", verb, tc.name), IDs("RFC1939-7-apop-once"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 			if !t.Profile.APOP {
 				verdict.SkipNotApplicable("the profile has no APOP (see RFC1939-7-apop-unsupported)")
 			}

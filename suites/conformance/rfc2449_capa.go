@@ -610,7 +610,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 		Expect(readCapa(c).OK).To(BeTrue(), "the session still works")
 	})
 
-	Spec("accepts an AUTH command with an initial response up to 255 octets", IDs("RFC2449-4-cmd-cap-max"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts an AUTH command with an initial response up to 255 octets", IDs("RFC2449-4-cmd-cap-max"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		needKey(t, "max_command_octets")
 		const n = 255 // RFC 5034 section 4 keeps AUTH lines within 255 octets
 		if max := t.Profile.MaxCommandOctets; max < n {

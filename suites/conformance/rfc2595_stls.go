@@ -32,7 +32,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		Expect(r.OK()).To(BeFalse(), "STLS is accepted although CAPA is not implemented")
 	})
 
-	Spec("does not list STLS under TLS or after login", IDs("RFC2595-4-stls-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("does not list STLS under TLS or after login", IDs("RFC2595-4-stls-cap"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needSTLS(ctx, t)
 		startTLS(t, c)
 		k := readCapa(c)
@@ -58,7 +58,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		Expect(readCapa(c).OK).To(BeTrue(), "CAPA inside the TLS session")
 	})
 
-	Spec("stays in AUTHORIZATION after STLS", IDs("RFC2595-4-stls-stays-auth"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("stays in AUTHORIZATION after STLS", IDs("RFC2595-4-stls-stays-auth"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needSTLS(ctx, t)
 		startTLS(t, c)
 		expectStillAuthorization(c, need(t.Account(ctx)), "STLS")
@@ -77,7 +77,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		Expect(readCapa(c).OK).To(BeTrue(), "CAPA after the refused STLS")
 	})
 
-	Spec("refuses STLS after login", IDs("RFC2595-4-stls-auth-only"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses STLS after login", IDs("RFC2595-4-stls-auth-only"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		v := withPlaintextLogin(ctx, t)
 		c, before := needSTLS(ctx, v)
 		a := need(v.Account(ctx))
@@ -126,7 +126,7 @@ var _ = Describe("RFC 2595 section 4 STLS", func() {
 		Expect(bytes.HasSuffix(extra, []byte("\n"))).To(BeFalse(), "unsolicited line inside TLS: %q", extra)
 	})
 
-	Spec("forgets a USER given before STLS", IDs("RFC2595-4-stls-discard-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("forgets a USER given before STLS", IDs("RFC2595-4-stls-discard-state"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		v := withPlaintextLogin(ctx, t)
 		c, before := needSTLS(ctx, v)
 		a := need(v.Account(ctx))
@@ -253,7 +253,7 @@ var _ = Describe("RFC 2595 section 6 and RFC 5034 section 3 PLAIN and TLS", func
 		}
 	})
 
-	Spec("offers PLAIN under TLS", IDs("RFC5034-4-plain-required"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("offers PLAIN under TLS", IDs("RFC5034-4-plain-required"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		var c *harness.Conn
 		if t.HasTLS() {
 			c = need(t.DialTLS(ctx))

@@ -43,7 +43,7 @@ func needAUTH(c *harness.Conn) capabilities {
 }
 
 var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
-	Spec("refuses AUTH in TRANSACTION", IDs("RFC5034-4-auth-state"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses AUTH in TRANSACTION", IDs("RFC5034-4-auth-state"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		needAUTH(c)
 		a := need(t.Account(ctx))
@@ -53,7 +53,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectOK(cmd(c, "STAT"), "STAT after the refused AUTH")
 	})
 
-	Spec("refuses a second AUTH after a successful one", IDs("RFC5034-4-auth-once"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses a second AUTH after a successful one", IDs("RFC5034-4-auth-once"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN")
@@ -71,7 +71,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectOK(cmd(c, "STAT"), "STAT: still the first user's TRANSACTION")
 	})
 
-	Spec("refuses a mechanism it does not support and carries on", IDs("RFC5034-4-unknown-mech"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses a mechanism it does not support and carries on", IDs("RFC5034-4-unknown-mech"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
 		expectErr(cmd(c, "AUTH X-NO-SUCH-MECHANISM"), "AUTH with an unknown mechanism")
 		expectStillAuthorization(c, need(t.Account(ctx)), "an unknown mechanism")
@@ -101,14 +101,14 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectErr(cmd(c, "*"), "cancelling AUTH PLAIN")
 	})
 
-	Spec("accepts a base64 initial response on the AUTH line", IDs("RFC5034-4-ir-base64"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("accepts a base64 initial response on the AUTH line", IDs("RFC5034-4-ir-base64"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		expectOK(authWithIR(t, c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN with an initial response")
 		expectOK(cmd(c, "STAT"), "STAT after AUTH")
 	})
 
-	Spec("takes \"=\" as an empty initial response, which PLAIN refuses", IDs("RFC5034-4-ir-base64"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("takes \"=\" as an empty initial response, which PLAIN refuses", IDs("RFC5034-4-ir-base64"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		r := cmd(c, "AUTH PLAIN =")
 		// An empty PLAIN message is malformed: the answer is -ERR, not
@@ -134,13 +134,13 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		}
 	})
 
-	Spec("answers \"*\" with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-cancel"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers \"*\" with -ERR and stays in AUTHORIZATION", IDs("RFC5034-4-cancel"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		expectErr(authContinue(c, "PLAIN", "*"), "\"*\" after the empty challenge")
 		expectStillAuthorization(c, need(t.Account(ctx)), "a cancelled AUTH")
 	})
 
-	Spec("refuses a response that is not base64", IDs("RFC5034-4-bad-base64"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses a response that is not base64", IDs("RFC5034-4-bad-base64"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		expectErr(authContinue(c, "PLAIN", "!!not~base64!!"), "a response that is not base64")
 		expectErr(cmd(c, "AUTH PLAIN !!not~base64!!"), "an initial response that is not base64")
@@ -169,7 +169,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		})
 	}
 
-	Spec("takes a response longer than any command line", IDs("RFC5034-4-long-responses"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("takes a response longer than any command line", IDs("RFC5034-4-long-responses"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		if t.Reference() == nil {
 			verdict.SkipInconclusive("needs an account with a PLAIN message longer than the command limit (only the bundled server can create one)")
 		}
@@ -196,14 +196,14 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectErr(cmd(c, "STAT"), "STAT after a failed AUTH")
 	})
 
-	Spec("answers a completed exchange with +OK and enters TRANSACTION", IDs("RFC5034-4-auth-success"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("answers a completed exchange with +OK and enters TRANSACTION", IDs("RFC5034-4-auth-success"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN")
 		expectOK(cmd(c, "STAT"), "STAT in TRANSACTION")
 	})
 
-	Spec("ends the exchange with +OK or -ERR, never another challenge", IDs("RFC5034-4-no-additional-data"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("ends the exchange with +OK or -ERR, never another challenge", IDs("RFC5034-4-no-additional-data"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		bad := authContinue(c, "PLAIN", plainResponse("", harness.NoSuchUser(), "x"))
@@ -283,7 +283,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectStillAuthorization(d, a, "a failed AUTH")
 	})
 
-	Spec("refuses STLS after a successful AUTH", IDs("RFC5034-4-tls-then-sasl"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("refuses STLS after a successful AUTH", IDs("RFC5034-4-tls-then-sasl"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		v := withPlaintextLogin(ctx, t)
 		c, k := needSTLS(ctx, v)
 		if !slices.Contains(upperAll(k.Params("SASL")), "PLAIN") {
@@ -295,7 +295,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 		expectOK(cmd(c, "STAT"), "STAT after the refused STLS")
 	})
 
-	Spec("lists SASL after a successful AUTH", IDs("RFC5034-3-sasl-cap-stays"), Readonly, func(ctx SpecContext, t *harness.Target) {
+	Spec("lists SASL after a successful AUTH", IDs("RFC5034-3-sasl-cap-stays"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 		c, _ := needPlainMech(ctx, t)
 		a := need(t.Account(ctx))
 		expectOK(authContinue(c, "PLAIN", plainResponse("", a.User, a.Password)), "AUTH PLAIN")
@@ -308,7 +308,7 @@ var _ = Describe("RFC 5034 section 4 the AUTH command", func() {
 var _ = Describe("RFC 5034 section 5 case", func() {
 	type caseCase struct{ keyword, mech string }
 	for _, tc := range []caseCase{{"auth", "plain"}, {"Auth", "pLaIn"}} {
-		Spec(fmt.Sprintf("accepts %q %q as AUTH PLAIN", tc.keyword, tc.mech), IDs("RFC5034-5-case-insensitive"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec(fmt.Sprintf("accepts %q %q as AUTH PLAIN", tc.keyword, tc.mech), IDs("RFC5034-5-case-insensitive"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			r := cmd(c, tc.keyword+" "+tc.mech)
@@ -344,7 +344,7 @@ var _ = Describe("RFC 4616 section 2 the PLAIN mechanism", func() {
 		{"an empty authorisation identity", func(harness.Account) string { return "" }},
 		{"the user's own name as authorisation identity", func(a harness.Account) string { return a.User }},
 	} {
-		Spec("logs in with "+tc.name, IDs("RFC4616-2-plain-format"), Readonly, func(ctx SpecContext, t *harness.Target) {
+		Spec("logs in with "+tc.name, IDs("RFC4616-2-plain-format"), Readonly, LoginOnly, func(ctx SpecContext, t *harness.Target) {
 			c, _ := needPlainMech(ctx, t)
 			a := need(t.Account(ctx))
 			expectOK(authContinue(c, "PLAIN", plainResponse(tc.authz(a), a.User, a.Password)), "AUTH PLAIN with "+tc.name)

@@ -60,6 +60,14 @@ func (s SpecInfo) Beside() bool {
 	return slices.Contains(s.Flags, NoLogin) && !slices.Contains(s.Flags, Slow) && !slices.Contains(s.Flags, ReferenceOnly)
 }
 
+// BesideMail says whether the spec may run while the run's first process
+// runs the specs that mark or remove mail, once none that contends for
+// the maildrop lock or sends failed logins is left: it logs in only to
+// see how the server answers (LoginOnly), and waits on no server timer.
+func (s SpecInfo) BesideMail() bool {
+	return slices.Contains(s.Flags, LoginOnly) && s.Concurrent()
+}
+
 // Alone says whether the spec must have the server to itself: hostile
 // input, which might bring the server down under another spec, and waits
 // on server timers.

@@ -39,6 +39,7 @@ const (
 	MarksDeleted  = contract.MarksDeleted
 	NoLogin       = contract.NoLogin
 	KeptSession   = contract.KeptSession
+	LoginOnly     = contract.LoginOnly
 )
 
 // IDList holds the requirement IDs a spec checks. Write them as string
@@ -56,12 +57,14 @@ var requirements = catalog.MustLoad()
 
 // Priorities order the classes (Ginkgo runs higher ones first): every
 // readonly spec that logs in, then the disruptive ones, then the
-// reversible ones, the robustness ones and mutating specs; the specs that
-// never log in (NoLogin) come last. Against a remote host a disruptive
-// spec may leave the account locked out or the server slow, a server that
-// mishandles the undo of a reversible spec, or a mutating spec, may change
-// the maildrop the others compare with its fixture; a run on one session
-// must not let that touch a readonly verdict that reads the maildrop.
+// reversible ones and the mutating ones, the specs that never log in
+// (NoLogin) and those that log in only to see how the server answers
+// (LoginOnly), and last hostile input (Robustness). Against a remote host a
+// disruptive spec may leave the account locked out or the server slow, a
+// server that mishandles the undo of a reversible spec, or a mutating
+// spec, may change the maildrop the others compare with its fixture; a
+// run on one session must not let that touch a readonly verdict that
+// reads the maildrop.
 //
 // Readonly specs that judge a Reading or send ManyCommands go first: the
 // readings and those specs are a run's longest pieces of work (the other
@@ -83,11 +86,16 @@ var requirements = catalog.MustLoad()
 // with it.
 //
 // A probe run with several sessions runs the NoLogin specs beside the
-// ones that mark or remove mail, so they go last: its first process then
-// meets them once its own specs are done. Hostile input (Robustness) is
-// run with nothing beside it, so that a server it brings down cannot turn
-// into another spec's failure; it waits until the NoLogin specs are
-// done, after the reversible specs, which they run beside.
+// ones that mark or remove mail, and the LoginOnly ones beside those that
+// mark or remove mail once no disruptive spec is left, so they come after
+// the mutating specs: its first process then meets them once its own
+// specs are done. The suite marks LoginOnly only as many of the specs
+// that qualify as keep the two sessions beside busy while the first
+// process runs its own specs; the others run with the readonly specs,
+// where every session of the run is free.
+//
+// Hostile input (Robustness) comes last and runs with nothing beside it:
+// a server it brings down can then turn into no other spec's failure.
 const (
 	firstPriority             = 4
 	keptSessionPriority       = 3
@@ -95,11 +103,12 @@ const (
 	reversibleReadingPriority = 1
 	disruptivePriority        = 0
 	reversiblePriority        = -1
-	robustnessPriority        = -2
-	mutatingReadingPriority   = -3
-	mutatingPriority          = -4
-	noLoginReadonlyPriority   = -5
-	noLoginPriority           = -6
+	mutatingReadingPriority   = -2
+	mutatingPriority          = -3
+	noLoginReadonlyPriority   = -4
+	noLoginPriority           = -5
+	loginOnlyPriority         = -6
+	robustnessPriority        = -7
 )
 
 // ManyCommands marks a readonly spec that sends many more commands than
@@ -166,11 +175,16 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 	if flags[KeptSession] && (class != Readonly || group != "" || flags[NoLogin]) {
 		panic(fmt.Sprintf("spec %q: KeptSession is for readonly specs that log in themselves (not NoLogin, no Reading)", text))
 	}
+	if flags[LoginOnly] && (class != Readonly || group != "" || flags[KeptSession] || flags[NoLogin]) {
+		panic(fmt.Sprintf("spec %q: LoginOnly is for readonly specs that log in themselves (no Reading, not KeptSession, not NoLogin)", text))
+	}
 	if flags[NoLogin] && (group != "" || flags[MarksDeleted] || flags[Robustness]) {
 		panic(fmt.Sprintf("spec %q: NoLogin goes with no Reading (one logs in), no MarksDeleted and no Robustness (hostile input runs alone)", text))
 	}
 	decorators = append(decorators, labels, SpecTimeout(contract.TimeoutOf(labels)))
 	switch {
+	case flags[LoginOnly]:
+		decorators = append(decorators, SpecPriority(loginOnlyPriority))
 	case flags[NoLogin] && class == Readonly:
 		decorators = append(decorators, SpecPriority(noLoginReadonlyPriority))
 	case flags[NoLogin]:
@@ -200,6 +214,9 @@ func Spec(text string, ids IDList, class Class, args ...any) bool {
 		gate(t, class, flags, group)
 		if flags[NoLogin] {
 			t.Recorder().ForbidLogin()
+		}
+		if flags[LoginOnly] {
+			t.Recorder().ForbidReads()
 		}
 		needCatalogueKeys(t, ids)
 		if class == Mutating && t.Reference() == nil {

@@ -26,6 +26,14 @@ var ErrNotAllowed = errors.New("not allowed against this target")
 // the suite's to fix, so on the bundled server the spec fails.
 var ErrLoginForbidden = fmt.Errorf("%w: the spec is declared never to log in (no-login), and this line carries the right credentials of an account", ErrNotAllowed)
 
+// ErrReadForbidden is returned by a write of a command that reads or
+// marks the maildrop's messages (LIST, UIDL, RETR, TOP, DELE) in the
+// TRANSACTION state of a spec declared login-only (conformance.LoginOnly):
+// such a spec may run beside specs that mark or remove mail, so what it
+// judges must not depend on the messages. The declaration is the suite's
+// to fix, so the spec fails wherever it runs.
+var ErrReadForbidden = errors.New("the spec is declared login-only (it may run beside specs that change the maildrop), and this line reads or marks the maildrop's messages")
+
 // ErrQuitHandedOn refuses QUIT on a session an earlier spec handed on
 // after it sent RETR: the spec never knew of that RETR, and a server that
 // does not retain retrieved messages (EXPIRE 0, RFC 2449 section 6.7) may

@@ -371,3 +371,46 @@ func TestForbidLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestForbidReads: in a spec declared login-only, a session in
+// TRANSACTION refuses the commands that read or mark messages, alone or
+// in a pipelined batch; the same lines go out before login, the others
+// go out in TRANSACTION, and the ban ends with the spec (Flush).
+func TestForbidReads(t *testing.T) {
+	tests := []struct {
+		name        string
+		transaction bool
+		write       string
+		refused     bool
+	}{
+		{"RETR in TRANSACTION", true, "RETR 1\r\n", true},
+		{"TOP in TRANSACTION", true, "TOP 1 0\r\n", true},
+		{"list, lower case", true, "list\r\n", true},
+		{"UIDL n", true, "UIDL 2\r\n", true},
+		{"DELE", true, "DELE 1\r\n", true},
+		{"LIST inside a pipelined batch", true, "NOOP\r\nLIST\r\n", true},
+		{"STAT", true, "STAT\r\n", false},
+		{"CAPA, NOOP, RSET", true, "CAPA\r\nNOOP\r\nRSET\r\n", false},
+		{"a keyword that only starts like LIST", true, "LISTS\r\n", false},
+		{"RETR before login", false, "RETR 1\r\n", false},
+		{"LIST before login", false, "LIST\r\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, rec, _ := guardedConn(t, Permissions{Reversible: true})
+			c.seen.transaction = tt.transaction
+			rec.ForbidReads()
+			err := c.SendRaw([]byte(tt.write))
+			switch {
+			case tt.refused && !errors.Is(err, ErrReadForbidden):
+				t.Fatalf("%q got %v, want ErrReadForbidden", tt.write, err)
+			case !tt.refused && err != nil:
+				t.Fatalf("%q: %v", tt.write, err)
+			}
+			rec.Flush()
+			if err := c.SendRaw([]byte(tt.write)); errors.Is(err, ErrReadForbidden) {
+				t.Error("the ban outlived the spec (Flush)")
+			}
+		})
+	}
+}

@@ -50,6 +50,26 @@ var replyShapes = map[string][2]bool{
 	"RETR": {true, true}, "TOP": {true, true},
 }
 
+// contentKeywords are the commands that read or mark the messages of the
+// maildrop.
+var contentKeywords = map[string]bool{"LIST": true, "UIDL": true, "RETR": true, "TOP": true, "DELE": true}
+
+// readsAllowed refuses b when the spec is declared login-only and b holds
+// a command that reads or marks the maildrop's messages in TRANSACTION
+// (ErrReadForbidden).
+func (c *Conn) readsAllowed(b []byte) error {
+	if c.guard == nil || c.guard.rec == nil || !c.seen.transaction || c.inSASL || !c.guard.rec.forbidsReads() {
+		return nil
+	}
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		kw, _, _ := cutSep(strings.TrimRight(string(line), "\r\n"))
+		if contentKeywords[strings.ToUpper(kw)] {
+			return ErrReadForbidden
+		}
+	}
+	return nil
+}
+
 func (c *Conn) noteSent(line []byte) {
 	if c.inSASL {
 		return // a SASL response, not a command

@@ -89,6 +89,11 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 		if err := t.openRemote(); err != nil {
 			return nil, err
 		}
+		// A server expected to lock the maildrop frees the lock for the
+		// next spec only once it has seen the last one's session end.
+		if expect.Lock == profile.LockExclusive {
+			t.rec.SettleSessions()
+		}
 		return t, nil
 	}
 	serverProfile := expect.Clone()
@@ -104,6 +109,9 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 	}
 	if err := t.startReference(ctx, serverProfile, time.Time{}); err != nil {
 		return nil, err
+	}
+	if serverProfile.Lock == profile.LockExclusive {
+		t.rec.SettleSessions()
 	}
 	return t, nil
 }

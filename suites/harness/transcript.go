@@ -181,12 +181,18 @@ type Recorder struct {
 	// bundled server handed out, whose right logins it then refuses too.
 	noLogin bool
 	issued  []Account
+	// noReads is true while the spec since the last Flush is declared
+	// login-only (ForbidReads).
+	noReads bool
 	// loggedIn holds the configured accounts whose right password the
 	// server took in the spec since the last Flush: a lockout would have
 	// refused that too, so a later refusal in the spec has another cause.
 	loggedIn map[string]bool
 	// keep is the session kept between specs (KeepSessions).
 	keep keeper
+	// settle is true where the server locks the maildrop
+	// (SettleSessions).
+	settle bool
 	// ahead is the connection opened for the next dial (DialAhead).
 	ahead ahead
 }
@@ -240,6 +246,21 @@ func (r *Recorder) ForbidLogin() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.noLogin = true
+}
+
+// ForbidReads makes every session refuse, until the next Flush, a
+// command in TRANSACTION that reads or marks the maildrop's messages
+// (ErrReadForbidden): the spec is declared login-only.
+func (r *Recorder) ForbidReads() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noReads = true
+}
+
+func (r *Recorder) forbidsReads() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.noReads
 }
 
 // forbidsLogin returns the accounts whose right logins the guard must
@@ -379,6 +400,24 @@ func (r *Recorder) Refusal() error {
 	return r.refusal
 }
 
+// SettleSessions makes Flush and EndSpec, from now on, end every session
+// in TRANSACTION with a half-close and wait (briefly) for the server to
+// close it, before the next spec: where the server locks the maildrop,
+// the lock is then free for the next login, however that logs in (a
+// USER/PASS login tries again on [IN-USE], an AUTH or APOP one need
+// not). A half-close ends the session without UPDATE, as a close does.
+func (r *Recorder) SettleSessions() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.settle = true
+}
+
+func (r *Recorder) settles() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.settle
+}
+
 // Flush closes every tracked connection and returns their transcripts in
 // the order they were opened, then forgets them and any refusal.
 func (r *Recorder) Flush() string { return r.EndSpec(false) }
@@ -393,7 +432,7 @@ func (r *Recorder) EndSpec(passed bool) string {
 	r.conns, r.guards, r.cited = nil, nil, nil
 	r.refusal = nil
 	r.busy, r.lockout, r.loggedIn = "", "", nil
-	r.noLogin, r.issued = false, nil
+	r.noLogin, r.issued, r.noReads = false, nil, false
 	r.ahead.off = false
 	r.failedBefore = r.sent[ClassFailedLogin]
 	if len(conns) > 0 {
@@ -405,9 +444,10 @@ func (r *Recorder) EndSpec(passed bool) string {
 		sb.WriteString("== (read once, by an earlier spec, for every spec that judges these replies)\n")
 		sb.WriteString(ev)
 	}
+	settle := r.settles()
 	for _, c := range conns {
 		if c != kept {
-			_ = c.nc.Close()
+			c.end(settle)
 		}
 		sb.WriteString(c.tr.String())
 	}

@@ -238,9 +238,33 @@ func (c *Conn) Transcript() *Transcript { return c.tr }
 
 // Close closes the connection without QUIT.
 func (c *Conn) Close() error {
+	c.settle(c.guard != nil && c.guard.rec != nil && c.guard.rec.settles())
 	c.clientClosed.Store(true)
 	c.tr.note("client closed the connection")
 	return c.nc.Close()
+}
+
+// settleWait bounds the wait for the server's close after a half-close
+// (Recorder.SettleSessions).
+const settleWait = time.Second
+
+// end closes the connection at the end of a spec, without QUIT, settled
+// when settle (see Conn.settle).
+func (c *Conn) end(settle bool) {
+	c.settle(settle)
+	_ = c.nc.Close()
+}
+
+// settle, when on, half-closes a session in TRANSACTION and reads what
+// the server still sends until it closes too, within settleWait: a server
+// that locks the maildrop has then let go of it (Recorder.SettleSessions).
+func (c *Conn) settle(on bool) {
+	if on && c.seen.transaction && !c.seen.closed && !c.clientClosed.Load() {
+		if err := c.CloseWrite(); err == nil {
+			_ = c.nc.SetReadDeadline(time.Now().Add(settleWait))
+			_, _ = io.Copy(io.Discard, c.r)
+		}
+	}
 }
 
 // CloseWrite half-closes the connection when the transport allows it.
@@ -259,6 +283,9 @@ func (c *Conn) CloseWrite() error {
 // written when a line of it belongs to a class the run does not allow
 // (ErrNotAllowed).
 func (c *Conn) SendRaw(b []byte) error {
+	if err := c.readsAllowed(b); err != nil {
+		return err
+	}
 	if err := c.guard.Admit(b); err != nil {
 		return err
 	}

@@ -186,3 +186,72 @@ func TestTrafficCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleSessions: where the server locks the maildrop, the end of a
+// spec half-closes each session in TRANSACTION and waits for the server
+// to close it (the lock is then free for the next spec), an explicit
+// Close likewise; a session still in AUTHORIZATION, or any session where
+// the server takes no lock, is closed at once.
+func TestSettleSessions(t *testing.T) {
+	const lag = 150 * time.Millisecond // how long the server takes to let go
+	for _, tc := range []struct {
+		name             string
+		settle, loggedIn bool
+		explicit         bool
+		wait             bool
+	}{
+		{"lock, TRANSACTION", true, true, false, true},
+		{"lock, TRANSACTION, the spec closes it", true, true, true, true},
+		{"lock, AUTHORIZATION", true, false, false, false},
+		{"no lock", false, true, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				sc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				buf := make([]byte, 64)
+				for {
+					if _, err := sc.Read(buf); err != nil {
+						break // the client's FIN
+					}
+				}
+				time.Sleep(lag)
+				sc.Close()
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &Recorder{}
+			c := newConn(nc, newTranscript("test"), false)
+			c.guard = &LineGuard{rec: rec}
+			c.seen.transaction = tc.loggedIn
+			rec.track(c)
+			if tc.settle {
+				rec.SettleSessions()
+			}
+			begun := time.Now()
+			if tc.explicit {
+				c.Close()
+			}
+			tr := rec.EndSpec(true)
+			took := time.Since(begun)
+			switch {
+			case tc.wait && took < lag:
+				t.Errorf("ended after %v, before the server let go (%v)", took, lag)
+			case !tc.wait && took >= lag:
+				t.Errorf("ended after %v, waiting for the server", took)
+			}
+			if got := strings.Contains(tr, "half-closed"); got != tc.wait {
+				t.Errorf("half-close in the transcript: %v, want %v:\n%s", got, tc.wait, tr)
+			}
+		})
+	}
+}
