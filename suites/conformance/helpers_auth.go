@@ -21,7 +21,7 @@ import (
 // not applicable when CAPA does not list SASL PLAIN there.
 func needPlainMech(ctx SpecContext, t *harness.Target) (*harness.Conn, capabilities) {
 	c := plaintextReady(ctx, t)
-	k := needCapa(c)
+	k := needCapaFresh(t, c)
 	if !slices.Contains(k.SASL(), "PLAIN") {
 		verdict.SkipNotApplicable("the server does not list PLAIN in its SASL capability (%q)", strings.Join(k.Params("SASL"), " "))
 	}
@@ -72,7 +72,7 @@ func authWithIR(t *harness.Target, c *harness.Conn, mech, ir string) harness.Rep
 func needSTLS(ctx SpecContext, t *harness.Target) (*harness.Conn, capabilities) {
 	c := need(t.DialPlain(ctx))
 	Expect(c.Greeting.OK()).To(BeTrue(), "greeting %q", c.Greeting)
-	k := needCapa(c)
+	k := needCapaFresh(t, c)
 	needTag(k, "STLS", "on the plain listener")
 	return c, k
 }

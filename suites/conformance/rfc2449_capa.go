@@ -261,7 +261,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 
 	Spec("logs in with USER and PASS when USER is advertised", IDs("RFC2449-6.2-user-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		needTag(needCapa(c), "USER", "where plaintext logins are allowed")
+		needTag(needCapaFresh(t, c), "USER", "where plaintext logins are allowed")
 		a := need(t.Account(ctx))
 		Expect(loginAgain(c, a)).To(Succeed())
 		expectOK(cmd(c, "STAT"), "STAT after USER/PASS")
@@ -269,7 +269,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 
 	Spec("accepts AUTH for every mechanism it lists in SASL", IDs("RFC2449-6.3-sasl-cap"), Readonly, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		k := needCapa(c)
+		k := needCapaFresh(t, c)
 		needTag(k, "SASL", "where plaintext logins are allowed")
 		Expect(k.Params("SASL")).NotTo(BeEmpty(), "SASL lists no mechanism")
 		for _, m := range k.Params("SASL") {
@@ -283,7 +283,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 
 	Spec("marks only response codes with an opening bracket when RESP-CODES is advertised", IDs("RFC2449-6.4-resp-codes-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		needTag(needCapa(c), "RESP-CODES", "before login")
+		needTag(needCapaFresh(t, c), "RESP-CODES", "before login")
 		a := need(t.Account(ctx))
 		var seen []harness.Reply
 		seen = append(seen, c.Greeting)
@@ -307,7 +307,7 @@ var _ = Describe("RFC 2449 section 6 what the capabilities promise", func() {
 
 	Spec("sends a pipelined batch before login and answers each command in order", IDs("RFC2449-6.6-pipelining-cap"), Readonly, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		k := needCapa(c)
+		k := needCapaFresh(t, c)
 		needTag(k, "PIPELINING", "before login")
 		a := need(t.Account(ctx))
 		// No reply is read until every command is out. USER and PASS go
@@ -574,7 +574,7 @@ var _ = Describe("RFC 2449 section 4 command length", func() {
 			verdict.SkipNotApplicable("the profile follows MS-STANXPOP3 E0006 (limit %d)", max)
 		}
 		c := plaintextReady(ctx, t)
-		k := needCapa(c)
+		k := needCapaFresh(t, c)
 		if k.Has("AUTH-RESP-CODE") {
 			// A wrong password of the right length is a credentials
 			// failure, and the server says so with [AUTH]: proof that

@@ -107,7 +107,7 @@ var _ = Describe("RFC 2449 section 8 response codes", func() {
 	// count it, so the spec is disruptive.
 	Spec("puts a response code in brackets right after the status and a space", IDs("RFC2449-8-resp-code-syntax"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		k := needCapa(c)
+		k := needCapaFresh(t, c)
 		if !k.Has("RESP-CODES") && !k.Has("AUTH-RESP-CODE") {
 			verdict.SkipNotApplicable("the server advertises neither RESP-CODES nor AUTH-RESP-CODE")
 		}

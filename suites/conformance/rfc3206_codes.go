@@ -27,7 +27,7 @@ func wrongPass(c *harness.Conn, a harness.Account) harness.Reply {
 var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 	Spec("puts [AUTH] on a refused password when AUTH-RESP-CODE is advertised", IDs("RFC3206-5-auth-code"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		needTag(needCapa(c), "AUTH-RESP-CODE", "before login")
+		needTag(needCapaFresh(t, c), "AUTH-RESP-CODE", "before login")
 		r := wrongPass(c, need(t.Account(ctx)))
 		Expect(strings.ToUpper(r.Code())).To(Equal("AUTH"), "%q", r.String())
 	})
@@ -72,7 +72,7 @@ var _ = Describe("RFC 3206 section 5 the AUTH response code", func() {
 var _ = Describe("RFC 3206 section 6 the AUTH-RESP-CODE capability", func() {
 	Spec("puts [AUTH] on every credentials failure and on nothing else", IDs("RFC3206-6-auth-resp-code-cap"), Disruptive, NoLogin, func(ctx SpecContext, t *harness.Target) {
 		c := plaintextReady(ctx, t)
-		k := needCapa(c)
+		k := needCapaFresh(t, c)
 		needTag(k, "AUTH-RESP-CODE", "before login")
 		a := need(t.Account(ctx))
 		isAuth := func(r harness.Reply) bool { return strings.EqualFold(r.Code(), "AUTH") }

@@ -37,7 +37,7 @@ func ntlmNegotiate() string {
 // needAUTH reads CAPA and ends the spec as not applicable when the
 // server lists no SASL capability, that is, does not implement AUTH.
 func needAUTH(c *harness.Conn) capabilities {
-	k := needCapa(c)
+	k := needCapaFresh(currentTarget(), c)
 	needTag(k, "SASL", "(the server does not implement AUTH)")
 	return k
 }

@@ -133,6 +133,11 @@ type Facts struct {
 	// CapaAuthorization and CapaTransaction: CAPA answered +OK.
 	CapaAuthorization Tri `json:"capa_authorization" yaml:"capa_authorization"`
 	CapaTransaction   Tri `json:"capa_transaction" yaml:"capa_transaction"`
+	// CapaLines are the lines of CAPA's +OK answer before login, read on
+	// a connection as the target is usually reached: a spec that needs to
+	// know only what is listed there, before it sends anything, need not
+	// ask again.
+	CapaLines []string `json:"capa_lines,omitempty" yaml:"capa_lines,omitempty"`
 	// NoopTransaction: NOOP answered +OK after login.
 	NoopTransaction Tri `json:"noop_transaction" yaml:"noop_transaction"`
 	// Authorization and Transaction: unknown commands until the close.
@@ -249,10 +254,10 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	}
 	// The lanes set disjoint fields of f, so they may write it at once.
 	capa := func(lane int) {
-		if v, err := m.measureCapaAuthorization(ctx); err != nil {
+		if v, lines, err := m.measureCapaAuthorization(ctx); err != nil {
 			failIn(lane)("CAPA in AUTHORIZATION", err)
 		} else {
-			f.CapaAuthorization = v
+			f.CapaAuthorization, f.CapaLines = v, lines
 		}
 	}
 	logins := func(withCapa bool) {
@@ -305,24 +310,24 @@ func (t *Target) MeasureFacts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (t *Target) measureCapaAuthorization(ctx context.Context) (Tri, error) {
+func (t *Target) measureCapaAuthorization(ctx context.Context) (Tri, []string, error) {
 	c, err := t.Dial(ctx)
 	if err != nil {
-		return Unknown, err
+		return Unknown, nil, err
 	}
 	defer c.Close()
 	m, err := c.CmdMulti("CAPA")
 	switch {
 	case err != nil:
-		return Unknown, err
+		return Unknown, nil, err
 	case m.OK():
 		_, _ = c.Quit()
-		return Yes, nil
+		return Yes, m.Texts(), nil
 	case m.Err():
 		_, _ = c.Quit()
-		return No, nil
+		return No, nil, nil
 	}
-	return Unknown, fmt.Errorf("CAPA got %q, neither +OK nor -ERR", m.String())
+	return Unknown, nil, fmt.Errorf("CAPA got %q, neither +OK nor -ERR", m.String())
 }
 
 // measureErrors sends an unknown command up to ErrorCap times and counts

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -293,6 +294,15 @@ func checkMeasuredFacts(t *testing.T, tg *Target, want Facts, sizes, reason stri
 	}
 	if got.Authorization != want.Authorization || got.Transaction != want.Transaction {
 		t.Errorf("error limits: got %+v / %+v, want %+v / %+v", got.Authorization, got.Transaction, want.Authorization, want.Transaction)
+	}
+	// The list before login is kept for the specs when CAPA answered +OK
+	// there (the fake lists USER alone).
+	var lines []string
+	if want.CapaAuthorization == Yes {
+		lines = []string{"USER"}
+	}
+	if !slices.Equal(got.CapaLines, lines) {
+		t.Errorf("CAPA lines before login: %q, want %q", got.CapaLines, lines)
 	}
 	if got.FailedPassCloses != want.FailedPassCloses {
 		t.Errorf("failed PASS closes: got %s (%s), want %s", got.FailedPassCloses, got.FailedPassNote, want.FailedPassCloses)

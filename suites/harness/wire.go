@@ -233,6 +233,10 @@ func (c *Conn) ConnectionState() *tls.ConnectionState {
 	return nil
 }
 
+// Note adds a line of the client's own to the transcript: something the
+// evidence needs that did not cross the wire here.
+func (c *Conn) Note(s string) { c.tr.note(s) }
+
 // Transcript returns the connection's transcript.
 func (c *Conn) Transcript() *Transcript { return c.tr }
 
