@@ -373,8 +373,8 @@ var _ = Describe("RFC 1939 section 5: DELE, NOOP and RSET", func() {
 	// markAndReset marks up to three messages deleted, clears the marks
 	// with RSET and checks that STAT and LIST show every message again.
 	markAndReset := func(c *harness.Conn) []listing {
-		n := statAtLeast(c, 1)
-		_, size := stat(c)
+		n, size := stat(c)
+		needMessages(n, 1)
 		list := scanListings(c)
 		marked := min(n, 3)
 		for i := 1; i <= marked; i++ {
