@@ -658,14 +658,14 @@ func (w *worker) Here(s conformance.SpecInfo) bool {
 		w.awaitLane()
 		w.seeLane()
 	}
-	if s.BesideMail() && w.lanes() {
+	if s.BesideMail() && w.hasLane() {
 		w.awaitCalm()
 	}
 	if w.index >= w.beside && w.laneStarted() {
 		w.stopped.Store(true)
 		return false
 	}
-	if s.BesideMail() && w.lanes() && !w.calm() {
+	if s.BesideMail() && w.hasLane() && !w.calm() {
 		return false // the run's time is up: the first process runs it
 	}
 	if !w.take(s) {
@@ -701,9 +701,9 @@ func (w *worker) laneStarted() bool {
 	return err == nil
 }
 
-// lanes says whether the run's first process may run specs of its own
+// hasLane says whether the run's first process may run specs of its own
 // beside the workers: the run allows more than readonly specs.
-func (w *worker) lanes() bool {
+func (w *worker) hasLane() bool {
 	a := w.allow
 	return a.AllowsReversible() || a.Disruptive || a.Slow
 }
