@@ -336,19 +336,27 @@ func (l *lead) room() int {
 	return leadConns
 }
 
-// calmAt says whether, once at s, no spec of this process that contends
-// for the maildrop lock or sends failed logins is left to run beside the
-// workers: s marks or removes mail after the disruptive specs (the
-// priorities put those first, after the marked Reading), or the workers
-// are to end before s, or this process is past its own specs.
+// calmAt says whether, once at s, the workers beside this process may
+// take the LoginOnly specs: this process is past its own specs, or the
+// workers are to end before s, or s marks or removes mail after the
+// disruptive specs (the priorities put those first, after the marked
+// Reading) and no worker was refused a session. A server that refused
+// one may refuse this process a login while login-only sessions are
+// open, and that refusal must not become a verdict.
 func (l *lead) calmAt(s conformance.SpecInfo, runs bool) bool {
 	switch {
 	case s.Beside() || s.BesideMail():
 		return true
 	case !runs:
 		return false
+	case s.Alone():
+		return true
+	case s.Class == conformance.Mutating || (s.Class == conformance.Reversible && s.Group == ""):
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.refusals) == 0
 	}
-	return s.Alone() || s.Class == conformance.Mutating || (s.Class == conformance.Reversible && s.Group == "")
+	return false
 }
 
 // signalCalm lets the workers beside this process take the LoginOnly

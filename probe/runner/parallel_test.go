@@ -188,7 +188,8 @@ func TestLeadRoom(t *testing.T) {
 // specs once it reaches a spec that marks or removes mail after the
 // disruptive ones, one that runs alone (the workers end first), or the
 // workers' own specs; not at the marked Reading, a disruptive spec, or a
-// spec the run does not allow.
+// spec the run does not allow; and after a worker was refused a session,
+// not before its own specs are done.
 func TestLeadCalm(t *testing.T) {
 	loginOnly := []conformance.Flag{conformance.LoginOnly}
 	for _, tc := range []struct {
@@ -211,6 +212,22 @@ func TestLeadCalm(t *testing.T) {
 		l := &lead{}
 		if got := l.calmAt(tc.s, tc.runs); got != tc.want {
 			t.Errorf("%s: calm %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// After a worker was refused a session, only the end of this
+	// process's own specs, or of the workers, lets them run.
+	refused := &lead{refusals: []string{"-ERR [IN-USE]"}}
+	for _, tc := range []struct {
+		s    conformance.SpecInfo
+		want bool
+	}{
+		{conformance.SpecInfo{Class: conformance.Reversible}, false},
+		{conformance.SpecInfo{Class: conformance.Mutating}, false},
+		{conformance.SpecInfo{Class: conformance.Disruptive, Flags: []conformance.Flag{conformance.Robustness}}, true},
+		{conformance.SpecInfo{Class: conformance.Readonly, Flags: loginOnly}, true},
+	} {
+		if got := refused.calmAt(tc.s, true); got != tc.want {
+			t.Errorf("after a refusal, %s %v: calm %v, want %v", tc.s.Class, tc.s.Flags, got, tc.want)
 		}
 	}
 	l := &lead{dir: t.TempDir()}
