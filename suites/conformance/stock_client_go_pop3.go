@@ -227,7 +227,9 @@ func stockConnect(ctx SpecContext, t *harness.Target, implicit bool) stockSessio
 	}
 	DeferCleanup(func() {
 		for _, tap := range taps {
-			_ = tap.Close()
+			// After the library's QUIT a server that locks the maildrop
+			// lets go of it only once UPDATE is done.
+			_ = t.CloseRaw(tap.Conn)
 			note := ""
 			if opt.TLSEnabled {
 				note = "(TLS run by the library: the tap saw ciphertext)\n"

@@ -58,7 +58,7 @@ var contentKeywords = map[string]bool{"LIST": true, "UIDL": true, "RETR": true, 
 // a command that reads or marks the maildrop's messages in TRANSACTION
 // (ErrReadForbidden).
 func (c *Conn) readsAllowed(b []byte) error {
-	if c.guard == nil || c.guard.rec == nil || !c.seen.transaction || c.inSASL || !c.guard.rec.forbidsReads() {
+	if r := c.recorder(); r == nil || !c.seen.transaction || c.inSASL || !r.forbidsReads() {
 		return nil
 	}
 	for _, line := range bytes.SplitAfter(b, []byte("\n")) {

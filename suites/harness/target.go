@@ -89,11 +89,7 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 		if err := t.openRemote(); err != nil {
 			return nil, err
 		}
-		// A server expected to lock the maildrop frees the lock for the
-		// next spec only once it has seen the last one's session end.
-		if expect.Lock == profile.LockExclusive {
-			t.rec.SettleSessions()
-		}
+		t.settleFor(expect)
 		return t, nil
 	}
 	serverProfile := expect.Clone()
@@ -110,10 +106,37 @@ func Open(ctx context.Context, cfg Config) (*Target, error) {
 	if err := t.startReference(ctx, serverProfile, time.Time{}); err != nil {
 		return nil, err
 	}
-	if serverProfile.Lock == profile.LockExclusive {
+	t.settleFor(serverProfile)
+	return t, nil
+}
+
+// closeWait is how long a close of the server's is awaited (ExpectClose).
+func (t *Target) closeWait() time.Duration {
+	if t.ref != nil {
+		return closeWaitReference
+	}
+	return closeWaitRemote
+}
+
+// CloseRaw closes a connection a spec opened outside the harness (a
+// library's own, say). Where the sessions settle (Recorder.SettleSessions)
+// it half-closes it first and waits for the server's close, as the
+// harness does with its own sessions, so that the next spec's login finds
+// the maildrop lock free.
+func (t *Target) CloseRaw(nc net.Conn) error {
+	if t.rec.settles() && halfClose(nc) == nil {
+		drain(nc, nc, t.closeWait())
+	}
+	return nc.Close()
+}
+
+// settleFor settles the sessions (Recorder.SettleSessions) of a server
+// that behaves as p and locks the maildrop: it frees the lock for the
+// next spec only once it has seen the last one's session end.
+func (t *Target) settleFor(p *profile.Profile) {
+	if p.Lock == profile.LockExclusive {
 		t.rec.SettleSessions()
 	}
-	return t, nil
 }
 
 func (t *Target) openRemote() error {
@@ -272,9 +295,7 @@ func (t *Target) namedConn(nc net.Conn, addr string, implicit bool) *Conn {
 func (t *Target) adopt(ctx context.Context, c *Conn, opened bool) {
 	c.guard = t.lineGuard(opened, false)
 	c.guard.note = c.tr.note
-	if t.ref != nil {
-		c.closeWait = closeWaitReference
-	}
+	c.closeWait = t.closeWait()
 	c.bind(ctx)
 	t.rec.track(c)
 }

@@ -401,8 +401,8 @@ func (r *Recorder) Refusal() error {
 }
 
 // SettleSessions makes Flush and EndSpec, from now on, end every session
-// in TRANSACTION with a half-close and wait (briefly) for the server to
-// close it, before the next spec: where the server locks the maildrop,
+// in TRANSACTION with a half-close and wait for the server to close it
+// (as ExpectClose would), before the next spec: where the server locks the maildrop,
 // the lock is then free for the next login, however that logs in (a
 // USER/PASS login tries again on [IN-USE], an AUTH or APOP one need
 // not). A half-close ends the session without UPDATE, as a close does.

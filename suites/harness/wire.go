@@ -242,15 +242,19 @@ func (c *Conn) Transcript() *Transcript { return c.tr }
 
 // Close closes the connection without QUIT.
 func (c *Conn) Close() error {
-	c.settle(c.guard != nil && c.guard.rec != nil && c.guard.rec.settles())
+	c.settle(c.recorder() != nil && c.recorder().settles())
 	c.clientClosed.Store(true)
 	c.tr.note("client closed the connection")
 	return c.nc.Close()
 }
 
-// settleWait bounds the wait for the server's close after a half-close
-// (Recorder.SettleSessions).
-const settleWait = time.Second
+// recorder is the recorder of the connection's run, nil for a bare one.
+func (c *Conn) recorder() *Recorder {
+	if c.guard == nil {
+		return nil
+	}
+	return c.guard.rec
+}
 
 // end closes the connection at the end of a spec, without QUIT, settled
 // when settle (see Conn.settle).
@@ -260,22 +264,52 @@ func (c *Conn) end(settle bool) {
 }
 
 // settle, when on, half-closes a session in TRANSACTION and reads what
-// the server still sends until it closes too, within settleWait: a server
-// that locks the maildrop has then let go of it (Recorder.SettleSessions).
+// the server still sends until it closes too, within the wait for a close
+// (ExpectClose's): a server that locks the maildrop has then let go of it
+// (Recorder.SettleSessions).
 func (c *Conn) settle(on bool) {
 	if on && c.seen.transaction && !c.seen.closed && !c.clientClosed.Load() {
+		// The spec's context ends as the spec does: noticed during the
+		// wait, it would cut the wait short (bind).
+		c.detach()
 		if err := c.CloseWrite(); err == nil {
-			_ = c.nc.SetReadDeadline(time.Now().Add(settleWait))
-			_, _ = io.Copy(io.Discard, c.r)
+			drain(c.nc, c.r, c.closeWait)
 		}
 	}
 }
 
+// detach unties the connection from the context it was bound to, so that
+// the end of that context no longer interrupts it.
+func (c *Conn) detach() {
+	c.bindMu.Lock()
+	defer c.bindMu.Unlock()
+	if c.unbind != nil {
+		c.unbind()
+		c.unbind = nil
+	}
+	c.ctx = nil
+}
+
+// drain reads r, the reading side of nc, until the server closes, within
+// wait.
+func drain(nc net.Conn, r io.Reader, wait time.Duration) {
+	_ = nc.SetReadDeadline(time.Now().Add(wait))
+	_, _ = io.Copy(io.Discard, r)
+}
+
 // CloseWrite half-closes the connection when the transport allows it.
 func (c *Conn) CloseWrite() error {
-	type closeWriter interface{ CloseWrite() error }
-	if cw, ok := c.nc.(closeWriter); ok {
+	err := halfClose(c.nc)
+	if err == nil {
 		c.tr.note("client half-closed the connection")
+	}
+	return err
+}
+
+// halfClose half-closes nc when the transport allows it.
+func halfClose(nc net.Conn) error {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := nc.(closeWriter); ok {
 		return cw.CloseWrite()
 	}
 	return errors.New("transport cannot half-close")
