@@ -58,6 +58,9 @@ type message struct {
 	Kept   bool              `json:"kept,omitempty"`
 	Lane   bool              `json:"lane,omitempty"`
 	Report *types.Report     `json:"report,omitempty"`
+	// Released: the worker let its kept session go while the first
+	// process holds the workers (holdFile).
+	Released bool `json:"released,omitempty"`
 }
 
 // started names a spec a worker took, and the Reading it reads for its
@@ -78,6 +81,13 @@ const laneFile = "lane"
 // left to run beside the workers: from then on the workers beside it take
 // the specs that log in only to see how the server answers (LoginOnly).
 const calmFile = "calm"
+
+// holdFile is in the claim directory while the run's first process runs,
+// before its own specs, a spec a worker gave back: the workers take no
+// spec and keep no session meanwhile, so that the run stays within
+// --max-connections and the spec does not meet the refusal it was given
+// back for.
+const holdFile = "hold"
 
 // lead is the schedule of the run's first process. Against a remote
 // host it starts the workers once the facts are measured: they share the
@@ -310,11 +320,44 @@ func (l *lead) Here(s conformance.SpecInfo) bool {
 	}
 	l.await(func() bool { return l.resolved(s) })
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return !l.done[s.Key]
+	here := !l.done[s.Key]
+	l.mu.Unlock()
+	if here && !l.laneOn.Load() {
+		l.makeRoom()
+	}
+	return here
 }
 
-func (l *lead) Ended(string, string) {}
+// makeRoom holds the workers (holdFile) and waits until the connections
+// they hold (their specs' and their kept sessions) leave room for a spec
+// of this process: before its own specs it has none of its own
+// (lead.room). Once a worker was refused, the server wants fewer sessions
+// than the run's limit: the spec then waits until the workers hold none.
+// The parameter measurement is not waited for: it may itself wait for
+// the workers, which are held.
+func (l *lead) makeRoom() {
+	if f, err := os.Create(filepath.Join(l.dir, holdFile)); err == nil {
+		f.Close()
+	}
+	l.await(func() bool {
+		held := len(l.running)
+		for i, h := range l.holds {
+			if h && !l.exited[i] && l.running[i] == "" {
+				held++
+			}
+		}
+		if len(l.refusals) > 0 {
+			return held == 0
+		}
+		return held+leadConns <= l.workers
+	})
+}
+
+// Ended lets the workers go on once a spec this process ran while holding
+// them has ended.
+func (l *lead) Ended(string, string) {
+	_ = os.Remove(filepath.Join(l.dir, holdFile))
+}
 
 // leadConns is how many connections the first process holds beside the
 // workers: a lock spec's two sessions, or a spec's session and the next
@@ -520,7 +563,7 @@ func (l *lead) runWorker(ctx context.Context, n int, j job) error {
 					l.owner["group:"+m.Start.Group] = n
 				}
 			})
-		case m.Lane:
+		case m.Lane, m.Released:
 			l.update(func() { l.holds[n] = false })
 		case m.Spec != nil:
 			key, why := conformance.SpecKey(*m.Spec), busy(*m.Spec)
@@ -666,16 +709,18 @@ func (w *worker) Here(s conformance.SpecInfo) bool {
 		w.awaitLane()
 		w.seeLane()
 	}
-	if s.BesideMail() && w.hasLane() {
-		w.awaitCalm()
+	calm := !s.BesideMail() || !w.hasLane()
+	if !calm {
+		calm = w.awaitCalm()
 	}
 	if w.index >= w.beside && w.laneStarted() {
 		w.stopped.Store(true)
 		return false
 	}
-	if s.BesideMail() && w.hasLane() && !w.calm() {
+	if !calm {
 		return false // the run's time is up: the first process runs it
 	}
+	w.poll(func() bool { return !w.held() })
 	if !w.take(s) {
 		return false
 	}
@@ -723,24 +768,39 @@ func (w *worker) calm() bool {
 
 // awaitCalm waits until the first process lets the LoginOnly specs run
 // beside it, the worker is to stop (it is not one of those beside), or
-// the run's time is up. A session kept meanwhile goes once the first
-// process runs specs of its own, which waits for that.
-func (w *worker) awaitCalm() {
-	for !w.calm() && time.Now().Before(w.deadline) {
+// the run's time is up, and says whether they may run. A session kept
+// meanwhile goes once the first process runs specs of its own, which
+// waits for that.
+func (w *worker) awaitCalm() bool {
+	w.poll(func() bool {
 		w.seeLane()
-		if w.index >= w.beside && w.laneStarted() {
-			return
+		return w.calm() || (w.index >= w.beside && w.laneStarted())
+	})
+	return w.calm()
+}
+
+// awaitLane waits until the lead runs specs of its own, or the run's time
+// is up.
+func (w *worker) awaitLane() { w.poll(w.laneStarted) }
+
+// poll waits until done says so or the run's time is up: the first
+// process speaks to the workers through files in the claim directory.
+// Meanwhile a session kept for the next spec goes while the first
+// process holds the workers.
+func (w *worker) poll(done func() bool) {
+	for !done() && time.Now().Before(w.deadline) {
+		if w.held() && w.holds() {
+			w.t.Release()
+			w.send(message{Released: true})
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// awaitLane waits until the lead runs specs of its own, or the run's time
-// is up.
-func (w *worker) awaitLane() {
-	for !w.laneStarted() && time.Now().Before(w.deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+// held says whether the first process holds the workers (holdFile).
+func (w *worker) held() bool {
+	_, err := os.Stat(filepath.Join(w.dir, holdFile))
+	return err == nil
 }
 
 // claim takes name for this worker unless another already has it.

@@ -294,3 +294,62 @@ func TestWorkersAwaitCalm(t *testing.T) {
 		t.Errorf("started %v, want %v", got, want)
 	}
 }
+
+// TestLeadMakesRoom: before its own specs the lead runs a spec a worker
+// gave back only once the workers' connections leave room for it; the
+// workers take no spec meanwhile, and go on once it ended.
+func TestLeadMakesRoom(t *testing.T) {
+	l := &lead{workers: 4, dir: t.TempDir(), deadline: time.Now().Add(time.Minute)}
+	given := conformance.SpecInfo{Key: "given", Class: conformance.Readonly}
+	l.update(func() {
+		l.pool, l.live = true, 4
+		l.running[0], l.running[1], l.running[2] = "a", "b", "c"
+		l.givenKeys["given"] = true
+	})
+	ran := make(chan bool)
+	go func() { ran <- l.Here(given) }()
+	select {
+	case <-ran:
+		t.Fatal("the lead ran a given-back spec while three workers held a connection each")
+	case <-time.After(100 * time.Millisecond):
+	}
+	w := &worker{dir: l.dir, send: func(message) {}, beside: 2, deadline: time.Now().Add(150 * time.Millisecond)}
+	begun := time.Now()
+	w.Here(conformance.SpecInfo{Key: "next", Class: conformance.Readonly})
+	if waited := time.Since(begun); waited < 100*time.Millisecond {
+		t.Errorf("a worker took a spec after %v while the lead held the workers", waited)
+	}
+	l.update(func() { delete(l.running, 2) })
+	select {
+	case here := <-ran:
+		if !here {
+			t.Error("the lead did not run the spec given back")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lead still waits with two connections free")
+	}
+	l.Ended("given", "")
+	// After a refusal, the spec waits until the workers hold nothing.
+	l.update(func() { l.refusals = []string{"-ERR [SYS/TEMP]"} })
+	go func() { ran <- l.Here(given) }()
+	select {
+	case <-ran:
+		t.Fatal("after a refusal the lead ran a given-back spec while workers held connections")
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.update(func() { clear(l.running) })
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lead still waits with no worker holding a connection")
+	}
+	l.Ended("given", "")
+	w.deadline = time.Now().Add(time.Minute)
+	begun = time.Now()
+	if !w.Here(conformance.SpecInfo{Key: "after", Class: conformance.Readonly}) {
+		t.Error("a worker took no spec once the given-back spec ended")
+	}
+	if waited := time.Since(begun); waited > 100*time.Millisecond {
+		t.Errorf("a worker waited %v after the given-back spec ended", waited)
+	}
+}
